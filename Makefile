@@ -1,0 +1,94 @@
+# pgdispatch: build, install, test.
+#
+#   make                 build build/pgdispatch
+#   make check           install missing packages, build, run every test
+#                        against a scratch PostgreSQL (or $PGHOST when set)
+#   make check-unit      the unit tier only (no database)
+#   make scratch-db      a shell with a throwaway PostgreSQL, removed on exit
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make clean           remove build/
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   := build
+
+PKGS      := libpq yaml-0.1
+PKGS_TEST := $(PKGS) check
+
+CC ?= cc
+WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+OPT      ?= -O2 -g
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) \
+             -I$(BUILD) -Idispatcher $(CFLAGS)
+LDFLAGS_ALL = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+
+# pkg-config is asked lazily (=, not :=) so that `make deps` can install it
+# before the first compile needs it.
+PKG_CFLAGS      = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS        = $(shell pkg-config --libs $(PKGS))
+PKG_TEST_CFLAGS = $(shell pkg-config --cflags $(PKGS_TEST))
+PKG_TEST_LIBS   = $(shell pkg-config --libs $(PKGS_TEST))
+
+# Every module except main.c is linked into both the daemon and the tests.
+LIB_SRC  := $(filter-out dispatcher/main.c,$(wildcard dispatcher/*.c))
+LIB_OBJ  := $(patsubst dispatcher/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/embed_files.o
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
+
+# SQL and migrations are compiled into the binary: an installed pgdispatch
+# needs no source tree.
+EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
+
+.PHONY: all deps check check-unit scratch-db install uninstall clean
+
+all: $(BUILD)/pgdispatch
+
+deps:
+	@tests/deps.sh
+
+$(BUILD)/pgdispatch: $(BUILD)/obj/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(BUILD)/obj/%.o: dispatcher/%.c dispatcher/*.h | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/embed_files.c: dispatcher/embed_gen.sh $(EMBED_SRC) | $(BUILD)/obj
+	sh dispatcher/embed_gen.sh $(EMBED_SRC) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/embed_files.o: $(BUILD)/embed_files.c dispatcher/embed.h
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/test-obj/%.o: tests/%.c tests/*.h dispatcher/*.h | $(BUILD)/test-obj
+	$(CC) $(CFLAGS_ALL) -Itests $(PKG_TEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/check_pgdispatch: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_TEST_LIBS)
+
+$(BUILD)/obj $(BUILD)/test-obj:
+	mkdir -p $@
+
+# The test binary finds the daemon and the source tree through the
+# environment, so it can run from any directory.
+TEST_ENV = PGDISPATCH_BIN=$(abspath $(BUILD)/pgdispatch) PGDISPATCH_SRC=$(CURDIR)
+
+check: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch
+	$(TEST_ENV) tests/pg_scratch.sh $(BUILD)/check_pgdispatch
+
+check-unit: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch
+	env -u PGHOST $(TEST_ENV) PGDISPATCH_TIER=unit $(BUILD)/check_pgdispatch
+
+scratch-db: deps all
+	PATH=$(abspath $(BUILD)):$$PATH tests/pg_scratch.sh
+
+install: $(BUILD)/pgdispatch
+	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/pgdispatch
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,196 @@
+/* libpq connections and checked statements; see db.h. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DB_REDACTED "********"
+
+/* Copies src into dst, dropping trailing newlines and joining lines with
+ * "; " so one failure stays one log line. */
+static void
+db_trim_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = 0;
+
+	if (len == 0)
+		return;
+	for (const char *p = src; *p != '\0' && n + 1 < len; p++) {
+		if (*p == '\n') {
+			if (p[1] == '\0')
+				break;
+			if (n + 3 < len) {
+				dst[n++] = ';';
+				dst[n++] = ' ';
+			}
+			continue;
+		}
+		dst[n++] = *p;
+	}
+	dst[n] = '\0';
+}
+
+/* True when conninfo could carry a password we failed to parse out. */
+static bool
+db_mentions_password(const char *conninfo)
+{
+	return strstr(conninfo, "password") != NULL || strchr(conninfo, '@') != NULL;
+}
+
+void
+db_redact(const char *msg, const char *conninfo, char *out, size_t len)
+{
+	PQconninfoOption *opts;
+	const char *password = NULL;
+	char *parse_err = NULL;
+	char redacted[2048];
+	size_t n = 0;
+
+	if (conninfo == NULL || conninfo[0] == '\0') {
+		db_trim_copy(out, len, msg);
+		return;
+	}
+	opts = PQconninfoParse(conninfo, &parse_err);
+	if (opts == NULL) {
+		PQfreemem(parse_err);
+		if (db_mentions_password(conninfo))
+			snprintf(out, len, "invalid connection string (details withheld: it may hold a password)");
+		else
+			db_trim_copy(out, len, msg);
+		return;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+			password = o->val;
+
+	/* Redact the raw text first: trimming could split the password. */
+	for (const char *p = msg; *p != '\0' && n + 1 < sizeof redacted;) {
+		if (password != NULL && strncmp(p, password, strlen(password)) == 0) {
+			for (const char *r = DB_REDACTED; *r != '\0' && n + 1 < sizeof redacted; r++)
+				redacted[n++] = *r;
+			p += strlen(password);
+		} else {
+			redacted[n++] = *p++;
+		}
+	}
+	redacted[n] = '\0';
+	PQconninfoFree(opts);
+	db_trim_copy(out, len, redacted);
+}
+
+void
+db_conninfo_safe(const char *conninfo, char *out, size_t len)
+{
+	PQconninfoOption *opts;
+	size_t n = 0;
+
+	if (len == 0)
+		return;
+	out[0] = '\0';
+	if (conninfo == NULL || conninfo[0] == '\0') {
+		snprintf(out, len, "(PG* environment)");
+		return;
+	}
+	opts = PQconninfoParse(conninfo, NULL);
+	if (opts == NULL) {
+		snprintf(out, len, "(unparsable connection string)");
+		return;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		int w;
+
+		if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "password") == 0)
+			continue;
+		w = snprintf(out + n, len - n, "%s%s=%s", n > 0 ? " " : "", o->keyword, o->val);
+		if (w < 0 || (size_t) w >= len - n)
+			break;
+		n += (size_t) w;
+	}
+	PQconninfoFree(opts);
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *application_name, struct db_error *err)
+{
+	/*
+	 * Array entries before the expanded "dbname" are defaults that the
+	 * connection string may override (libpq-connect, PQconnectdbParams).
+	 * Keepalives make a dead peer visible in about a minute instead of the
+	 * kernel's two hours (research/pg-pitfalls.md, 6.2).
+	 */
+	const char *keys[12], *vals[12];
+	int k = 0;
+	PGconn *conn;
+
+	if (getenv("PGCONNECT_TIMEOUT") == NULL) {
+		keys[k] = "connect_timeout";
+		vals[k++] = "10";
+	}
+	if (getenv("PGAPPNAME") == NULL && application_name != NULL) {
+		keys[k] = "application_name";
+		vals[k++] = application_name;
+	}
+	keys[k] = "keepalives";
+	vals[k++] = "1";
+	keys[k] = "keepalives_idle";
+	vals[k++] = "30";
+	keys[k] = "keepalives_interval";
+	vals[k++] = "10";
+	keys[k] = "keepalives_count";
+	vals[k++] = "3";
+	keys[k] = "dbname";
+	vals[k++] = conninfo != NULL ? conninfo : "";
+	keys[k] = NULL;
+	vals[k] = NULL;
+
+	memset(err, 0, sizeof *err);
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL) {
+		snprintf(err->message, sizeof err->message, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		db_redact(PQerrorMessage(conn), conninfo, err->message, sizeof err->message);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+PGresult *
+db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+        struct db_error *err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	const char *state;
+
+	memset(err, 0, sizeof *err);
+	switch (PQresultStatus(res)) {
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+		return res;
+	default:
+		break;
+	}
+	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (state != NULL)
+		snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
+	if (res != NULL && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL)
+		db_trim_copy(err->message, sizeof err->message,
+		             PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+	else
+		db_trim_copy(err->message, sizeof err->message, PQerrorMessage(conn));
+	PQclear(res);
+	return NULL;
+}
+
+const char *
+db_error_text(const struct db_error *err, char *buf, size_t len)
+{
+	if (err->sqlstate[0] != '\0')
+		snprintf(buf, len, "%s: %s", err->sqlstate, err->message);
+	else
+		snprintf(buf, len, "%s", err->message);
+	return buf;
+}

@@ -1,0 +1,56 @@
+/*
+ * libpq behind one door: connecting with safe defaults, running a statement
+ * with its result checked, and keeping passwords out of every message.
+ *
+ * Only the db_* and queue modules include <libpq-fe.h>; callers elsewhere
+ * see struct db_error and plain strings.
+ */
+#ifndef PGDISPATCH_DB_H
+#define PGDISPATCH_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#define DB_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Why a statement or a connection failed, in libpq's own words. */
+struct db_error {
+	char sqlstate[6];    /* "" when the failure has no SQLSTATE */
+	char message[1024];  /* trimmed, one line per libpq line, no password */
+};
+
+/*
+ * Connects with libpq. conninfo is a key=value string or a URI; NULL or ""
+ * means libpq's PG* environment. Defaults that a daemon wants (TCP
+ * keepalives, a connect timeout, application_name) come first, so that
+ * anything in conninfo or the environment overrides them. Returns NULL with
+ * err filled, never a half-open connection; the caller PQfinish()es.
+ */
+PGconn *db_connect(const char *conninfo, const char *application_name,
+                   struct db_error *err) DB_MUSTCHECK;
+
+/*
+ * Runs sql with text parameters on conn. Returns the result when it is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK (the caller PQclear()s it), else NULL
+ * with err filled.
+ */
+PGresult *db_exec(PGconn *conn, const char *sql, int nparams,
+                  const char *const *params, struct db_error *err) DB_MUSTCHECK;
+
+/* Formats err as "SQLSTATE: message" or "message". Borrowed buffer. */
+const char *db_error_text(const struct db_error *err, char *buf, size_t len);
+
+/*
+ * Copies msg into out with every occurrence of the password that conninfo
+ * carries replaced by "********". When conninfo cannot be parsed (so its
+ * password cannot be known) and it mentions a password at all, the message
+ * is withheld instead. Used on every message that may echo a conninfo.
+ */
+void db_redact(const char *msg, const char *conninfo, char *out, size_t len);
+
+/* conninfo as key=value pairs with any password removed, for logs. */
+void db_conninfo_safe(const char *conninfo, char *out, size_t len);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * DB tier: what migrations/0001_init.sql promises producers and operators:
+ * the wake-up trigger, dispatch.enqueue() and dispatch.queue_stats.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+static PGconn *schema_conn;
+static const char *schema_db;
+
+static void
+schema_setup(void)
+{
+	schema_db = harness_db_create();
+	harness_migrate(schema_db);
+	schema_conn = harness_connect(schema_db);
+}
+
+static void
+schema_teardown(void)
+{
+	PQfinish(schema_conn);
+	schema_conn = NULL;
+	harness_teardown();
+}
+
+static long long
+schema_ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Collects notifications on listener for wait_ms, appending each payload
+ * and a comma to buf. Waiting the whole period (not stopping at the first)
+ * is what lets the test see a duplicate.
+ */
+static int
+schema_collect(PGconn *listener, int wait_ms, char *buf, size_t len)
+{
+	long long end = schema_ms_now() + wait_ms;
+	int count = 0;
+
+	buf[0] = '\0';
+	for (long long now = schema_ms_now(); now < end; now = schema_ms_now()) {
+		struct pollfd pfd = {.fd = PQsocket(listener), .events = POLLIN};
+		PGnotify *n;
+
+		poll(&pfd, 1, (int) (end - now));
+		ck_assert_int_eq(PQconsumeInput(listener), 1);
+		while ((n = PQnotifies(listener)) != NULL) {
+			ck_assert_str_eq(n->relname, "dispatch_tasks");
+			strncat(buf, n->extra, len - strlen(buf) - 2);
+			strcat(buf, ",");
+			count++;
+			PQfreemem(n);
+		}
+	}
+	return count;
+}
+
+START_TEST(test_insert_statement_notifies_once_per_queue)
+{
+	PGconn *listener = harness_connect(schema_db);
+	char got[256];
+
+	harness_exec(listener, "LISTEN dispatch_tasks");
+	harness_exec(schema_conn,
+	             "INSERT INTO dispatch.tasks (queue, kind)"
+	             " SELECT CASE WHEN i % 2 = 0 THEN 'alpha' ELSE 'beta' END, 'k'"
+	             "   FROM generate_series(1, 100) i");
+	ck_assert_int_eq(schema_collect(listener, 1000, got, sizeof got), 2);
+	/* Delivery order within a transaction is send order, which DISTINCT
+	 * leaves unspecified, so accept either. */
+	ck_assert_msg(strcmp(got, "alpha,beta,") == 0 || strcmp(got, "beta,alpha,") == 0, "got %s", got);
+
+	/* A second statement is a new wake-up, for its own queue only. */
+	harness_exec(schema_conn, "INSERT INTO dispatch.tasks (queue, kind) VALUES ('beta', 'k'), ('beta', 'k')");
+	ck_assert_int_eq(schema_collect(listener, 500, got, sizeof got), 1);
+	ck_assert_str_eq(got, "beta,");
+
+	/* Rolled back inserts wake nobody. */
+	harness_exec(schema_conn, "BEGIN; INSERT INTO dispatch.tasks (kind) VALUES ('k'); ROLLBACK");
+	ck_assert_int_eq(schema_collect(listener, 300, got, sizeof got), 0);
+	PQfinish(listener);
+}
+END_TEST
+
+START_TEST(test_enqueue_applies_defaults)
+{
+	long long id = harness_int(schema_conn, "SELECT dispatch.enqueue('send_email')");
+
+	ck_assert_int_gt(id, 0);
+	ck_assert_str_eq(harness_value(schema_conn,
+	        "SELECT concat_ws('|', queue, kind, payload, status, priority, attempts,"
+	        "       coalesce(max_attempts::text, 'null'), run_at = created_at,"
+	        "       last_error IS NULL AND result IS NULL AND locked_by IS NULL)"
+	        "  FROM dispatch.tasks"),
+	        "default|send_email|{}|pending|0|0|null|t|t");
+	ck_assert_int_eq(harness_int(schema_conn, "SELECT max(id) FROM dispatch.tasks"), id);
+}
+END_TEST
+
+START_TEST(test_enqueue_takes_every_argument_and_nulls_mean_default)
+{
+	harness_exec(schema_conn,
+	             "SELECT dispatch.enqueue('resize', '{\"w\": 10}', 'images',"
+	             "                        '2030-01-01 00:00:00+00', 5, 3)");
+	ck_assert_str_eq(harness_value(schema_conn,
+	        "SELECT concat_ws('|', queue, kind, payload, priority, max_attempts,"
+	        "       run_at = '2030-01-01 00:00:00+00')"
+	        "  FROM dispatch.tasks"),
+	        "images|resize|{\"w\": 10}|5|3|t");
+
+	harness_exec(schema_conn, "TRUNCATE dispatch.tasks");
+	harness_exec(schema_conn, "SELECT dispatch.enqueue('k', NULL, NULL, NULL, NULL, NULL)");
+	ck_assert_str_eq(harness_value(schema_conn,
+	        "SELECT concat_ws('|', queue, payload, priority, run_at = created_at) FROM dispatch.tasks"),
+	        "default|{}|0|t");
+}
+END_TEST
+
+START_TEST(test_queue_stats_counts_and_oldest_due_age)
+{
+	harness_exec(schema_conn,
+	             "INSERT INTO dispatch.tasks (queue, kind, status, run_at) VALUES"
+	             " ('a', 'k', 'pending',     now() - interval '10 minutes'),"
+	             " ('a', 'k', 'pending',     now() - interval '5 minutes'),"
+	             " ('a', 'k', 'pending',     now() - interval '1 minute'),"
+	             " ('a', 'k', 'pending',     now() + interval '1 hour'),"
+	             " ('a', 'k', 'complete',    now() - interval '1 hour'),"
+	             " ('a', 'k', 'complete',    now() - interval '1 hour'),"
+	             " ('b', 'k', 'failed',      now() - interval '1 hour'),"
+	             " ('b', 'k', 'in_progress', now() - interval '1 hour'),"
+	             " ('c', 'k', 'pending',     now() + interval '1 hour')");
+	ck_assert_str_eq(harness_value(schema_conn,
+	        "SELECT string_agg(concat_ws(':', queue, status, count,"
+	        "                            coalesce(date_trunc('minute', oldest_due_age)::text, '-')), ' ')"
+	        "  FROM dispatch.queue_stats"),
+	        "a:pending:4:00:10:00 a:complete:2:- b:in_progress:1:- b:failed:1:- c:pending:1:-");
+}
+END_TEST
+
+Suite *
+schema_suite(void)
+{
+	Suite *s = suite_create("schema");
+	TCase *tc = tcase_create("database");
+
+	tcase_add_checked_fixture(tc, schema_setup, schema_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_insert_statement_notifies_once_per_queue);
+	tcase_add_test(tc, test_enqueue_applies_defaults);
+	tcase_add_test(tc, test_enqueue_takes_every_argument_and_nulls_mean_default);
+	tcase_add_test(tc, test_queue_stats_counts_and_oldest_due_age);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,222 @@
+/* Test harness: scratch databases, SQL helpers, the binary as a process. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HARNESS_MAX_DBS 8
+
+static struct {
+	char names[HARNESS_MAX_DBS][64];
+	char conninfo[HARNESS_MAX_DBS][96];
+	int count;
+	int serial;
+} harness_local;
+
+PGconn *
+harness_connect(const char *conninfo)
+{
+	PGconn *conn = PQconnectdb(conninfo);
+
+	ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect %s: %s", conninfo,
+	              PQerrorMessage(conn));
+	return conn;
+}
+
+void
+harness_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+
+	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s\n-> %s", sql,
+	              PQerrorMessage(conn));
+	PQclear(res);
+}
+
+const char *
+harness_value(PGconn *conn, const char *sql)
+{
+	static char buf[8192];
+	PGresult *res = PQexec(conn, sql);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s\n-> %s", sql, PQerrorMessage(conn));
+	ck_assert_msg(PQntuples(res) == 1 && PQnfields(res) == 1, "%s: %d rows, %d columns, want one value",
+	              sql, PQntuples(res), PQnfields(res));
+	snprintf(buf, sizeof buf, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return buf;
+}
+
+long long
+harness_int(PGconn *conn, const char *sql)
+{
+	return atoll(harness_value(conn, sql));
+}
+
+/*
+ * Check runs each test in a child of the runner. If the runner is
+ * interrupted (Ctrl-C in `make check`), that child and any daemon it
+ * started must not live on against a server that is being removed: tie
+ * each to its parent's life.
+ */
+static void
+harness_tie_to_parent(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Temporary files go inside the scratch server's directory when there is
+ * one, so that pg_scratch.sh removes them on every exit path. */
+static const char *
+harness_tmpdir(void)
+{
+	const char *dir = getenv("PGDISPATCH_TMP");
+
+	return dir != NULL ? dir : "/tmp";
+}
+
+const char *
+harness_db_create(void)
+{
+	PGconn *admin;
+	char sql[160];
+	int i = harness_local.count;
+
+	ck_assert_msg(getenv("PGHOST") != NULL, "DB tier test run without PGHOST");
+	harness_tie_to_parent();
+	ck_assert(i < HARNESS_MAX_DBS);
+	snprintf(harness_local.names[i], sizeof harness_local.names[i], "pgdispatch_test_%d_%d",
+	         (int) getpid(), ++harness_local.serial);
+	snprintf(harness_local.conninfo[i], sizeof harness_local.conninfo[i],
+	         "dbname=pgdispatch_test_%d_%d", (int) getpid(), harness_local.serial);
+	/* "postgres" exists on every server initdb made; PGDATABASE may not. */
+	admin = harness_connect("dbname=postgres");
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s", harness_local.names[i]);
+	harness_exec(admin, sql);
+	PQfinish(admin);
+	harness_local.count++;
+	return harness_local.conninfo[i];
+}
+
+void
+harness_teardown(void)
+{
+	PGconn *admin;
+
+	if (harness_local.count == 0)
+		return;
+	admin = PQconnectdb("dbname=postgres");
+	for (int i = 0; i < harness_local.count && PQstatus(admin) == CONNECTION_OK; i++) {
+		char sql[160];
+
+		snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", harness_local.names[i]);
+		PQclear(PQexec(admin, sql));
+	}
+	PQfinish(admin);
+	harness_local.count = 0;
+}
+
+void
+harness_start(struct harness_proc *p, const char *const *args)
+{
+	const char *bin = getenv("PGDISPATCH_BIN");
+	const char *argv[32];
+	int n = 0, out_fd, err_fd;
+
+	ck_assert_msg(bin != NULL, "PGDISPATCH_BIN is not set (run through make check)");
+	memset(p, 0, sizeof *p);
+	harness_tie_to_parent();
+	snprintf(p->out_path, sizeof p->out_path, "%s/pgdispatch-test-out.XXXXXX", harness_tmpdir());
+	snprintf(p->err_path, sizeof p->err_path, "%s/pgdispatch-test-err.XXXXXX", harness_tmpdir());
+	out_fd = mkstemp(p->out_path);
+	err_fd = mkstemp(p->err_path);
+	ck_assert(out_fd >= 0 && err_fd >= 0);
+
+	argv[n++] = bin;
+	for (; args[n - 1] != NULL && n < 31; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+
+	fflush(NULL);
+	p->pid = fork();
+	ck_assert(p->pid >= 0);
+	if (p->pid == 0) {
+		int null_fd = open("/dev/null", O_RDONLY);
+
+		harness_tie_to_parent();
+		dup2(null_fd, STDIN_FILENO);
+		dup2(out_fd, STDOUT_FILENO);
+		dup2(err_fd, STDERR_FILENO);
+		execv(bin, (char *const *) argv);
+		dprintf(STDERR_FILENO, "exec %s failed\n", bin);
+		_exit(127);
+	}
+	close(out_fd);
+	close(err_fd);
+}
+
+static char *
+harness_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long len;
+
+	ck_assert(f != NULL);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	buf = malloc((size_t) len + 1);
+	ck_assert(buf != NULL);
+	buf[fread(buf, 1, (size_t) len, f)] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int
+harness_finish(struct harness_proc *p)
+{
+	while (waitpid(p->pid, &p->status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	p->out = harness_slurp(p->out_path);
+	p->err = harness_slurp(p->err_path);
+	if (WIFEXITED(p->status))
+		return WEXITSTATUS(p->status);
+	return 128 + WTERMSIG(p->status);
+}
+
+void
+harness_proc_free(struct harness_proc *p)
+{
+	free(p->out);
+	free(p->err);
+	unlink(p->out_path);
+	unlink(p->err_path);
+	p->out = p->err = NULL;
+}
+
+int
+harness_run(struct harness_proc *p, const char *const *args)
+{
+	harness_start(p, args);
+	return harness_finish(p);
+}
+
+void
+harness_migrate(const char *conninfo)
+{
+	struct harness_proc p;
+	const char *args[] = {"migrate", "-d", conninfo, NULL};
+	int rc = harness_run(&p, args);
+
+	ck_assert_msg(rc == 0, "migrate exited %d: %s", rc, p.err);
+	harness_proc_free(&p);
+}
