@@ -1,0 +1,73 @@
+/*
+ * The daemon's configuration: the YAML file read into plain structs.
+ *
+ * config.c is the only file that includes <yaml.h>. Top-level scalars are
+ * described by a table of keys (type, default, bounds); handlers are a map
+ * from task kind to handler settings, which fall back to the top-level
+ * defaults. Every error names the file, line and column.
+ */
+#ifndef PGDISPATCH_CONFIG_H
+#define PGDISPATCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+enum handler_type { HANDLER_COMMAND, HANDLER_SQL, HANDLER_BUILTIN };
+enum handler_builtin { BUILTIN_NOOP, BUILTIN_SLEEP, BUILTIN_FAIL };
+
+struct handler_config {
+	char *kind;                  /* the map key: the task kind it serves */
+	enum handler_type type;
+	char **argv;                 /* HANDLER_COMMAND: NULL-terminated, argv[0] the program */
+	char *sql;                   /* HANDLER_SQL: $1 payload (jsonb), $2 task id (bigint) */
+	enum handler_builtin builtin;  /* HANDLER_BUILTIN */
+	int64_t timeout_ms;          /* default: top-level timeout */
+	int max_attempts;            /* default: top-level max_attempts */
+	int64_t backoff_initial_ms;  /* default: top-level backoff.initial */
+	int64_t backoff_max_ms;      /* default: top-level backoff.max */
+	int concurrency;             /* 0: only the global limit applies */
+	int64_t max_output;          /* bytes of stdout kept as result; default 1 MiB */
+};
+
+struct config {
+	char *path;                  /* as given to config_load() */
+	char *database;              /* NULL: libpq's PG* environment */
+	char *instance_name;         /* NULL: host:pid, filled in by the daemon */
+	char **queues;               /* at least one; default ["default"] */
+	size_t nqueues;
+	int concurrency;             /* tasks in flight at once; default 8 */
+	int64_t poll_interval_ms;    /* default 5s */
+	bool notify;                 /* default true */
+	int64_t lease_ms;            /* default 30s */
+	int64_t shutdown_grace_ms;   /* default 30s */
+	enum log_level log_level;    /* log.level, default info */
+	enum log_format log_format;  /* log.format, default text */
+	/* Defaults for handlers, and the settings for kinds with no handler. */
+	int64_t timeout_ms;          /* default 5m */
+	int max_attempts;            /* default 5 */
+	int64_t backoff_initial_ms;  /* backoff.initial, default 1s */
+	int64_t backoff_max_ms;      /* backoff.max, default 1h */
+	struct handler_config *handlers;
+	size_t nhandlers;
+};
+
+/*
+ * Reads and validates the file at path. Returns a config that the caller
+ * releases with config_free(), or NULL with err set to
+ * "FILE:LINE:COL: message" (a file that cannot be opened: "FILE: reason").
+ */
+struct config *config_load(const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void config_free(struct config *cfg);
+
+/* The handler for kind, or NULL. Borrowed from cfg. */
+const struct handler_config *config_handler(const struct config *cfg, const char *kind);
+
+/* Parses a duration such as "250ms", "30s", "5m", "1h" into milliseconds. */
+bool config_parse_duration(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Logging: one line per event to stderr, context first.
+ *
+ * Messages are written "key=value key=value free text", e.g.
+ * log_info("task=%lld kind=%s attempt=%d complete", ...). In text format the
+ * line is printed after a timestamp and level; in JSON format the leading
+ * key=value pairs become fields and the rest becomes "msg", so both formats
+ * carry the same facts. Lower-case messages, no trailing period, never a
+ * password (see db_conninfo_safe()).
+ */
+#ifndef PGDISPATCH_LOG_H
+#define PGDISPATCH_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_TEXT, LOG_JSON };
+
+/* Sets the threshold and format; before any call: info, text. */
+void log_setup(enum log_level level, enum log_format format);
+
+/* Parses "debug|info|warn|error" and "text|json"; false if unknown. */
+bool log_level_parse(const char *s, enum log_level *out);
+bool log_format_parse(const char *s, enum log_format *out);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/*
+ * Renders one line as log_msg() would, into buf, without the timestamp
+ * (for tests of the JSON form).
+ */
+void log_render(enum log_format format, enum log_level level, const char *msg,
+                char *buf, size_t len);
+
+#endif
