@@ -1,6 +1,8 @@
 # pgdispatch: build, install, test.
 #
 #   make                 build build/pgdispatch
+#   make demo            install missing packages, build, run the daemon on
+#                        examples/demo/ against a scratch PostgreSQL
 #   make check           install missing packages, build, run every test
 #                        against a scratch PostgreSQL (or $PGHOST when set)
 #   make check-unit      the unit tier only (no database)
@@ -41,7 +43,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit scratch-db install uninstall clean
+.PHONY: all deps check check-unit scratch-db demo install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -83,6 +85,10 @@ check-unit: deps
 
 scratch-db: deps all
 	PATH=$(abspath $(BUILD)):$$PATH tests/pg_scratch.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
+	tests/pg_scratch.sh examples/demo/run.sh
 
 install: $(BUILD)/pgdispatch
 	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "daemon.h"
 #include "db.h"
+#include "embed.h"
 #include "migrate.h"
 #include "version.h"
 
@@ -18,15 +21,25 @@ static const char main_usage[] =
 	"pgdispatch " PGDISPATCH_VERSION ": a PostgreSQL task dispatcher\n"
 	"\n"
 	"Usage:\n"
-	"  pgdispatch migrate [-d CONNINFO]   apply pending schema migrations\n"
-	"  pgdispatch --version               print the version\n"
-	"  pgdispatch --help                  print this help\n"
+	"  pgdispatch run [-c FILE] [-d CONNINFO]     run the daemon (foreground, logs to stderr)\n"
+	"  pgdispatch migrate [-d CONNINFO]           apply pending schema migrations\n"
+	"  pgdispatch check-config [-c FILE]          validate a config file\n"
+	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
+	"                     [--max-attempts N] KIND [JSON]   add a task; prints its id\n"
+	"  pgdispatch status [-d CONNINFO]            tasks per queue and status\n"
+	"  pgdispatch --version | --help\n"
 	"\n"
 	"Options:\n"
-	"  -d, --database CONNINFO   libpq connection string or URI; without it,\n"
-	"                            libpq's PG* environment variables apply\n"
+	"  -c, --config FILE         YAML config (default: pgdispatch.yaml)\n"
+	"  -d, --database CONNINFO   libpq connection string or URI; overrides the\n"
+	"                            config's database; without either, libpq's PG*\n"
+	"                            environment variables apply\n"
 	"\n"
+	"Signals to run: SIGTERM/SIGINT stop gracefully (a second one stops at once),\n"
+	"SIGHUP reloads the config.\n"
 	"Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
+
+#define MAIN_DEFAULT_CONFIG "pgdispatch.yaml"
 
 /* Prints a usage error and the hint to --help; returns EXIT_USAGE. */
 static int
@@ -36,63 +49,215 @@ main_usage_error(const char *what)
 	return EXIT_USAGE;
 }
 
-/* Options shared by the commands that talk to a database. */
+/* Everything any command accepts; each command says which it allows. */
 struct main_opts {
-	const char *database;  /* -d; NULL: the PG* environment */
+	const char *database;   /* -d; NULL: config or the PG* environment */
+	const char *config;     /* -c */
+	const char *queue;      /* --queue */
+	const char *run_at;     /* --run-at */
+	const char *priority;   /* --priority */
+	const char *max_attempts;  /* --max-attempts */
+	char **args;            /* positional arguments */
+	int nargs;
 };
 
-/* Parses argv after the command name; returns 0, or EXIT_USAGE. */
+/*
+ * Parses argv after the command name. allowed lists the short names of the
+ * options the command takes ('d', 'c', 'q' queue, 'r' run-at, 'p'
+ * priority, 'm' max-attempts); max_args bounds the positional arguments.
+ * Returns 0, or EXIT_USAGE having said why.
+ */
 static int
-main_parse(int argc, char **argv, struct main_opts *opts)
+main_parse(int argc, char **argv, const char *allowed, int min_args, int max_args,
+           struct main_opts *opts)
 {
 	static const struct option longopts[] = {
 		{"database", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
+		{"queue", required_argument, NULL, 'q'},
+		{"run-at", required_argument, NULL, 'r'},
+		{"priority", required_argument, NULL, 'p'},
+		{"max-attempts", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0},
 	};
+	char msg[200];
 	int c;
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":d:", longopts, NULL)) != -1) {
-		char msg[200];
-
-		switch (c) {
-		case 'd':
-			opts->database = optarg;
-			break;
-		case ':':
+	/* '+': stop at the first positional argument, so a JSON payload that
+	 * starts with '-' is never taken for an option after it. */
+	while ((c = getopt_long(argc, argv, "+:d:c:", longopts, NULL)) != -1) {
+		if (c == ':') {
 			snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
 			return main_usage_error(msg);
-		default:
+		}
+		if (c == '?' || strchr(allowed, c) == NULL) {
 			snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
 			return main_usage_error(msg);
 		}
+		switch (c) {
+		case 'd': opts->database = optarg; break;
+		case 'c': opts->config = optarg; break;
+		case 'q': opts->queue = optarg; break;
+		case 'r': opts->run_at = optarg; break;
+		case 'p': opts->priority = optarg; break;
+		case 'm': opts->max_attempts = optarg; break;
+		}
 	}
-	if (optind < argc) {
-		char msg[200];
-
-		snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
+	opts->args = argv + optind;
+	opts->nargs = argc - optind;
+	if (opts->nargs > max_args) {
+		snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind + max_args]);
 		return main_usage_error(msg);
 	}
+	if (opts->nargs < min_args)
+		return main_usage_error("missing argument");
 	return 0;
+}
+
+/* Connects for a one-shot command; NULL after saying why. */
+static PGconn *
+main_connect(const char *database, const char *what)
+{
+	struct db_error err;
+	PGconn *conn = db_connect(database, what, &err);
+
+	if (conn == NULL)
+		fprintf(stderr, "pgdispatch: cannot connect: %s\n", err.message);
+	return conn;
 }
 
 static int
 main_migrate(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	struct db_error err;
 	PGconn *conn;
-	int rc = main_parse(argc, argv, &opts);
+	int rc = main_parse(argc, argv, "d", 0, 0, &opts);
 
 	if (rc != 0)
 		return rc;
-	conn = db_connect(opts.database, "pgdispatch migrate", &err);
-	if (conn == NULL) {
-		fprintf(stderr, "pgdispatch: cannot connect: %s\n", err.message);
+	conn = main_connect(opts.database, "pgdispatch migrate");
+	if (conn == NULL)
 		return EXIT_FAILURE;
-	}
 	rc = migrate_run(conn, stdout, stderr);
+	PQfinish(conn);
+	return rc;
+}
+
+/* Loads the config named by -c (or the default); NULL after saying why. */
+static struct config *
+main_load_config(const struct main_opts *opts)
+{
+	char err[1024];
+	struct config *cfg = config_load(opts->config != NULL ? opts->config : MAIN_DEFAULT_CONFIG,
+	                                 err, sizeof err);
+
+	if (cfg == NULL)
+		fprintf(stderr, "%s\n", err);
+	return cfg;
+}
+
+static int
+main_check_config(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	struct config *cfg;
+	int rc = main_parse(argc, argv, "c", 0, 0, &opts);
+
+	if (rc != 0)
+		return rc;
+	cfg = main_load_config(&opts);
+	if (cfg == NULL)
+		return EXIT_USAGE;
+	printf("%s: ok (%zu handlers, %zu queues)\n", cfg->path, cfg->nhandlers, cfg->nqueues);
+	config_free(cfg);
+	return EXIT_SUCCESS;
+}
+
+static int
+main_run(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	struct config *cfg;
+	int rc = main_parse(argc, argv, "cd", 0, 0, &opts);
+
+	if (rc != 0)
+		return rc;
+	cfg = main_load_config(&opts);
+	if (cfg == NULL)
+		return EXIT_USAGE;
+	return daemon_run(cfg, opts.database);
+}
+
+/* Prints a statement's failure; returns EXIT_FAILURE. */
+static int
+main_sql_failed(const char *what, const struct db_error *err)
+{
+	char text[1200];
+
+	fprintf(stderr, "pgdispatch: %s: %s\n", what, db_error_text(err, text, sizeof text));
+	return EXIT_FAILURE;
+}
+
+static int
+main_enqueue(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	struct db_error err;
+	const char *params[6];
+	PGconn *conn;
+	PGresult *res;
+	int rc = main_parse(argc, argv, "dqrpm", 1, 2, &opts);
+
+	if (rc != 0)
+		return rc;
+	params[0] = opts.args[0];
+	params[1] = opts.nargs > 1 ? opts.args[1] : NULL;
+	params[2] = opts.queue;
+	params[3] = opts.run_at;
+	params[4] = opts.priority;
+	params[5] = opts.max_attempts;
+	conn = main_connect(opts.database, "pgdispatch enqueue");
+	if (conn == NULL)
+		return EXIT_FAILURE;
+	res = db_exec(conn, embed_sql("enqueue"), 6, params, &err);
+	if (res == NULL) {
+		rc = main_sql_failed("enqueue", &err);
+	} else {
+		printf("%s\n", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+static int
+main_status(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	struct db_error err;
+	PGconn *conn;
+	PGresult *res;
+	int rc = main_parse(argc, argv, "d", 0, 0, &opts);
+
+	if (rc != 0)
+		return rc;
+	conn = main_connect(opts.database, "pgdispatch status");
+	if (conn == NULL)
+		return EXIT_FAILURE;
+	res = db_exec(conn, embed_sql("status"), 0, NULL, &err);
+	if (res == NULL) {
+		rc = main_sql_failed("status", &err);
+	} else {
+		printf("%-20s %-12s %10s %16s\n", "queue", "status", "count", "oldest_due_s");
+		for (int r = 0; r < PQntuples(res); r++)
+			printf("%-20s %-12s %10s %16s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+			       PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+		if (PQntuples(res) == 0)
+			printf("(no tasks)\n");
+		PQclear(res);
+	}
 	PQfinish(conn);
 	return rc;
 }
@@ -101,7 +266,11 @@ static const struct main_command {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[0] is the command name */
 } main_commands[] = {
+	{"run", main_run},
 	{"migrate", main_migrate},
+	{"check-config", main_check_config},
+	{"enqueue", main_enqueue},
+	{"status", main_status},
 };
 
 int

@@ -1,0 +1,1036 @@
+/*
+ * The daemon's event loop and the life of a task in flight; see daemon.h.
+ *
+ * Startup and every reconnect follow one order: connect, LISTEN, then
+ * sweep (claim until a batch comes back short), then wait. LISTEN takes
+ * effect at commit, so a task inserted after it is announced, and one
+ * inserted before it is found by the sweep: nothing falls in between
+ * (../shared/research/pg-pitfalls.md, 1.1). Notifications are only
+ * wake-ups; the table is the truth, and a safety poll catches anything a
+ * lost notification would have missed.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "embed.h"
+#include "handler_cmd.h"
+#include "json.h"
+#include "log.h"
+#include "queue.h"
+#include "signals.h"
+
+#define DAEMON_KILL_GRACE_MS 2000     /* SIGTERM, then SIGKILL this much later */
+#define DAEMON_RECONNECT_MIN_MS 100
+#define DAEMON_RECONNECT_MAX_MS 30000
+#define DAEMON_CONTENDED_WAIT_MS 20   /* due rows exist but others hold them */
+#define DAEMON_SLEEP_DEFAULT_MS 1000  /* builtin sleep without "ms" in the payload */
+
+/* One task in flight, from its claim until its outcome is queued. */
+struct slot {
+	bool used;
+	struct task task;
+	enum handler_type type;
+	enum handler_builtin builtin;
+	int max_attempts;            /* the limit that applies to this task */
+	int64_t backoff_initial_ms;
+	int64_t backoff_max_ms;
+	int64_t timeout_ms;
+	int64_t started_ms;          /* monotonic */
+	int64_t deadline_ms;         /* timeout */
+	int64_t kill_at_ms;          /* SIGKILL after a SIGTERM; 0: none sent */
+	int64_t done_at_ms;          /* builtin sleep */
+	bool timed_out;
+	bool shutdown_stopped;       /* stopped by shutdown: attempt given back */
+	struct cmd_child child;      /* HANDLER_COMMAND */
+};
+
+static struct {
+	struct config *cfg;
+	const char *database;        /* -d, overriding cfg->database */
+	char instance[256];          /* locked_by; fixed for the process's life */
+	PGconn *listen;              /* LISTEN only; never in a transaction */
+	PGconn *work;                /* claims, outcomes, SQL handlers */
+	int signal_fd;
+	struct slot *slots;
+	int nslots;
+	int running;
+	struct outcome *outs;        /* outcomes not yet written */
+	size_t nouts, capouts;
+	size_t next_queue;           /* round-robin start among queues */
+	bool sweep;                  /* claim at once */
+	int64_t next_claim_ms;
+	int64_t next_lease_ms;
+	int64_t reconnect_at_ms;     /* when disconnected */
+	int64_t reconnect_delay_ms;
+	bool stopping;
+	int64_t stop_deadline_ms;
+	bool stop_handlers_sent;
+} daemon;
+
+static int64_t
+daemon_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+daemon_connected(void)
+{
+	return daemon.work != NULL;
+}
+
+static const char *
+daemon_conninfo(void)
+{
+	return daemon.database != NULL ? daemon.database : daemon.cfg->database;
+}
+
+/* --- outcomes --------------------------------------------------------- */
+
+static void
+daemon_queue_outcome(struct outcome o)
+{
+	if (daemon.nouts == daemon.capouts) {
+		size_t cap = daemon.capouts ? daemon.capouts * 2 : 64;
+		struct outcome *n = realloc(daemon.outs, cap * sizeof *n);
+
+		if (n == NULL) {
+			log_error("out of memory queueing an outcome");
+			abort();
+		}
+		daemon.outs = n;
+		daemon.capouts = cap;
+	}
+	daemon.outs[daemon.nouts++] = o;
+}
+
+static char *
+daemon_strdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+/*
+ * A failed attempt: retried after a backoff while attempts remain, else
+ * failed for good. error must be valid text; it is copied.
+ */
+static void
+daemon_attempt_failed(const struct task *t, int max_attempts, int64_t initial_ms, int64_t max_ms,
+                      const char *error)
+{
+	struct outcome o = {.id = t->id, .attempt = t->attempt, .error = daemon_strdup(error)};
+
+	if (t->attempt >= max_attempts) {
+		o.type = OUTCOME_FAIL;
+		log_error("task=%lld kind=%s attempt=%d/%d failed for good: %s", t->id, t->kind,
+		          t->attempt, max_attempts, error);
+	} else {
+		o.type = OUTCOME_RETRY;
+		o.delay_ms = task_backoff_ms(t->attempt, initial_ms, max_ms);
+		log_warn("task=%lld kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", t->id, t->kind,
+		         t->attempt, max_attempts, (long long) o.delay_ms, error);
+	}
+	daemon_queue_outcome(o);
+}
+
+static void
+daemon_slot_failed(struct slot *s, const char *error)
+{
+	daemon_attempt_failed(&s->task, s->max_attempts, s->backoff_initial_ms, s->backoff_max_ms, error);
+}
+
+static void
+daemon_complete(const struct task *t, char *result, int64_t ms)
+{
+	struct outcome o = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_COMPLETE, .result = result};
+
+	log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
+	         (long long) ms);
+	daemon_queue_outcome(o);
+}
+
+static void
+daemon_release(const struct task *t, const char *why)
+{
+	struct outcome o = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_RELEASE};
+
+	log_info("task=%lld kind=%s attempt=%d returned to pending untried: %s", t->id, t->kind,
+	         t->attempt, why);
+	daemon_queue_outcome(o);
+}
+
+static void daemon_disconnect(const char *why);
+
+/*
+ * Writes the queued outcomes, one statement per outcome type. A statement
+ * that fails while the connection is up is retried row by row, so one bad
+ * row (say, a result the server rejects) cannot hold back the others.
+ */
+static void
+daemon_flush_outcomes(void)
+{
+	struct db_error err;
+	bool *kept;
+
+	if (daemon.nouts == 0 || !daemon_connected())
+		return;
+	kept = calloc(daemon.nouts, sizeof *kept);
+	if (kept == NULL)
+		abort();
+	if (!queue_write_outcomes(daemon.work, daemon.instance, daemon.outs, daemon.nouts, kept, &err)) {
+		char text[1200];
+
+		if (PQstatus(daemon.work) != CONNECTION_OK) {
+			free(kept);
+			daemon_disconnect(err.message);
+			return;
+		}
+		log_warn("writing %zu outcomes failed, writing one by one: %s", daemon.nouts,
+		         db_error_text(&err, text, sizeof text));
+		for (size_t i = 0; i < daemon.nouts; i++) {
+			struct outcome *o = &daemon.outs[i];
+
+			kept[i] = true;
+			if (queue_write_outcomes(daemon.work, daemon.instance, o, 1, &kept[i], &err))
+				continue;
+			if (PQstatus(daemon.work) != CONNECTION_OK) {
+				free(kept);
+				daemon_disconnect(err.message);
+				return;
+			}
+			if (o->type == OUTCOME_COMPLETE) {
+				/* The handler did its work; record that, with why its
+				 * result could not be kept. */
+				struct json_buf note = {0};
+
+				db_error_text(&err, text, sizeof text);
+				json_buf_printf(&note, "result not stored: ");
+				json_append_text(&note, text, strlen(text));
+				free(o->result);
+				o->result = NULL;
+				{
+					struct json_buf quoted = {0};
+
+					json_append_string(&quoted, note.data, note.len);
+					o->result = daemon_strdup(quoted.data);
+					json_buf_free(&quoted);
+				}
+				json_buf_free(&note);
+				if (queue_write_outcomes(daemon.work, daemon.instance, o, 1, &kept[i], &err))
+					continue;
+			}
+			log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
+			          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
+		}
+	}
+	for (size_t i = 0; i < daemon.nouts; i++) {
+		if (!kept[i])
+			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
+			         "the row was left as another instance set it",
+			         daemon.outs[i].id, daemon.outs[i].attempt,
+			         outcome_type_name(daemon.outs[i].type));
+		outcome_clear(&daemon.outs[i]);
+	}
+	free(kept);
+	daemon.nouts = 0;
+}
+
+/* --- connections ------------------------------------------------------ */
+
+static void
+daemon_disconnect(const char *why)
+{
+	if (daemon.listen != NULL)
+		PQfinish(daemon.listen);
+	if (daemon.work != NULL)
+		PQfinish(daemon.work);
+	daemon.listen = daemon.work = NULL;
+	daemon.reconnect_at_ms = daemon_now() + daemon.reconnect_delay_ms;
+	log_warn("database connection lost: %s; reconnecting in %lld ms", why,
+	         (long long) daemon.reconnect_delay_ms);
+	daemon.reconnect_delay_ms *= 2;
+	if (daemon.reconnect_delay_ms > DAEMON_RECONNECT_MAX_MS)
+		daemon.reconnect_delay_ms = DAEMON_RECONNECT_MAX_MS;
+}
+
+/* Server notices go to our log, not to libpq's stderr default. */
+static void
+daemon_notice(void *arg, const char *message)
+{
+	log_info("server says: %s", message);
+}
+
+/* Connects, LISTENs, then asks for a sweep. false: retry later. */
+static bool
+daemon_connect(void)
+{
+	char appname[64], safe[512];
+	struct db_error err;
+	PGresult *res;
+
+	snprintf(appname, sizeof appname, "pgdispatch %s", daemon.instance);
+	if (daemon.cfg->notify) {
+		daemon.listen = db_connect(daemon_conninfo(), appname, &err);
+		if (daemon.listen == NULL)
+			goto fail;
+		PQsetNoticeProcessor(daemon.listen, daemon_notice, NULL);
+		res = db_exec(daemon.listen, embed_sql("listen"), 0, NULL, &err);
+		if (res == NULL)
+			goto fail;
+		PQclear(res);
+	}
+	daemon.work = db_connect(daemon_conninfo(), appname, &err);
+	if (daemon.work == NULL)
+		goto fail;
+	PQsetNoticeProcessor(daemon.work, daemon_notice, NULL);
+	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);
+	log_info("connected database=\"%s\" listen=%s", safe, daemon.cfg->notify ? "yes" : "no");
+	daemon.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	daemon.sweep = true;
+	daemon.next_lease_ms = daemon_now();
+	return true;
+
+fail:
+	daemon_disconnect(err.message);
+	return false;
+}
+
+/* After a statement failed: reconnect if the connection is gone, else
+ * log and let the safety poll try again. */
+static void
+daemon_statement_failed(const char *what, const struct db_error *err)
+{
+	char text[1200];
+
+	if (daemon.work == NULL || PQstatus(daemon.work) != CONNECTION_OK) {
+		daemon_disconnect(err->message);
+		return;
+	}
+	log_error("%s failed: %s", what, db_error_text(err, text, sizeof text));
+}
+
+/* Drains notifications; any for a queue we serve asks for a sweep. */
+static void
+daemon_drain_notifications(void)
+{
+	PGnotify *n;
+
+	if (PQconsumeInput(daemon.listen) == 0) {
+		char msg[1024];
+
+		db_redact(PQerrorMessage(daemon.listen), daemon_conninfo(), msg, sizeof msg);
+		daemon_disconnect(msg);
+		return;
+	}
+	while ((n = PQnotifies(daemon.listen)) != NULL) {
+		for (size_t q = 0; q < daemon.cfg->nqueues; q++)
+			if (strcmp(n->extra, daemon.cfg->queues[q]) == 0)
+				daemon.sweep = true;
+		PQfreemem(n);
+	}
+}
+
+/* --- starting tasks --------------------------------------------------- */
+
+static int
+daemon_running_of(const char *kind)
+{
+	int n = 0;
+
+	for (int i = 0; i < daemon.nslots; i++)
+		if (daemon.slots[i].used && strcmp(daemon.slots[i].task.kind, kind) == 0)
+			n++;
+	return n;
+}
+
+/* Kinds whose handler is at its own concurrency limit: the claim skips
+ * them. names[] borrows from the config. */
+static size_t
+daemon_full_kinds(const char **names, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t h = 0; h < daemon.cfg->nhandlers && n < cap; h++) {
+		const struct handler_config *hc = &daemon.cfg->handlers[h];
+
+		if (hc->concurrency > 0 && daemon_running_of(hc->kind) >= hc->concurrency)
+			names[n++] = hc->kind;
+	}
+	return n;
+}
+
+/* "ms" from a builtin sleep's payload, e.g. {"ms": 250}. */
+static int64_t
+daemon_sleep_ms(const char *payload)
+{
+	const char *p = strstr(payload, "\"ms\"");
+
+	if (p == NULL)
+		return DAEMON_SLEEP_DEFAULT_MS;
+	p += 4;
+	while (*p == ' ' || *p == ':')
+		p++;
+	return strtoll(p, NULL, 10);
+}
+
+static void
+daemon_slot_free(struct slot *s)
+{
+	if (s->type == HANDLER_COMMAND)
+		cmd_free(&s->child);
+	task_clear(&s->task);
+	memset(s, 0, sizeof *s);
+	daemon.running--;
+	/* A free slot is room for the next task: claim at once. */
+	daemon.sweep = true;
+}
+
+/* Runs a SQL handler now, on the work connection (see queue.c). */
+static void
+daemon_run_sql(struct slot *s, const char *sql)
+{
+	struct db_error err;
+	char text[1200];
+	int rc;
+	int64_t ms;
+
+	if (!daemon_connected()) {
+		/* Lost while an earlier task of the same batch ran. */
+		daemon_release(&s->task, "database connection lost before the SQL handler ran");
+		return;
+	}
+	rc = queue_run_sql_handler(daemon.work, daemon.instance, &s->task, sql, s->timeout_ms, &err);
+	ms = daemon_now() - s->started_ms;
+	if (rc == 1) {
+		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", s->task.id, s->task.kind,
+		         s->task.attempt, (long long) ms);
+	} else if (rc == 0) {
+		log_warn("task=%lld kind=%s attempt=%d lease lost; SQL handler rolled back", s->task.id,
+		         s->task.kind, s->task.attempt);
+	} else if (PQstatus(daemon.work) != CONNECTION_OK) {
+		/* Nothing committed: the attempt failed, recorded after reconnect. */
+		daemon_slot_failed(s, "database connection lost while the SQL handler ran");
+		daemon_disconnect(err.message);
+	} else {
+		struct json_buf clean = {0};
+
+		db_error_text(&err, text, sizeof text);
+		json_append_text(&clean, text, strlen(text));
+		daemon_slot_failed(s, clean.data);
+		json_buf_free(&clean);
+	}
+}
+
+/* Takes a freshly claimed task: finds its handler and starts it. */
+static void
+daemon_start(struct task *t)
+{
+	const struct config *cfg = daemon.cfg;
+	const struct handler_config *h = config_handler(cfg, t->kind);
+	struct slot *s = NULL;
+	char why[512];
+
+	for (int i = 0; i < daemon.nslots && s == NULL; i++)
+		if (!daemon.slots[i].used)
+			s = &daemon.slots[i];
+	if (s == NULL || (h != NULL && h->concurrency > 0 && daemon_running_of(t->kind) >= h->concurrency)) {
+		/* Claimed beyond a limit (a batch can hold several of one kind). */
+		daemon_release(t, "handler concurrency limit reached");
+		task_clear(t);
+		return;
+	}
+	memset(s, 0, sizeof *s);
+	s->used = true;
+	s->task = *t;
+	daemon.running++;
+	s->started_ms = daemon_now();
+	s->max_attempts = t->max_attempts > 0 ? t->max_attempts : h != NULL ? h->max_attempts : cfg->max_attempts;
+	s->backoff_initial_ms = h != NULL ? h->backoff_initial_ms : cfg->backoff_initial_ms;
+	s->backoff_max_ms = h != NULL ? h->backoff_max_ms : cfg->backoff_max_ms;
+	s->timeout_ms = h != NULL ? h->timeout_ms : cfg->timeout_ms;
+	s->deadline_ms = s->started_ms + s->timeout_ms;
+	s->type = h != NULL ? h->type : HANDLER_BUILTIN;
+
+	if (t->attempt > s->max_attempts) {
+		/* Claimed with its attempts already used (an instance with another
+		 * limit returned it): record, do not run. */
+		snprintf(why, sizeof why, "no attempts left (attempt %d of %d)", t->attempt, s->max_attempts);
+		daemon_slot_failed(s, why);
+		daemon_slot_free(s);
+		return;
+	}
+	log_info("task=%lld kind=%s attempt=%d/%d queue=%s started", t->id, t->kind, t->attempt,
+	         s->max_attempts, t->queue);
+	if (h == NULL) {
+		/* A failed attempt, not a lost task: a later deployment with a
+		 * handler may still pick it up before its attempts run out. */
+		struct json_buf msg = {0};
+
+		json_buf_printf(&msg, "no handler for kind ");
+		json_append_text(&msg, t->kind, strlen(t->kind));
+		daemon_slot_failed(s, msg.data);
+		json_buf_free(&msg);
+		daemon_slot_free(s);
+		return;
+	}
+	switch (h->type) {
+	case HANDLER_BUILTIN:
+		s->builtin = h->builtin;
+		if (h->builtin == BUILTIN_NOOP) {
+			daemon_complete(&s->task, NULL, 0);
+			daemon_slot_free(s);
+		} else if (h->builtin == BUILTIN_FAIL) {
+			daemon_slot_failed(s, "builtin fail handler");
+			daemon_slot_free(s);
+		} else {
+			s->done_at_ms = s->started_ms + daemon_sleep_ms(t->payload);
+		}
+		return;
+	case HANDLER_SQL:
+		daemon_run_sql(s, h->sql);
+		daemon_slot_free(s);
+		return;
+	case HANDLER_COMMAND:
+		if (!cmd_start(&s->child, h->argv, &s->task, s->max_attempts, h->max_output, why, sizeof why)) {
+			daemon_slot_failed(s, why);
+			s->type = HANDLER_BUILTIN;  /* nothing to free in child */
+			daemon_slot_free(s);
+		}
+		return;
+	}
+}
+
+/*
+ * Claims while there are free slots and batches come back full, one queue
+ * after another; then sets the timer to the next due task or the safety
+ * poll, whichever is sooner.
+ */
+static void
+daemon_claim(void)
+{
+	const struct config *cfg = daemon.cfg;
+	struct queue_claimer who = {daemon.instance, cfg->lease_ms};
+	const char *full[64];
+	struct queue_kinds skip = {full, 0};
+	int64_t next = cfg->poll_interval_ms, now;
+	bool short_batch_everywhere = true;
+	struct task *batch;
+
+	daemon.sweep = false;
+	batch = calloc((size_t) cfg->concurrency, sizeof *batch);
+	if (batch == NULL)
+		abort();
+	for (size_t k = 0; k < cfg->nqueues && daemon_connected(); k++) {
+		const char *queue = cfg->queues[(daemon.next_queue + k) % cfg->nqueues];
+
+		for (;;) {
+			int free_slots = cfg->concurrency - daemon.running;
+			struct db_error err;
+			int n;
+
+			if (!daemon_connected())
+				break;
+			if (free_slots <= 0) {
+				short_batch_everywhere = false;
+				break;
+			}
+			skip.count = daemon_full_kinds(full, 64);
+			n = queue_claim(daemon.work, &who, queue, free_slots, &skip, batch, &err);
+			if (n < 0) {
+				daemon_statement_failed("claim", &err);
+				break;
+			}
+			for (int i = 0; i < n; i++)
+				daemon_start(&batch[i]);
+			/* Outcomes of handlers that finished at once (builtins, SQL
+			 * errors, unknown kinds) go out with each batch, so a long
+			 * sweep never sits on them. */
+			daemon_flush_outcomes();
+			if (n < free_slots)
+				break;
+		}
+		if (!daemon_connected())
+			break;
+		if (short_batch_everywhere) {
+			struct db_error err;
+			int64_t due;
+
+			skip.count = daemon_full_kinds(full, 64);
+			due = queue_next_due(daemon.work, queue, &skip, &err);
+			if (due < 0)
+				daemon_statement_failed("next due time", &err);
+			else if (due == 0)
+				/* Due rows we could not lock: another instance is
+				 * claiming them. Look again shortly. */
+				next = next < DAEMON_CONTENDED_WAIT_MS ? next : DAEMON_CONTENDED_WAIT_MS;
+			else if (due < next)
+				next = due;
+		}
+	}
+	free(batch);
+	daemon.next_queue++;
+	now = daemon_now();
+	daemon.next_claim_ms = now + next;
+}
+
+/* --- running tasks ---------------------------------------------------- */
+
+/* last_error for a command that did not exit 0. */
+static void
+daemon_command_error(struct slot *s, struct json_buf *msg)
+{
+	int st = s->child.status;
+
+	if (s->timed_out)
+		json_buf_printf(msg, "timed out after %lld ms", (long long) s->timeout_ms);
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 75)
+		json_buf_printf(msg, "exit 75 (handler asked for a retry)");
+	else if (WIFEXITED(st))
+		json_buf_printf(msg, "exit %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		json_buf_printf(msg, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	if (s->child.err_len > 0) {
+		json_buf_printf(msg, s->child.err_truncated ? ": ...stderr tail: " : ": stderr: ");
+		json_append_text(msg, s->child.err_tail, s->child.err_len);
+		while (msg->len > 0 && (msg->data[msg->len - 1] == '\n' || msg->data[msg->len - 1] == ' '))
+			msg->data[--msg->len] = '\0';
+	}
+}
+
+/* A command handler's process has exited: decide and queue the outcome. */
+static void
+daemon_command_done(struct slot *s)
+{
+	int st = s->child.status;
+	int64_t ms = daemon_now() - s->started_ms;
+
+	if (s->shutdown_stopped) {
+		daemon_release(&s->task, "stopped by shutdown");
+	} else if (!s->timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		struct json_buf *out = &s->child.out;
+		char *result = NULL;
+
+		if (s->child.out_truncated)
+			log_warn("task=%lld kind=%s stdout truncated to %lld bytes", s->task.id, s->task.kind,
+			         (long long) s->child.max_output);
+		if (out->len > 0 && !s->child.out_truncated && json_valid(out->data, out->len)) {
+			result = daemon_strdup(out->data);
+		} else if (out->len > 0) {
+			struct json_buf quoted = {0};
+
+			json_append_string(&quoted, out->data, out->len);
+			result = daemon_strdup(quoted.data);
+			json_buf_free(&quoted);
+		}
+		daemon_complete(&s->task, result, ms);
+	} else {
+		struct json_buf msg = {0};
+
+		daemon_command_error(s, &msg);
+		daemon_slot_failed(s, msg.data);
+		json_buf_free(&msg);
+	}
+	daemon_slot_free(s);
+}
+
+static void
+daemon_reap_children(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid <= 0)
+			return;
+		for (int i = 0; i < daemon.nslots; i++) {
+			struct slot *s = &daemon.slots[i];
+
+			if (s->used && s->type == HANDLER_COMMAND && s->child.pid == pid) {
+				cmd_on_exit(&s->child, status);
+				/* Anything it left behind in its group goes too. */
+				cmd_signal(&s->child, SIGKILL);
+				daemon_command_done(s);
+				break;
+			}
+		}
+	}
+}
+
+/* Deadlines of running tasks: timeouts, kill escalation, builtin sleeps. */
+static void
+daemon_check_slots(int64_t now)
+{
+	for (int i = 0; i < daemon.nslots; i++) {
+		struct slot *s = &daemon.slots[i];
+
+		if (!s->used)
+			continue;
+		if (s->type == HANDLER_BUILTIN && s->done_at_ms > 0) {
+			if (now >= s->done_at_ms && s->done_at_ms - s->started_ms <= s->timeout_ms) {
+				daemon_complete(&s->task, NULL, now - s->started_ms);
+				daemon_slot_free(s);
+			} else if (now >= s->deadline_ms) {
+				char why[64];
+
+				snprintf(why, sizeof why, "timed out after %lld ms", (long long) s->timeout_ms);
+				daemon_slot_failed(s, why);
+				daemon_slot_free(s);
+			}
+			continue;
+		}
+		if (s->type != HANDLER_COMMAND)
+			continue;
+		if (!s->timed_out && !s->shutdown_stopped && now >= s->deadline_ms) {
+			log_warn("task=%lld kind=%s attempt=%d timed out after %lld ms, stopping it", s->task.id,
+			         s->task.kind, s->task.attempt, (long long) s->timeout_ms);
+			s->timed_out = true;
+			cmd_signal(&s->child, SIGTERM);
+			s->kill_at_ms = now + DAEMON_KILL_GRACE_MS;
+		} else if (s->kill_at_ms > 0 && now >= s->kill_at_ms) {
+			cmd_signal(&s->child, SIGKILL);
+			s->kill_at_ms = 0;
+		}
+	}
+}
+
+/* Renews the leases of running tasks and reaps others' expired ones. */
+static void
+daemon_lease_tick(void)
+{
+	const struct config *cfg = daemon.cfg;
+	struct queue_claimer who = {daemon.instance, cfg->lease_ms};
+	struct db_error err;
+	long long ids[daemon.nslots + 1];
+	int attempts[daemon.nslots + 1];
+	bool kept[daemon.nslots + 1];
+	const char *kinds[cfg->nhandlers + 1];
+	int limits[cfg->nhandlers + 1];
+	struct queue_kinds known = {kinds, cfg->nhandlers};
+	size_t n = 0;
+	int back;
+
+	for (int i = 0; i < daemon.nslots; i++)
+		if (daemon.slots[i].used) {
+			ids[n] = daemon.slots[i].task.id;
+			attempts[n++] = daemon.slots[i].task.attempt;
+		}
+	if (n > 0) {
+		if (!queue_renew(daemon.work, &who, ids, attempts, n, kept, &err)) {
+			daemon_statement_failed("lease renewal", &err);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!kept[i])
+				log_warn("task=%lld attempt=%d lease lost while its handler runs; its outcome "
+				         "will not be recorded", ids[i], attempts[i]);
+	}
+	for (size_t h = 0; h < cfg->nhandlers; h++) {
+		kinds[h] = cfg->handlers[h].kind;
+		limits[h] = cfg->handlers[h].max_attempts;
+	}
+	back = queue_reap(daemon.work, &known, limits, cfg->max_attempts, &err);
+	if (back < 0)
+		daemon_statement_failed("lease reaper", &err);
+	else if (back > 0)
+		daemon.sweep = true;
+}
+
+/* --- shutdown and reload ---------------------------------------------- */
+
+static void
+daemon_begin_stop(int64_t now)
+{
+	daemon.stopping = true;
+	daemon.stop_deadline_ms = now + daemon.cfg->shutdown_grace_ms;
+	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
+	         "(signal again to stop at once)", (long long) daemon.cfg->shutdown_grace_ms,
+	         daemon.running);
+}
+
+/* Past the grace: stop every handler; their tasks go back untried. */
+static void
+daemon_stop_handlers(int64_t now)
+{
+	daemon.stop_handlers_sent = true;
+	for (int i = 0; i < daemon.nslots; i++) {
+		struct slot *s = &daemon.slots[i];
+
+		if (!s->used)
+			continue;
+		if (s->type == HANDLER_COMMAND) {
+			s->shutdown_stopped = true;
+			cmd_signal(&s->child, SIGTERM);
+			s->kill_at_ms = now + DAEMON_KILL_GRACE_MS;
+		} else {
+			daemon_release(&s->task, "stopped by shutdown");
+			daemon_slot_free(s);
+		}
+	}
+}
+
+/* Second signal: kill every handler now, give their tasks back, leave. */
+static void
+daemon_stop_now(void)
+{
+	log_warn("stopping at once: killing %d handlers", daemon.running);
+	for (int i = 0; i < daemon.nslots; i++) {
+		struct slot *s = &daemon.slots[i];
+
+		if (!s->used)
+			continue;
+		if (s->type == HANDLER_COMMAND) {
+			int status;
+
+			cmd_signal(&s->child, SIGKILL);
+			while (waitpid(s->child.pid, &status, 0) < 0 && errno == EINTR)
+				;
+		}
+		daemon_release(&s->task, "stopped at once by a second signal");
+		daemon_slot_free(s);
+	}
+	daemon_flush_outcomes();
+}
+
+static bool
+daemon_str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static void
+daemon_grow_slots(int want)
+{
+	if (want <= daemon.nslots)
+		return;
+	struct slot *n = realloc(daemon.slots, (size_t) want * sizeof *n);
+
+	if (n == NULL)
+		abort();
+	memset(n + daemon.nslots, 0, (size_t) (want - daemon.nslots) * sizeof *n);
+	daemon.slots = n;
+	daemon.nslots = want;
+}
+
+/* SIGHUP: read the file again; a bad new config is logged and the old one
+ * kept. Running tasks keep the settings they started with. */
+static void
+daemon_reload(void)
+{
+	char err[1024];
+	struct config *fresh = config_load(daemon.cfg->path, err, sizeof err);
+	struct config *old = daemon.cfg;
+	bool reconnect;
+
+	if (fresh == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		return;
+	}
+	if (daemon_str_differs(fresh->instance_name, old->instance_name))
+		log_warn("instance_name changes only on restart: tasks in flight are claimed under "
+		         "the current name");
+	reconnect = daemon.database == NULL && daemon_str_differs(fresh->database, old->database);
+	reconnect = reconnect || fresh->notify != old->notify;
+	daemon.cfg = fresh;
+	config_free(old);
+	log_setup(fresh->log_level, fresh->log_format);
+	daemon_grow_slots(fresh->concurrency);
+	log_info("config reloaded from %s", fresh->path);
+	if (reconnect && daemon_connected()) {
+		daemon_disconnect("database or notify settings changed");
+		daemon.reconnect_at_ms = daemon_now();
+	}
+	daemon.sweep = true;
+}
+
+/* --- the loop --------------------------------------------------------- */
+
+static int64_t
+daemon_min(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Milliseconds poll() may sleep: until the nearest thing that is due. */
+static int
+daemon_poll_timeout(int64_t now)
+{
+	int64_t due = now + 60000;
+
+	if (daemon_connected()) {
+		if (daemon.sweep || daemon.nouts > 0)
+			return 0;
+		if (!daemon.stopping && daemon.running < daemon.cfg->concurrency)
+			due = daemon_min(due, daemon.next_claim_ms);
+		due = daemon_min(due, daemon.next_lease_ms);
+	} else {
+		due = daemon_min(due, daemon.reconnect_at_ms);
+	}
+	if (daemon.stopping && !daemon.stop_handlers_sent)
+		due = daemon_min(due, daemon.stop_deadline_ms);
+	for (int i = 0; i < daemon.nslots; i++) {
+		const struct slot *s = &daemon.slots[i];
+
+		if (!s->used)
+			continue;
+		if (s->done_at_ms > 0)
+			due = daemon_min(due, daemon_min(s->done_at_ms, s->deadline_ms));
+		else if (s->type == HANDLER_COMMAND && !s->timed_out && !s->shutdown_stopped)
+			due = daemon_min(due, s->deadline_ms);
+		if (s->kill_at_ms > 0)
+			due = daemon_min(due, s->kill_at_ms);
+	}
+	if (due <= now)
+		return 0;
+	return (int) daemon_min(due - now, INT_MAX);
+}
+
+static void
+daemon_instance_name(void)
+{
+	char host[200];
+
+	if (daemon.cfg->instance_name != NULL) {
+		snprintf(daemon.instance, sizeof daemon.instance, "%s", daemon.cfg->instance_name);
+		return;
+	}
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	snprintf(daemon.instance, sizeof daemon.instance, "%s:%d", host, (int) getpid());
+}
+
+int
+daemon_run(struct config *cfg, const char *database)
+{
+	int pfd_cap;
+	struct pollfd *pfds;
+
+	daemon.cfg = cfg;
+	daemon.database = database;
+	log_setup(cfg->log_level, cfg->log_format);
+	daemon_instance_name();
+	daemon.signal_fd = signals_setup();
+	if (daemon.signal_fd < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	daemon_grow_slots(cfg->concurrency);
+	daemon.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	srandom((unsigned) (getpid() ^ daemon_now()));
+	log_info("instance=%s queues=%zu concurrency=%d starting", daemon.instance, cfg->nqueues,
+	         cfg->concurrency);
+	(void) daemon_connect();
+
+	for (;;) {
+		int64_t now = daemon_now();
+		struct signals_seen sig;
+		int npfd = 0, listen_at = -1;
+
+		pfd_cap = 2 + 3 * daemon.nslots;
+		pfds = calloc((size_t) pfd_cap, sizeof *pfds);
+		if (pfds == NULL)
+			abort();
+		pfds[npfd++] = (struct pollfd){.fd = daemon.signal_fd, .events = POLLIN};
+		if (daemon.listen != NULL) {
+			listen_at = npfd;
+			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon.listen), .events = POLLIN};
+		}
+		for (int i = 0; i < daemon.nslots; i++)
+			if (daemon.slots[i].used && daemon.slots[i].type == HANDLER_COMMAND)
+				npfd += cmd_pollfds(&daemon.slots[i].child, pfds + npfd);
+
+		if (poll(pfds, (nfds_t) npfd, daemon_poll_timeout(now)) < 0 && errno != EINTR) {
+			log_error("poll failed: %s", strerror(errno));
+			free(pfds);
+			return EXIT_FAILURE;
+		}
+		now = daemon_now();
+
+		sig = signals_take();
+		if (sig.stop > 0 && (daemon.stopping || sig.stop > 1)) {
+			free(pfds);
+			daemon_stop_now();
+			break;
+		}
+		if (sig.stop > 0)
+			daemon_begin_stop(now);
+		if (sig.reload > 0)
+			daemon_reload();
+
+		if (listen_at >= 0 && daemon.listen != NULL && pfds[listen_at].revents != 0)
+			daemon_drain_notifications();
+		for (int p = (listen_at >= 0 ? listen_at + 1 : 1); p < npfd; p++) {
+			if (pfds[p].revents == 0)
+				continue;
+			for (int i = 0; i < daemon.nslots; i++) {
+				struct slot *s = &daemon.slots[i];
+
+				if (s->used && s->type == HANDLER_COMMAND
+				    && (pfds[p].fd == s->child.in_fd || pfds[p].fd == s->child.out_fd
+				        || pfds[p].fd == s->child.err_fd)) {
+					cmd_on_ready(&s->child, pfds[p].fd, pfds[p].revents);
+					break;
+				}
+			}
+		}
+		free(pfds);
+		daemon_reap_children();
+		daemon_check_slots(now);
+		if (daemon.stopping && !daemon.stop_handlers_sent && now >= daemon.stop_deadline_ms
+		    && daemon.running > 0) {
+			log_warn("shutdown grace over: stopping %d handlers", daemon.running);
+			daemon_stop_handlers(now);
+		}
+
+		if (!daemon_connected() && now >= daemon.reconnect_at_ms)
+			(void) daemon_connect();
+		daemon_flush_outcomes();
+		if (daemon_connected() && now >= daemon.next_lease_ms) {
+			int64_t every = daemon_min(daemon.cfg->lease_ms / 3, daemon.cfg->poll_interval_ms);
+
+			daemon.next_lease_ms = now + every;
+			daemon_lease_tick();
+		}
+		if (daemon_connected() && !daemon.stopping
+		    && (daemon.sweep || now >= daemon.next_claim_ms))
+			daemon_claim();
+		daemon_flush_outcomes();
+
+		if (daemon.stopping && daemon.running == 0) {
+			if (daemon.nouts > 0 && !daemon_connected())
+				log_warn("%zu outcomes could not be written; their leases will expire and "
+				         "the tasks run again", daemon.nouts);
+			if (daemon.nouts == 0 || !daemon_connected())
+				break;
+		}
+	}
+	log_info("stopped");
+	for (size_t i = 0; i < daemon.nouts; i++)
+		outcome_clear(&daemon.outs[i]);
+	free(daemon.outs);
+	free(daemon.slots);
+	if (daemon.listen != NULL)
+		PQfinish(daemon.listen);
+	if (daemon.work != NULL)
+		PQfinish(daemon.work);
+	config_free(daemon.cfg);
+	return EXIT_SUCCESS;
+}

@@ -1,0 +1,364 @@
+/*
+ * Task statements (sql/claim.sql and friends) with their parameters and
+ * results; see queue.h.
+ *
+ * Sets of rows travel as PostgreSQL array literals ({1,2,3},
+ * {"text","more"}) fed to unnest() in the statement: one round trip and one
+ * plan for any number of rows.
+ */
+#include "queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+#include "json.h"
+#include "log.h"
+
+/* Appends "{1,2,3}". */
+static void
+queue_array_ll(struct json_buf *b, const long long *v, size_t n)
+{
+	json_buf_append(b, "{", 1);
+	for (size_t i = 0; i < n; i++)
+		json_buf_printf(b, "%s%lld", i > 0 ? "," : "", v[i]);
+	json_buf_append(b, "}", 1);
+}
+
+static void
+queue_array_int(struct json_buf *b, const int *v, size_t n)
+{
+	json_buf_append(b, "{", 1);
+	for (size_t i = 0; i < n; i++)
+		json_buf_printf(b, "%s%d", i > 0 ? "," : "", v[i]);
+	json_buf_append(b, "}", 1);
+}
+
+/* Appends one array element: NULL, or the text double-quoted with " and \
+ * backslash-escaped (the array input syntax). */
+static void
+queue_array_elem(struct json_buf *b, const char *s)
+{
+	if (s == NULL) {
+		json_buf_append(b, "NULL", 4);
+		return;
+	}
+	json_buf_append(b, "\"", 1);
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			json_buf_append(b, "\\", 1);
+		json_buf_append(b, p, 1);
+	}
+	json_buf_append(b, "\"", 1);
+}
+
+static void
+queue_array_text(struct json_buf *b, const char *const *v, size_t n)
+{
+	json_buf_append(b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			json_buf_append(b, ",", 1);
+		queue_array_elem(b, v[i]);
+	}
+	json_buf_append(b, "}", 1);
+}
+
+static char *
+queue_strdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL) {
+		fprintf(stderr, "pgdispatch: out of memory\n");
+		abort();
+	}
+	return d;
+}
+
+int
+queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, int limit,
+            const struct queue_kinds *skip, struct task *out, struct db_error *err)
+{
+	struct json_buf skipped = {0};
+	char limit_s[16], lease_s[24];
+	const char *params[5];
+	PGresult *res;
+	int n;
+
+	snprintf(limit_s, sizeof limit_s, "%d", limit);
+	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
+	queue_array_text(&skipped, skip->names, skip->count);
+	params[0] = queue;
+	params[1] = limit_s;
+	params[2] = who->instance;
+	params[3] = lease_s;
+	params[4] = skipped.data;
+	res = db_exec(conn, embed_sql("claim"), 5, params, err);
+	json_buf_free(&skipped);
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n && i < limit; i++) {
+		out[i].id = atoll(PQgetvalue(res, i, 0));
+		out[i].queue = queue_strdup(PQgetvalue(res, i, 1));
+		out[i].kind = queue_strdup(PQgetvalue(res, i, 2));
+		out[i].payload = queue_strdup(PQgetvalue(res, i, 3));
+		out[i].attempt = atoi(PQgetvalue(res, i, 4));
+		out[i].max_attempts = atoi(PQgetvalue(res, i, 5));
+	}
+	PQclear(res);
+	return n;
+}
+
+/* Marks kept[i] for outcomes of type whose id came back from the fence. */
+static void
+queue_mark_kept(PGresult *res, const struct outcome *o, size_t n, enum outcome_type type, bool *kept)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (o[i].type != type)
+			continue;
+		kept[i] = false;
+		for (int r = 0; r < PQntuples(res); r++)
+			if (atoll(PQgetvalue(res, r, 0)) == o[i].id) {
+				kept[i] = true;
+				break;
+			}
+	}
+}
+
+/* Runs the statement for one outcome type over the outcomes of that type. */
+static bool
+queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, size_t n,
+                 enum outcome_type type, bool *kept, struct db_error *err)
+{
+	struct json_buf ids = {0}, attempts = {0}, texts = {0}, delays = {0};
+	const char *params[5];
+	const char *sql = NULL;
+	size_t count = 0;
+	int nparams = 0;
+	PGresult *res;
+	bool first = true;
+
+	json_buf_append(&ids, "{", 1);
+	json_buf_append(&attempts, "{", 1);
+	json_buf_append(&texts, "{", 1);
+	json_buf_append(&delays, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (o[i].type != type)
+			continue;
+		const char *sep = first ? "" : ",";
+
+		json_buf_printf(&ids, "%s%lld", sep, o[i].id);
+		json_buf_printf(&attempts, "%s%d", sep, o[i].attempt);
+		json_buf_printf(&texts, "%s", sep);
+		queue_array_elem(&texts, type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
+		json_buf_printf(&delays, "%s%lld", sep, (long long) o[i].delay_ms);
+		first = false;
+		count++;
+	}
+	json_buf_append(&ids, "}", 1);
+	json_buf_append(&attempts, "}", 1);
+	json_buf_append(&texts, "}", 1);
+	json_buf_append(&delays, "}", 1);
+
+	params[0] = ids.data;
+	params[1] = attempts.data;
+	switch (type) {
+	case OUTCOME_COMPLETE:
+		sql = embed_sql("complete");
+		params[2] = texts.data;
+		params[3] = instance;
+		nparams = 4;
+		break;
+	case OUTCOME_RETRY:
+		sql = embed_sql("retry");
+		params[2] = texts.data;
+		params[3] = delays.data;
+		params[4] = instance;
+		nparams = 5;
+		break;
+	case OUTCOME_FAIL:
+		sql = embed_sql("fail");
+		params[2] = texts.data;
+		params[3] = instance;
+		nparams = 4;
+		break;
+	case OUTCOME_RELEASE:
+		sql = embed_sql("release");
+		params[2] = instance;
+		nparams = 3;
+		break;
+	}
+	res = count == 0 ? NULL : db_exec(conn, sql, nparams, params, err);
+	json_buf_free(&ids);
+	json_buf_free(&attempts);
+	json_buf_free(&texts);
+	json_buf_free(&delays);
+	if (count == 0)
+		return true;
+	if (res == NULL)
+		return false;
+	queue_mark_kept(res, o, n, type, kept);
+	PQclear(res);
+	return true;
+}
+
+bool
+queue_write_outcomes(PGconn *conn, const char *instance, const struct outcome *outcomes, size_t n,
+                     bool *kept, struct db_error *err)
+{
+	static const enum outcome_type types[] = {OUTCOME_COMPLETE, OUTCOME_RETRY, OUTCOME_FAIL,
+	                                          OUTCOME_RELEASE};
+
+	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+		if (!queue_write_type(conn, instance, outcomes, n, types[t], kept, err))
+			return false;
+	return true;
+}
+
+bool
+queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
+            const int *attempts, size_t n, bool *kept, struct db_error *err)
+{
+	struct json_buf id_arr = {0}, att_arr = {0};
+	char lease_s[24];
+	const char *params[4];
+	PGresult *res;
+
+	queue_array_ll(&id_arr, ids, n);
+	queue_array_int(&att_arr, attempts, n);
+	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
+	params[0] = id_arr.data;
+	params[1] = att_arr.data;
+	params[2] = lease_s;
+	params[3] = who->instance;
+	res = db_exec(conn, embed_sql("renew"), 4, params, err);
+	json_buf_free(&id_arr);
+	json_buf_free(&att_arr);
+	if (res == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		kept[i] = false;
+		for (int r = 0; r < PQntuples(res); r++)
+			if (atoll(PQgetvalue(res, r, 0)) == ids[i])
+				kept[i] = true;
+	}
+	PQclear(res);
+	return true;
+}
+
+int
+queue_reap(PGconn *conn, const struct queue_kinds *kinds, const int *limits, int default_limit,
+           struct db_error *err)
+{
+	struct json_buf kind_arr = {0}, limit_arr = {0};
+	char default_s[16];
+	const char *params[3];
+	PGresult *res;
+	int requeued = 0;
+
+	queue_array_text(&kind_arr, kinds->names, kinds->count);
+	queue_array_int(&limit_arr, limits, kinds->count);
+	snprintf(default_s, sizeof default_s, "%d", default_limit);
+	params[0] = kind_arr.data;
+	params[1] = limit_arr.data;
+	params[2] = default_s;
+	res = db_exec(conn, embed_sql("reap"), 3, params, err);
+	json_buf_free(&kind_arr);
+	json_buf_free(&limit_arr);
+	if (res == NULL)
+		return -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		bool pending = strcmp(PQgetvalue(res, r, 2), "pending") == 0;
+
+		log_warn("task=%s kind=%s attempt=%s lease expired, %s", PQgetvalue(res, r, 0),
+		         PQgetvalue(res, r, 1), PQgetvalue(res, r, 3),
+		         pending ? "returned to pending" : "no attempts left: failed");
+		requeued += pending;
+	}
+	PQclear(res);
+	return requeued;
+}
+
+int64_t
+queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds *skip, struct db_error *err)
+{
+	struct json_buf skipped = {0};
+	const char *params[2];
+	PGresult *res;
+	int64_t ms;
+
+	queue_array_text(&skipped, skip->names, skip->count);
+	params[0] = queue;
+	params[1] = skipped.data;
+	res = db_exec(conn, embed_sql("next_due"), 2, params, err);
+	json_buf_free(&skipped);
+	if (res == NULL)
+		return -1;
+	ms = PQgetisnull(res, 0, 0) ? INT64_MAX : atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return ms;
+}
+
+/* Runs a transaction-control statement; false with err on failure. */
+static bool
+queue_tx(PGconn *conn, const char *sql, struct db_error *err)
+{
+	PGresult *res = db_exec(conn, sql, 0, NULL, err);
+
+	PQclear(res);
+	return res != NULL;
+}
+
+int
+queue_run_sql_handler(PGconn *conn, const char *instance, const struct task *t, const char *sql,
+                      int64_t timeout_ms, struct db_error *err)
+{
+	/* $1 jsonb, $2 bigint: typed here so the handler's SQL needs no casts. */
+	static const Oid types[2] = {3802 /* jsonb */, 20 /* int8 */};
+	char id_s[24], timeout_s[32];
+	const char *params[2] = {t->payload, id_s};
+	const char *timeout_params[1] = {timeout_s};
+	struct outcome done = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_COMPLETE};
+	struct db_error ignored;
+	bool kept = false;
+	PGresult *res;
+
+	snprintf(id_s, sizeof id_s, "%lld", t->id);
+	snprintf(timeout_s, sizeof timeout_s, "%lld", (long long) timeout_ms);
+	if (!queue_tx(conn, "BEGIN", err))
+		return -1;
+	/* The handler's timeout, as a server-side statement timeout for this
+	 * transaction only. */
+	res = db_exec(conn, embed_sql("sql_handler_timeout"), 1, timeout_params, err);
+	if (res == NULL)
+		goto rollback;
+	PQclear(res);
+
+	memset(err, 0, sizeof *err);
+	res = PQexecParams(conn, sql, 2, types, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state != NULL ? state : "");
+		snprintf(err->message, sizeof err->message, "%s",
+		         msg != NULL ? msg : PQerrorMessage(conn));
+		PQclear(res);
+		goto rollback;
+	}
+	PQclear(res);
+	if (!queue_write_outcomes(conn, instance, &done, 1, &kept, err))
+		goto rollback;
+	if (!kept) {
+		(void) queue_tx(conn, "ROLLBACK", &ignored);
+		return 0;
+	}
+	return queue_tx(conn, "COMMIT", err) ? 1 : -1;
+
+rollback:
+	(void) queue_tx(conn, "ROLLBACK", &ignored);
+	return -1;
+}

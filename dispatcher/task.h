@@ -1,0 +1,57 @@
+/*
+ * A claimed task as the daemon holds it, and what became of it.
+ *
+ * Vocabulary: a task is a row of dispatch.tasks; an attempt is one run of
+ * its handler (tasks.attempts counts them, set by the claim); an outcome is
+ * the result of one attempt, written back with a fenced update.
+ */
+#ifndef PGDISPATCH_TASK_H
+#define PGDISPATCH_TASK_H
+
+#include <stdint.h>
+
+struct task {
+	long long id;
+	char *queue;
+	char *kind;
+	char *payload;      /* jsonb as text */
+	int attempt;        /* this attempt's number: tasks.attempts after the claim */
+	int max_attempts;   /* the row's own limit; 0 when NULL (the handler decides) */
+};
+
+/* Frees the strings a task owns (not the struct). */
+void task_clear(struct task *t);
+
+/*
+ * The outcome types, one fenced update each (sql/complete.sql, retry.sql,
+ * fail.sql, release.sql).
+ */
+enum outcome_type {
+	OUTCOME_COMPLETE,  /* -> complete, result stored */
+	OUTCOME_RETRY,     /* -> pending after delay_ms, last_error stored */
+	OUTCOME_FAIL,      /* -> failed for good, last_error stored */
+	OUTCOME_RELEASE,   /* -> pending now, attempt given back (not tried) */
+};
+
+struct outcome {
+	long long id;
+	int attempt;
+	enum outcome_type type;
+	char *result;      /* COMPLETE: JSON text, or NULL; owned */
+	char *error;       /* RETRY, FAIL: valid UTF-8 text; owned */
+	int64_t delay_ms;  /* RETRY */
+};
+
+void outcome_clear(struct outcome *o);
+
+const char *outcome_type_name(enum outcome_type type);
+
+/*
+ * Backoff before retry number `attempt` (1 after the first failure):
+ * initial * 2^(attempt-1), capped at max, with "equal jitter" (a random
+ * point in the upper half) so that a burst of failures does not come back
+ * as a burst, while each delay stays at least half its nominal value.
+ */
+int64_t task_backoff_ms(int attempt, int64_t initial_ms, int64_t max_ms);
+
+#endif

@@ -1,0 +1,2 @@
+-- The wake-up channel that dispatch.tasks_notify() signals.
+LISTEN dispatch_tasks

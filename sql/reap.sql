@@ -1,0 +1,32 @@
+-- Returns tasks whose lease expired (their daemon died, was killed or lost
+-- its connection) to pending, due now; or to failed when their attempts are
+-- used up. Any instance runs this; SKIP LOCKED lets several do so at once
+-- without waiting on each other. The attempt limit is the task's own, else
+-- the handler's for its kind as this instance knows it ($1 kinds, $2
+-- limits), else this instance's default ($3).
+WITH x AS MATERIALIZED (
+    SELECT id
+      FROM dispatch.tasks
+     WHERE status = 'in_progress'
+       AND lease_expires_at < now()
+     LIMIT 1000
+       FOR NO KEY UPDATE SKIP LOCKED
+), r AS (
+    SELECT t.id,
+           t.attempts >= coalesce(t.max_attempts,
+                                  (SELECT h.max_attempts
+                                     FROM unnest($1::text[], $2::int[]) AS h(kind, max_attempts)
+                                    WHERE h.kind = t.kind),
+                                  $3::int) AS used_up
+      FROM dispatch.tasks AS t JOIN x USING (id)
+)
+UPDATE dispatch.tasks AS t
+   SET status = CASE WHEN r.used_up THEN 'failed' ELSE 'pending' END::dispatch.task_status,
+       last_error = 'lease expired: ' || coalesce(t.locked_by, 'its daemon')
+                    || ' stopped renewing it (crashed, killed or cut off)',
+       finished_at = CASE WHEN r.used_up THEN now() END,
+       run_at = CASE WHEN r.used_up THEN t.run_at ELSE now() END,
+       lease_expires_at = NULL
+  FROM r
+ WHERE t.id = r.id
+RETURNING t.id, t.kind, t.status, t.attempts
