@@ -14,6 +14,7 @@
 
 /* Suites, one per module; run.c chains them. */
 Suite *cli_suite(void);
+Suite *config_suite(void);
 Suite *db_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);

@@ -29,6 +29,7 @@ main(void)
 	}
 	if (unit) {
 		srunner_add_suite(sr, cli_suite());
+		srunner_add_suite(sr, config_suite());
 		srunner_add_suite(sr, db_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
 	}

@@ -1,0 +1,862 @@
+/*
+ * Reads the YAML configuration file into struct config; see config.h.
+ *
+ * The file is walked as a stream of libyaml events, one event held at a
+ * time: a map is read key by key, each key looked up in a table of keys
+ * (type, field offset, default, bounds), and its value checked and stored at
+ * once, so every error still has the mark of the node that caused it.
+ * Handler settings that the file leaves out are taken from the top level
+ * only after the whole file is read, because top-level keys may follow
+ * "handlers".
+ *
+ * Reading rules: a scalar is read by the type its key expects, quoted or
+ * not. Integers are decimal; durations are an integer and one unit.
+ * Booleans are true or false (also True, TRUE, False, FALSE, as in YAML
+ * 1.2); yes, no, on and off are rejected, because YAML 1.1 and 1.2 disagree
+ * on them. Aliases (*name) are rejected; anchors alone are harmless. An
+ * empty or null string value (database:, ~) leaves the key at its default.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+enum config_type {
+	CONFIG_STRING,       /* char *; min is the least length, 0: empty means unset */
+	CONFIG_LIST,         /* char **, NULL-terminated; min is the least count */
+	CONFIG_BOOL,         /* bool */
+	CONFIG_INT,          /* int */
+	CONFIG_INT64,        /* int64_t */
+	CONFIG_DURATION,     /* int64_t milliseconds */
+	CONFIG_LOG_LEVEL,    /* enum log_level */
+	CONFIG_LOG_FORMAT,   /* enum log_format */
+	CONFIG_BUILTIN,      /* enum handler_builtin */
+	CONFIG_MAP,          /* a nested map whose keys are "name.key" in the same table */
+	CONFIG_HANDLERS,     /* the map of handlers, top level only */
+};
+
+/* One key of a map: where its value goes and what values it takes. */
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	int64_t def;
+	int64_t min;
+	int64_t max;
+};
+
+#define CONFIG_SEC (INT64_C(1000))
+#define CONFIG_MIN (60 * CONFIG_SEC)
+#define CONFIG_HOUR (60 * CONFIG_MIN)
+#define CONFIG_DAY (24 * CONFIG_HOUR)
+/* A handler default that is filled in from the top level after the file. */
+#define CONFIG_INHERIT (-1)
+
+/* Indexes into config_top_keys, for the checks that span keys. */
+enum {
+	TK_DATABASE, TK_INSTANCE_NAME, TK_QUEUES, TK_CONCURRENCY, TK_POLL_INTERVAL,
+	TK_NOTIFY, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
+	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
+	TK_HANDLERS, TK_COUNT
+};
+
+#define TOP(field) offsetof(struct config, field)
+static const struct config_key config_top_keys[TK_COUNT] = {
+	[TK_DATABASE] = {"database", CONFIG_STRING, TOP(database), 0, 0, 0},
+	[TK_INSTANCE_NAME] = {"instance_name", CONFIG_STRING, TOP(instance_name), 0, 0, 0},
+	[TK_QUEUES] = {"queues", CONFIG_LIST, TOP(queues), 0, 1, 0},
+	[TK_CONCURRENCY] = {"concurrency", CONFIG_INT, TOP(concurrency), 8, 1, 1024},
+	[TK_POLL_INTERVAL] = {"poll_interval", CONFIG_DURATION, TOP(poll_interval_ms),
+	                      5 * CONFIG_SEC, 10, CONFIG_HOUR},
+	[TK_NOTIFY] = {"notify", CONFIG_BOOL, TOP(notify), true, 0, 0},
+	[TK_LEASE] = {"lease", CONFIG_DURATION, TOP(lease_ms), 30 * CONFIG_SEC, CONFIG_SEC, CONFIG_DAY},
+	[TK_SHUTDOWN_GRACE] = {"shutdown_grace", CONFIG_DURATION, TOP(shutdown_grace_ms),
+	                       30 * CONFIG_SEC, 0, CONFIG_HOUR},
+	[TK_LOG] = {"log", CONFIG_MAP, 0, 0, 0, 0},
+	[TK_LOG_LEVEL] = {"log.level", CONFIG_LOG_LEVEL, TOP(log_level), LOG_INFO, 0, 0},
+	[TK_LOG_FORMAT] = {"log.format", CONFIG_LOG_FORMAT, TOP(log_format), LOG_TEXT, 0, 0},
+	[TK_TIMEOUT] = {"timeout", CONFIG_DURATION, TOP(timeout_ms), 5 * CONFIG_MIN, 10, 7 * CONFIG_DAY},
+	[TK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, TOP(max_attempts), 5, 1, 1000},
+	[TK_BACKOFF] = {"backoff", CONFIG_MAP, 0, 0, 0, 0},
+	[TK_BACKOFF_INITIAL] = {"backoff.initial", CONFIG_DURATION, TOP(backoff_initial_ms),
+	                        CONFIG_SEC, 1, CONFIG_DAY},
+	[TK_BACKOFF_MAX] = {"backoff.max", CONFIG_DURATION, TOP(backoff_max_ms),
+	                    CONFIG_HOUR, 1, 30 * CONFIG_DAY},
+	[TK_HANDLERS] = {"handlers", CONFIG_HANDLERS, 0, 0, 0, 0},
+};
+
+/* Indexes into config_handler_keys. */
+enum {
+	HK_COMMAND, HK_SQL, HK_BUILTIN, HK_TIMEOUT, HK_MAX_ATTEMPTS, HK_BACKOFF,
+	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_COUNT
+};
+
+/* The bounds of inherited keys repeat the top level's: a handler may not
+ * set what the top level could not. */
+#define HANDLER(field) offsetof(struct handler_config, field)
+static const struct config_key config_handler_keys[HK_COUNT] = {
+	[HK_COMMAND] = {"command", CONFIG_LIST, HANDLER(argv), 0, 1, 0},
+	[HK_SQL] = {"sql", CONFIG_STRING, HANDLER(sql), 0, 1, 0},
+	[HK_BUILTIN] = {"builtin", CONFIG_BUILTIN, HANDLER(builtin), BUILTIN_NOOP, 0, 0},
+	[HK_TIMEOUT] = {"timeout", CONFIG_DURATION, HANDLER(timeout_ms), CONFIG_INHERIT,
+	                10, 7 * CONFIG_DAY},
+	[HK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, HANDLER(max_attempts), CONFIG_INHERIT, 1, 1000},
+	[HK_BACKOFF] = {"backoff", CONFIG_MAP, 0, 0, 0, 0},
+	[HK_BACKOFF_INITIAL] = {"backoff.initial", CONFIG_DURATION, HANDLER(backoff_initial_ms),
+	                        CONFIG_INHERIT, 1, CONFIG_DAY},
+	[HK_BACKOFF_MAX] = {"backoff.max", CONFIG_DURATION, HANDLER(backoff_max_ms),
+	                    CONFIG_INHERIT, 1, 30 * CONFIG_DAY},
+	[HK_CONCURRENCY] = {"concurrency", CONFIG_INT, HANDLER(concurrency), 0, 0, 1024},
+	[HK_MAX_OUTPUT] = {"max_output", CONFIG_INT64, HANDLER(max_output), 1048576, 0, 1073741824},
+};
+
+/* Names of enum values, indexed by the value, for parsing and messages. */
+static const char *const config_level_names[] = {
+	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn", [LOG_ERROR] = "error", NULL
+};
+static const char *const config_format_names[] = {[LOG_TEXT] = "text", [LOG_JSON] = "json", NULL};
+static const char *const config_builtin_names[] = {
+	[BUILTIN_NOOP] = "noop", [BUILTIN_SLEEP] = "sleep", [BUILTIN_FAIL] = "fail", NULL
+};
+
+/* Where a key was set in the file, for duplicates and for checks made
+ * after the map (or the whole file) was read. */
+struct config_seen {
+	bool set;
+	yaml_mark_t key;
+	yaml_mark_t value;
+};
+
+struct config_handler_marks {
+	yaml_mark_t kind;
+	struct config_seen seen[HK_COUNT];
+};
+
+/* One config_load() call: the libyaml parser and its current event. */
+struct config_parser {
+	yaml_parser_t yaml;
+	yaml_event_t event;          /* owned; deleted before the next is read */
+	const char *path;
+	FILE *file;
+	char *err;
+	size_t errlen;
+	struct config_seen top[TK_COUNT];
+	struct config_handler_marks *handlers;   /* parallel to cfg->handlers */
+};
+
+/* Writes "FILE:LINE:COL: message"; libyaml's marks count from 0. Returns
+ * false so that callers can fail with one statement. */
+static bool config_error(struct config_parser *p, yaml_mark_t mark, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static bool
+config_error(struct config_parser *p, yaml_mark_t mark, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->err, p->errlen, "%s:%zu:%zu: ", p->path, mark.line + 1, mark.column + 1);
+
+	if (n >= 0 && (size_t) n < p->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(p->err + n, p->errlen - (size_t) n, fmt, ap);
+		va_end(ap);
+	}
+	return false;
+}
+
+/* The line and column of a byte offset. libyaml's reader reports bad
+ * encoding by offset alone, having read ahead of the scanner's mark. */
+static yaml_mark_t
+config_offset_mark(struct config_parser *p, size_t offset)
+{
+	yaml_mark_t mark = {0, 0, 0};
+	int c;
+
+	rewind(p->file);
+	for (size_t i = 0; i < offset && (c = getc(p->file)) != EOF; i++) {
+		if (c == '\n') {
+			mark.line++;
+			mark.column = 0;
+		} else if ((c & 0xC0) != 0x80) {   /* columns count characters, as libyaml's do */
+			mark.column++;
+		}
+	}
+	return mark;
+}
+
+/* Reads the next event into p->event, turning libyaml's errors into ours. */
+static bool
+config_next(struct config_parser *p)
+{
+	yaml_parser_t *y = &p->yaml;
+
+	yaml_event_delete(&p->event);
+	if (!yaml_parser_parse(y, &p->event)) {
+		yaml_mark_t at = y->problem_mark;
+
+		if (y->error == YAML_READER_ERROR)
+			at = config_offset_mark(p, y->problem_offset);
+
+		if (y->error == YAML_MEMORY_ERROR)
+			return config_error(p, at, "out of memory");
+		if (y->context != NULL)
+			return config_error(p, at, "invalid yaml: %s (%s at %zu:%zu)",
+			                    y->problem, y->context, y->context_mark.line + 1,
+			                    y->context_mark.column + 1);
+		return config_error(p, at, "invalid yaml: %s", y->problem != NULL ? y->problem : "unknown error");
+	}
+	/* An alias would make one value appear under several keys; the few
+	 * repeated settings of a dispatcher do not need that. */
+	if (p->event.type == YAML_ALIAS_EVENT)
+		return config_error(p, p->event.start_mark, "*%s: aliases are not supported",
+		                    (const char *) p->event.data.alias.anchor);
+	return true;
+}
+
+static const char *
+config_scalar(const struct config_parser *p)
+{
+	return (const char *) p->event.data.scalar.value;
+}
+
+/* A plain ~, null or empty scalar: YAML's null. */
+static bool
+config_is_null(const struct config_parser *p)
+{
+	const char *s = config_scalar(p);
+
+	return p->event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+	       && (s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
+}
+
+static const char *
+config_node_name(yaml_event_type_t type)
+{
+	switch (type) {
+	case YAML_SEQUENCE_START_EVENT:
+		return "a list";
+	case YAML_MAPPING_START_EVENT:
+		return "a map";
+	default:
+		return "a scalar";
+	}
+}
+
+/* Finds s in a NULL-terminated list of names; its index is the enum value. */
+static bool
+config_lookup(const char *const *names, const char *s, int *out)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], s) == 0) {
+			*out = i;
+			return true;
+		}
+	return false;
+}
+
+/* Stand-ins for log_level_parse() and log_format_parse(), so that config.c
+ * links without log.c and the two stay in step through the names above. */
+static bool
+config_log_level(const char *s, enum log_level *out)
+{
+	int v;
+
+	if (!config_lookup(config_level_names, s, &v))
+		return false;
+	*out = (enum log_level) v;
+	return true;
+}
+
+static bool
+config_log_format(const char *s, enum log_format *out)
+{
+	int v;
+
+	if (!config_lookup(config_format_names, s, &v))
+		return false;
+	*out = (enum log_format) v;
+	return true;
+}
+
+static bool
+config_builtin(const char *s, enum handler_builtin *out)
+{
+	int v;
+
+	if (!config_lookup(config_builtin_names, s, &v))
+		return false;
+	*out = (enum handler_builtin) v;
+	return true;
+}
+
+/* What a key of this type expects, for messages. */
+static const char *
+config_expect(enum config_type type, char *buf, size_t len)
+{
+	const char *const *names = NULL;
+	size_t n;
+
+	switch (type) {
+	case CONFIG_STRING:
+		return "a string";
+	case CONFIG_LIST:
+		return "a list of strings";
+	case CONFIG_BOOL:
+		return "true or false";
+	case CONFIG_INT:
+	case CONFIG_INT64:
+		return "an integer";
+	case CONFIG_DURATION:
+		return "a duration: an integer followed by ms, s, m, h or d, such as 250ms, 30s or 5m";
+	case CONFIG_MAP:
+	case CONFIG_HANDLERS:
+		return "a map";
+	case CONFIG_LOG_LEVEL:
+		names = config_level_names;
+		break;
+	case CONFIG_LOG_FORMAT:
+		names = config_format_names;
+		break;
+	case CONFIG_BUILTIN:
+		names = config_builtin_names;
+		break;
+	}
+	n = (size_t) snprintf(buf, len, "one of");
+	for (int i = 0; names[i] != NULL && n < len; i++)
+		n += (size_t) snprintf(buf + n, len - n, "%s %s", i > 0 ? "," : "", names[i]);
+	return buf;
+}
+
+static const int64_t config_units[] = {CONFIG_DAY, CONFIG_HOUR, CONFIG_MIN, CONFIG_SEC, 1};
+static const char *const config_unit_names[] = {"d", "h", "m", "s", "ms"};
+
+/* 0: ok; -1: not a duration; 1: a duration too large for int64_t. */
+static int
+config_duration(const char *s, int64_t *ms)
+{
+	int64_t n = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (INT64_MAX - (*p - '0')) / 10)
+			n = -1;   /* overflow; the unit is still checked */
+		if (n >= 0)
+			n = n * 10 + (*p - '0');
+	}
+	for (size_t u = 0; u < sizeof config_units / sizeof config_units[0]; u++) {
+		if (strcmp(p, config_unit_names[u]) != 0)
+			continue;
+		if (n < 0 || n > INT64_MAX / config_units[u])
+			return 1;
+		*ms = n * config_units[u];
+		return 0;
+	}
+	return -1;
+}
+
+bool
+config_parse_duration(const char *s, int64_t *ms)
+{
+	return s != NULL && config_duration(s, ms) == 0;
+}
+
+/* ms in the largest unit that divides it, the way a person would write it. */
+static const char *
+config_format_duration(int64_t ms, char *buf, size_t len)
+{
+	size_t u = 0;
+
+	while (ms != 0 && ms % config_units[u] != 0)
+		u++;
+	if (ms == 0)
+		u = 3;
+	snprintf(buf, len, "%" PRId64 "%s", ms / config_units[u], config_unit_names[u]);
+	return buf;
+}
+
+/* Integers in base 10 only: 0x10 and 010 in a config are more likely
+ * mistakes than intentions. 0: ok; -1: not an integer; 1: overflow. */
+static int
+config_integer(const char *s, int64_t *out)
+{
+	char *end;
+
+	if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9')))
+		return -1;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (*end != '\0')
+		return -1;
+	return errno == ERANGE ? 1 : 0;
+}
+
+/* Stores a number, boolean or enum value in the field key describes. */
+static void
+config_store(void *base, const struct config_key *key, int64_t v)
+{
+	char *field = (char *) base + key->offset;
+
+	switch (key->type) {
+	case CONFIG_BOOL:
+		*(bool *) field = v != 0;
+		break;
+	case CONFIG_INT:
+		*(int *) field = (int) v;
+		break;
+	case CONFIG_INT64:
+	case CONFIG_DURATION:
+		*(int64_t *) field = v;
+		break;
+	case CONFIG_LOG_LEVEL:
+		*(enum log_level *) field = (enum log_level) v;
+		break;
+	case CONFIG_LOG_FORMAT:
+		*(enum log_format *) field = (enum log_format) v;
+		break;
+	case CONFIG_BUILTIN:
+		*(enum handler_builtin *) field = (enum handler_builtin) v;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+config_defaults(void *base, const struct config_key *keys, size_t nkeys)
+{
+	for (size_t i = 0; i < nkeys; i++)
+		config_store(base, &keys[i], keys[i].def);
+}
+
+static void
+config_free_list(char **list)
+{
+	if (list == NULL)
+		return;
+	for (char **s = list; *s != NULL; s++)
+		free(*s);
+	free(list);
+}
+
+/* Reads a list of non-empty strings; the current event starts it. */
+static bool
+config_read_list(struct config_parser *p, const struct config_key *key, const char *name,
+                 char ***out)
+{
+	yaml_mark_t start = p->event.start_mark;
+	char **list;
+	size_t n = 0;
+
+	for (;;) {
+		char **grown;
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type == YAML_SEQUENCE_END_EVENT)
+			break;
+		if (p->event.type != YAML_SCALAR_EVENT)
+			return config_error(p, p->event.start_mark, "%s: item %zu is %s, expected a string",
+			                    name, n + 1, config_node_name(p->event.type));
+		if (config_scalar(p)[0] == '\0')
+			return config_error(p, p->event.start_mark, "%s: item %zu is empty", name, n + 1);
+		/* *out always holds what is read so far, so an error frees it. */
+		grown = realloc(*out, (n + 2) * sizeof *grown);
+		if (grown == NULL)
+			return config_error(p, p->event.start_mark, "out of memory");
+		*out = list = grown;
+		list[n + 1] = NULL;
+		if ((list[n] = strdup(config_scalar(p))) == NULL)
+			return config_error(p, p->event.start_mark, "out of memory");
+		n++;
+	}
+	if ((int64_t) n < key->min)
+		return config_error(p, start, "%s: must not be empty", name);
+	return true;
+}
+
+/* Reads the value of key, the current event, into its field. */
+static bool
+config_read_value(struct config_parser *p, void *base, const struct config_key *key,
+                  const char *name)
+{
+	char *field = (char *) base + key->offset;
+	yaml_mark_t at = p->event.start_mark;
+	char expect[96], lo[32], hi[32];
+	const char *s;
+	int64_t v = 0;
+	int rc = 0;
+
+	if (key->type == CONFIG_LIST && p->event.type == YAML_SEQUENCE_START_EVENT)
+		return config_read_list(p, key, name, (char ***) field);
+	if (key->type == CONFIG_LIST || p->event.type != YAML_SCALAR_EVENT)
+		return config_error(p, at, "%s: expected %s, got %s", name,
+		                    config_expect(key->type, expect, sizeof expect),
+		                    config_node_name(p->event.type));
+	s = config_scalar(p);
+	if (strlen(s) != p->event.data.scalar.length)
+		return config_error(p, at, "%s: contains a NUL character", name);
+
+	switch (key->type) {
+	case CONFIG_STRING:
+		if (s[0] == '\0' || config_is_null(p))
+			return key->min > 0 ? config_error(p, at, "%s: must not be empty", name) : true;
+		if ((*(char **) field = strdup(s)) == NULL)
+			return config_error(p, at, "out of memory");
+		return true;
+	case CONFIG_BOOL:
+		if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
+			v = 1;
+		else if (strcmp(s, "false") != 0 && strcmp(s, "False") != 0 && strcmp(s, "FALSE") != 0)
+			rc = -1;
+		break;
+	case CONFIG_INT:
+	case CONFIG_INT64:
+		rc = config_integer(s, &v);
+		break;
+	case CONFIG_DURATION:
+		rc = config_duration(s, &v);
+		break;
+	case CONFIG_LOG_LEVEL: {
+		enum log_level level;
+
+		rc = config_log_level(s, &level) ? 0 : -1;
+		v = level;
+		break;
+	}
+	case CONFIG_LOG_FORMAT: {
+		enum log_format format;
+
+		rc = config_log_format(s, &format) ? 0 : -1;
+		v = format;
+		break;
+	}
+	case CONFIG_BUILTIN: {
+		enum handler_builtin builtin;
+
+		rc = config_builtin(s, &builtin) ? 0 : -1;
+		v = builtin;
+		break;
+	}
+	default:
+		break;
+	}
+	if (rc < 0)
+		return config_error(p, at, "%s: '%.64s' is not %s", name, s,
+		                    config_expect(key->type, expect, sizeof expect));
+	/* Bools and enums have no bounds: min == max. */
+	if (key->min < key->max && (rc > 0 || v < key->min || v > key->max)) {
+		if (key->type == CONFIG_DURATION) {
+			config_format_duration(key->min, lo, sizeof lo);
+			config_format_duration(key->max, hi, sizeof hi);
+		} else {
+			snprintf(lo, sizeof lo, "%" PRId64, key->min);
+			snprintf(hi, sizeof hi, "%" PRId64, key->max);
+		}
+		return config_error(p, at, "%s: %.64s is out of range (%s..%s)", name, s, lo, hi);
+	}
+	config_store(base, key, v);
+	return true;
+}
+
+static bool config_read_handlers(struct config_parser *p, struct config *cfg);
+
+/*
+ * Reads a map whose MAPPING_START is the current event. section is the
+ * table prefix of its keys ("" or "backoff"); scope prefixes the key names
+ * in messages ("" or "handlers.KIND").
+ */
+static bool
+config_read_map(struct config_parser *p, void *base, const struct config_key *keys, size_t nkeys,
+                struct config_seen *seen, const char *section, const char *scope)
+{
+	char where[256];
+
+	snprintf(where, sizeof where, "%s%s%s", scope, scope[0] != '\0' && section[0] != '\0' ? "." : "",
+	         section);
+	for (;;) {
+		char key[128], name[384];
+		yaml_mark_t at;
+		size_t i;
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type == YAML_MAPPING_END_EVENT)
+			return true;
+		at = p->event.start_mark;
+		if (p->event.type != YAML_SCALAR_EVENT)
+			return config_error(p, at, "%s%sexpected a key, got %s", where,
+			                    where[0] != '\0' ? ": " : "", config_node_name(p->event.type));
+		snprintf(key, sizeof key, "%s%s%s", section, section[0] != '\0' ? "." : "", config_scalar(p));
+		snprintf(name, sizeof name, "%s%s%s", where, where[0] != '\0' ? "." : "", config_scalar(p));
+		for (i = 0; i < nkeys; i++)
+			if (strcmp(keys[i].name, key) == 0)
+				break;
+		/* A dotted key ("log.level: x") would find a nested entry. */
+		if (i == nkeys || strchr(config_scalar(p), '.') != NULL)
+			return config_error(p, at, "%s: unknown key", name);
+		if (seen[i].set)
+			return config_error(p, at, "%s: duplicate key (first at line %zu)", name,
+			                    seen[i].key.line + 1);
+		if (!config_next(p))
+			return false;
+		seen[i] = (struct config_seen) {true, at, p->event.start_mark};
+
+		if (keys[i].type == CONFIG_MAP || keys[i].type == CONFIG_HANDLERS) {
+			char expect[96];
+
+			if (p->event.type != YAML_MAPPING_START_EVENT)
+				return config_error(p, p->event.start_mark, "%s: expected %s, got %s", name,
+				                    config_expect(keys[i].type, expect, sizeof expect),
+				                    config_node_name(p->event.type));
+			if (keys[i].type == CONFIG_HANDLERS) {
+				if (!config_read_handlers(p, base))
+					return false;
+			} else if (!config_read_map(p, base, keys, nkeys, seen, key, scope)) {
+				return false;
+			}
+		} else if (!config_read_value(p, base, &keys[i], name)) {
+			return false;
+		}
+	}
+}
+
+/* Sets h->type from the one of command, sql or builtin that was given. */
+static bool
+config_handler_type(struct config_parser *p, struct handler_config *h,
+                    const struct config_handler_marks *m)
+{
+	static const struct {
+		int key;
+		enum handler_type type;
+	} types[] = {{HK_COMMAND, HANDLER_COMMAND}, {HK_SQL, HANDLER_SQL}, {HK_BUILTIN, HANDLER_BUILTIN}};
+	const struct config_seen *last = NULL;
+	int given = 0;
+
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		const struct config_seen *s = &m->seen[types[i].key];
+
+		if (!s->set)
+			continue;
+		/* Of two, report the later: the first one read as intended. */
+		if (last == NULL || s->key.index > last->key.index)
+			last = s;
+		h->type = types[i].type;
+		given++;
+	}
+	if (given == 0)
+		return config_error(p, m->kind, "handlers.%s: needs one of command, sql or builtin", h->kind);
+	if (given > 1)
+		return config_error(p, last->key, "handlers.%s: has more than one of command, sql "
+		                    "and builtin (give one)", h->kind);
+	return true;
+}
+
+/* Reads the handlers map (its MAPPING_START is the current event). */
+static bool
+config_read_handlers(struct config_parser *p, struct config *cfg)
+{
+	for (;;) {
+		struct handler_config *h;
+		struct config_handler_marks *m;
+		char scope[160];
+		yaml_mark_t at;
+		size_t n = cfg->nhandlers;
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type == YAML_MAPPING_END_EVENT)
+			return true;
+		at = p->event.start_mark;
+		if (p->event.type != YAML_SCALAR_EVENT || config_scalar(p)[0] == '\0')
+			return config_error(p, at, "handlers: expected a task kind, got %s",
+			                    p->event.type == YAML_SCALAR_EVENT ? "an empty string"
+			                    : config_node_name(p->event.type));
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(cfg->handlers[i].kind, config_scalar(p)) == 0)
+				return config_error(p, at, "handlers.%s: duplicate key (first at line %zu)",
+				                    config_scalar(p), p->handlers[i].kind.line + 1);
+
+		/* Grown one at a time: a config has few handlers. nhandlers counts
+		 * only a handler already zeroed, so config_free() can always run. */
+		h = realloc(cfg->handlers, (n + 1) * sizeof *h);
+		if (h != NULL)
+			cfg->handlers = h;
+		m = realloc(p->handlers, (n + 1) * sizeof *m);
+		if (m != NULL)
+			p->handlers = m;
+		if (h == NULL || m == NULL)
+			return config_error(p, at, "out of memory");
+		h = &cfg->handlers[n];
+		m = &p->handlers[n];
+		memset(h, 0, sizeof *h);
+		memset(m, 0, sizeof *m);
+		cfg->nhandlers++;
+		m->kind = at;
+		config_defaults(h, config_handler_keys, HK_COUNT);
+		if ((h->kind = strdup(config_scalar(p))) == NULL)
+			return config_error(p, at, "out of memory");
+		snprintf(scope, sizeof scope, "handlers.%s", h->kind);
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type != YAML_MAPPING_START_EVENT)
+			return config_error(p, p->event.start_mark, "%s: expected a map of handler settings, "
+			                    "got %s", scope, config_node_name(p->event.type));
+		if (!config_read_map(p, h, config_handler_keys, HK_COUNT, m->seen, "", scope)
+		    || !config_handler_type(p, h, m))
+			return false;
+	}
+}
+
+/* The stream must hold one document whose top level is a map. */
+static bool
+config_read_file(struct config_parser *p, struct config *cfg)
+{
+	if (!config_next(p) || !config_next(p))   /* STREAM_START, then the document */
+		return false;
+	if (p->event.type == YAML_STREAM_END_EVENT)
+		return config_error(p, p->event.start_mark, "the file is empty, expected a map of "
+		                    "settings (write {} for all defaults)");
+	if (!config_next(p))
+		return false;
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return config_error(p, p->event.start_mark, "expected a map of settings at the top "
+		                    "level, got %s", config_node_name(p->event.type));
+	if (!config_read_map(p, cfg, config_top_keys, TK_COUNT, p->top, "", ""))
+		return false;
+	if (!config_next(p) || !config_next(p))   /* DOCUMENT_END, then STREAM_END */
+		return false;
+	if (p->event.type != YAML_STREAM_END_EVENT)
+		return config_error(p, p->event.start_mark, "expected one yaml document, found a second");
+	return true;
+}
+
+/* backoff.max below backoff.initial, reported where the file set one. */
+static bool
+config_check_backoff(struct config_parser *p, const char *scope, int64_t initial, int64_t max,
+                     const struct config_seen *initial_seen, const struct config_seen *max_seen)
+{
+	char a[32], b[32];
+
+	if (max >= initial)
+		return true;
+	config_format_duration(initial, a, sizeof a);
+	config_format_duration(max, b, sizeof b);
+	if (max_seen->set)
+		return config_error(p, max_seen->value, "%sbackoff.max: %s is less than backoff.initial (%s)",
+		                    scope, b, a);
+	return config_error(p, initial_seen->value, "%sbackoff.initial: %s is more than backoff.max (%s)",
+	                    scope, a, b);
+}
+
+/* What can only be settled once the whole file is read. */
+static bool
+config_finish(struct config_parser *p, struct config *cfg)
+{
+	if (cfg->queues == NULL) {
+		if ((cfg->queues = calloc(2, sizeof *cfg->queues)) == NULL
+		    || (cfg->queues[0] = strdup("default")) == NULL)
+			return config_error(p, p->event.start_mark, "out of memory");
+	}
+	for (cfg->nqueues = 0; cfg->queues[cfg->nqueues] != NULL; cfg->nqueues++)
+		;
+	if (!config_check_backoff(p, "", cfg->backoff_initial_ms, cfg->backoff_max_ms,
+	                          &p->top[TK_BACKOFF_INITIAL], &p->top[TK_BACKOFF_MAX]))
+		return false;
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		struct handler_config *h = &cfg->handlers[i];
+		const struct config_seen *seen = p->handlers[i].seen;
+		char scope[160];
+
+		if (h->timeout_ms == CONFIG_INHERIT)
+			h->timeout_ms = cfg->timeout_ms;
+		if (h->max_attempts == CONFIG_INHERIT)
+			h->max_attempts = cfg->max_attempts;
+		if (h->backoff_initial_ms == CONFIG_INHERIT)
+			h->backoff_initial_ms = cfg->backoff_initial_ms;
+		if (h->backoff_max_ms == CONFIG_INHERIT)
+			h->backoff_max_ms = cfg->backoff_max_ms;
+		snprintf(scope, sizeof scope, "handlers.%s.", h->kind);
+		if (!config_check_backoff(p, scope, h->backoff_initial_ms, h->backoff_max_ms,
+		                          &seen[HK_BACKOFF_INITIAL], &seen[HK_BACKOFF_MAX]))
+			return false;
+	}
+	return true;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct config_parser p = {.path = path, .err = err, .errlen = errlen};
+	struct config *cfg;
+	struct stat st;
+	FILE *f;
+	bool ok;
+
+	f = fopen(path, "rb");
+	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		f = NULL;
+		errno = EISDIR;
+	}
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	cfg = calloc(1, sizeof *cfg);
+	if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !yaml_parser_initialize(&p.yaml)) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		free(cfg != NULL ? cfg->path : NULL);
+		free(cfg);
+		fclose(f);
+		return NULL;
+	}
+	p.file = f;
+	yaml_parser_set_input_file(&p.yaml, f);
+	config_defaults(cfg, config_top_keys, TK_COUNT);
+	ok = config_read_file(&p, cfg) && config_finish(&p, cfg);
+	yaml_event_delete(&p.event);
+	yaml_parser_delete(&p.yaml);
+	free(p.handlers);
+	fclose(f);
+	if (!ok) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nhandlers; i++) {
+		free(cfg->handlers[i].kind);
+		config_free_list(cfg->handlers[i].argv);
+		free(cfg->handlers[i].sql);
+	}
+	free(cfg->handlers);
+	config_free_list(cfg->queues);
+	free(cfg->instance_name);
+	free(cfg->database);
+	free(cfg->path);
+	free(cfg);
+}
+
+const struct handler_config *
+config_handler(const struct config *cfg, const char *kind)
+{
+	for (size_t i = 0; i < cfg->nhandlers; i++)
+		if (strcmp(cfg->handlers[i].kind, kind) == 0)
+			return &cfg->handlers[i];
+	return NULL;
+}

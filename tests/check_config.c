@@ -1,0 +1,512 @@
+/*
+ * Unit tier: config.c reads every key, fills defaults, lets handlers
+ * inherit, and rejects bad files with "FILE:LINE:COL: message".
+ *
+ * Each case writes its YAML to a temporary file, so the text and the line
+ * and column it expects sit side by side in the table.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "harness.h"
+
+/* Writes text to a new temporary file and puts its name in path. */
+static void
+config_test_write(const char *text, char *path, size_t len)
+{
+	const char *dir = getenv("PGDISPATCH_TMP");
+	size_t n = strlen(text);
+	int fd;
+
+	snprintf(path, len, "%s/pgdispatch-config-XXXXXX", dir != NULL ? dir : "/tmp");
+	fd = mkstemp(path);
+	ck_assert_msg(fd >= 0, "mkstemp %s failed", path);
+	ck_assert_int_eq(write(fd, text, n), (ssize_t) n);
+	close(fd);
+}
+
+/* Loads text as a config file; err gets "PATH:..." with the file's name
+ * replaced by "cfg.yaml", so expected messages can be written out whole. */
+static struct config *
+config_test_load(const char *text, char *err, size_t len)
+{
+	char path[512], raw[1024];
+	struct config *cfg;
+
+	config_test_write(text, path, sizeof path);
+	cfg = config_load(path, raw, sizeof raw);
+	unlink(path);
+	if (cfg == NULL) {
+		ck_assert_msg(strncmp(raw, path, strlen(path)) == 0, "error lacks the path: %s", raw);
+		snprintf(err, len, "cfg.yaml%s", raw + strlen(path));
+	} else {
+		ck_assert_str_eq(cfg->path, path);
+		err[0] = '\0';
+	}
+	return cfg;
+}
+
+/* Loads text that must be valid. */
+static struct config *
+config_test_ok(const char *text)
+{
+	char err[1024];
+	struct config *cfg = config_test_load(text, err, sizeof err);
+
+	ck_assert_msg(cfg != NULL, "rejected: %s", err);
+	return cfg;
+}
+
+static const char config_full[] =
+	"# every key, none at its default\n"
+	"database: \"dbname=app host=/tmp\"\n"
+	"instance_name: web-1\n"
+	"queues: [default, mail]\n"
+	"concurrency: 16\n"
+	"poll_interval: 250ms\n"
+	"notify: false\n"
+	"lease: 1m\n"
+	"shutdown_grace: 0s\n"
+	"log: {level: debug, format: json}\n"
+	"timeout: 10m\n"
+	"max_attempts: 7\n"
+	"backoff:\n"
+	"  initial: 500ms\n"
+	"  max: 2h\n"
+	"handlers:\n"
+	"  send_email:\n"
+	"    command:\n"
+	"      - /usr/local/bin/send-email\n"
+	"      - --json\n"
+	"    timeout: 30s\n"
+	"    max_attempts: 10\n"
+	"    backoff: {initial: 2s, max: 1d}\n"
+	"    concurrency: 4\n"
+	"    max_output: 4096\n"
+	"  apply_config:\n"
+	"    sql: \"SELECT app.apply_config($1)\"\n"
+	"  nap:\n"
+	"    builtin: sleep\n"
+	"  doomed:\n"
+	"    builtin: fail\n"
+	"    max_attempts: 1\n"
+	"  nothing:\n"
+	"    builtin: noop\n";
+
+START_TEST(test_full_config_reads_every_key)
+{
+	struct config *cfg = config_test_ok(config_full);
+	const struct handler_config *h;
+
+	ck_assert_str_eq(cfg->database, "dbname=app host=/tmp");
+	ck_assert_str_eq(cfg->instance_name, "web-1");
+	ck_assert_uint_eq(cfg->nqueues, 2);
+	ck_assert_str_eq(cfg->queues[0], "default");
+	ck_assert_str_eq(cfg->queues[1], "mail");
+	ck_assert_ptr_null(cfg->queues[2]);
+	ck_assert_int_eq(cfg->concurrency, 16);
+	ck_assert_int_eq(cfg->poll_interval_ms, 250);
+	ck_assert(!cfg->notify);
+	ck_assert_int_eq(cfg->lease_ms, 60000);
+	ck_assert_int_eq(cfg->shutdown_grace_ms, 0);
+	ck_assert_int_eq(cfg->log_level, LOG_DEBUG);
+	ck_assert_int_eq(cfg->log_format, LOG_JSON);
+	ck_assert_int_eq(cfg->timeout_ms, 600000);
+	ck_assert_int_eq(cfg->max_attempts, 7);
+	ck_assert_int_eq(cfg->backoff_initial_ms, 500);
+	ck_assert_int_eq(cfg->backoff_max_ms, 7200000);
+	ck_assert_uint_eq(cfg->nhandlers, 5);
+
+	h = config_handler(cfg, "send_email");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h->kind, "send_email");
+	ck_assert_int_eq(h->type, HANDLER_COMMAND);
+	ck_assert_str_eq(h->argv[0], "/usr/local/bin/send-email");
+	ck_assert_str_eq(h->argv[1], "--json");
+	ck_assert_ptr_null(h->argv[2]);
+	ck_assert_ptr_null(h->sql);
+	ck_assert_int_eq(h->timeout_ms, 30000);
+	ck_assert_int_eq(h->max_attempts, 10);
+	ck_assert_int_eq(h->backoff_initial_ms, 2000);
+	ck_assert_int_eq(h->backoff_max_ms, 86400000);
+	ck_assert_int_eq(h->concurrency, 4);
+	ck_assert_int_eq(h->max_output, 4096);
+
+	h = config_handler(cfg, "apply_config");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(h->type, HANDLER_SQL);
+	ck_assert_str_eq(h->sql, "SELECT app.apply_config($1)");
+	ck_assert_ptr_null(h->argv);
+
+	h = config_handler(cfg, "nap");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(h->type, HANDLER_BUILTIN);
+	ck_assert_int_eq(h->builtin, BUILTIN_SLEEP);
+	h = config_handler(cfg, "doomed");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(h->builtin, BUILTIN_FAIL);
+	ck_assert_int_eq(h->max_attempts, 1);
+	h = config_handler(cfg, "nothing");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(h->type, HANDLER_BUILTIN);
+	ck_assert_int_eq(h->builtin, BUILTIN_NOOP);
+
+	ck_assert_ptr_null(config_handler(cfg, "send"));
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_empty_map_gives_every_default)
+{
+	struct config *cfg = config_test_ok("{}\n");
+
+	ck_assert_ptr_null(cfg->database);
+	ck_assert_ptr_null(cfg->instance_name);
+	ck_assert_uint_eq(cfg->nqueues, 1);
+	ck_assert_str_eq(cfg->queues[0], "default");
+	ck_assert_ptr_null(cfg->queues[1]);
+	ck_assert_int_eq(cfg->concurrency, 8);
+	ck_assert_int_eq(cfg->poll_interval_ms, 5000);
+	ck_assert(cfg->notify);
+	ck_assert_int_eq(cfg->lease_ms, 30000);
+	ck_assert_int_eq(cfg->shutdown_grace_ms, 30000);
+	ck_assert_int_eq(cfg->log_level, LOG_INFO);
+	ck_assert_int_eq(cfg->log_format, LOG_TEXT);
+	ck_assert_int_eq(cfg->timeout_ms, 300000);
+	ck_assert_int_eq(cfg->max_attempts, 5);
+	ck_assert_int_eq(cfg->backoff_initial_ms, 1000);
+	ck_assert_int_eq(cfg->backoff_max_ms, 3600000);
+	ck_assert_uint_eq(cfg->nhandlers, 0);
+	ck_assert_ptr_null(cfg->handlers);
+	ck_assert_ptr_null(config_handler(cfg, "anything"));
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_empty_and_null_strings_leave_defaults)
+{
+	struct config *cfg = config_test_ok("database: \"\"\ninstance_name: ~\nlog: {}\nhandlers: {}\n");
+
+	ck_assert_ptr_null(cfg->database);
+	ck_assert_ptr_null(cfg->instance_name);
+	ck_assert_int_eq(cfg->log_level, LOG_INFO);
+	ck_assert_uint_eq(cfg->nhandlers, 0);
+	config_free(cfg);
+}
+END_TEST
+
+/* Handlers come first here: what they inherit is only known at the end. */
+START_TEST(test_handlers_inherit_top_level_after_whole_file)
+{
+	struct config *cfg = config_test_ok(
+		"handlers:\n"
+		"  plain:\n"
+		"    builtin: sleep\n"
+		"  partial:\n"
+		"    command: [/bin/echo, hi]\n"
+		"    timeout: 2s\n"
+		"    backoff: {initial: 10ms}\n"
+		"timeout: 1m\n"
+		"max_attempts: 9\n"
+		"backoff: {initial: 2s, max: 2h}\n");
+	const struct handler_config *plain = config_handler(cfg, "plain");
+	const struct handler_config *partial = config_handler(cfg, "partial");
+
+	ck_assert_ptr_nonnull(plain);
+	ck_assert_int_eq(plain->timeout_ms, 60000);
+	ck_assert_int_eq(plain->max_attempts, 9);
+	ck_assert_int_eq(plain->backoff_initial_ms, 2000);
+	ck_assert_int_eq(plain->backoff_max_ms, 7200000);
+	ck_assert_int_eq(plain->concurrency, 0);
+	ck_assert_int_eq(plain->max_output, 1048576);
+
+	ck_assert_ptr_nonnull(partial);
+	ck_assert_int_eq(partial->timeout_ms, 2000);
+	ck_assert_int_eq(partial->max_attempts, 9);
+	ck_assert_int_eq(partial->backoff_initial_ms, 10);
+	ck_assert_int_eq(partial->backoff_max_ms, 7200000);
+	config_free(cfg);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	bool value;
+} config_bools[] = {
+	{"true", true}, {"True", true}, {"TRUE", true},
+	{"false", false}, {"False", false}, {"FALSE", false},
+	{"\"false\"", false},
+};
+
+START_TEST(test_bool_accepts_true_and_false_spellings)
+{
+	char text[64];
+	struct config *cfg;
+
+	snprintf(text, sizeof text, "notify: %s\n", config_bools[_i].text);
+	cfg = config_test_ok(text);
+	ck_assert_int_eq(cfg->notify, config_bools[_i].value);
+	config_free(cfg);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	int64_t ms;
+} config_good_durations[] = {
+	{"0ms", 0},
+	{"0s", 0},
+	{"250ms", 250},
+	{"30s", 30000},
+	{"5m", 300000},
+	{"1h", 3600000},
+	{"2d", 172800000},
+	{"007s", 7000},
+	{"9223372036854775807ms", INT64_MAX},
+	{"106751991167d", INT64_C(106751991167) * 86400000},
+};
+
+START_TEST(test_duration_parses)
+{
+	int64_t ms = -1;
+
+	ck_assert_msg(config_parse_duration(config_good_durations[_i].text, &ms), "rejected %s",
+	              config_good_durations[_i].text);
+	ck_assert_int_eq(ms, config_good_durations[_i].ms);
+}
+END_TEST
+
+static const char *const config_bad_durations[] = {
+	"", "5", "-5s", "+5s", " 5s", "5s ", "5 s", "5S", "5sec", "1h30m", "ms", "5.5s",
+	"0x10s", "1e3ms", "9223372036854775808ms", "106751991168d", "99999999999999999999999s",
+};
+
+START_TEST(test_duration_rejects)
+{
+	int64_t ms = 42;
+
+	ck_assert_msg(!config_parse_duration(config_bad_durations[_i], &ms), "accepted '%s'",
+	              config_bad_durations[_i]);
+	ck_assert_int_eq(ms, 42);
+}
+END_TEST
+
+START_TEST(test_duration_rejects_null)
+{
+	int64_t ms;
+
+	ck_assert(!config_parse_duration(NULL, &ms));
+}
+END_TEST
+
+/*
+ * Bad files and the exact error each gives, after "cfg.yaml:". Lines and
+ * columns count from 1 and point at the key for key errors (unknown,
+ * duplicate, handler type) and at the value for value errors. A want
+ * ending in "..." is a prefix: the rest is libyaml's own wording.
+ */
+static const struct {
+	const char *name;
+	const char *text;
+	const char *want;
+} config_bad[] = {
+	{"unknown top-level key", "concurrency: 4\nfrobnicate: 1\n",
+	 "2:1: frobnicate: unknown key"},
+	{"unknown handler key", "handlers:\n  email:\n    command: [a]\n    retries: 3\n",
+	 "4:5: handlers.email.retries: unknown key"},
+	{"unknown nested key", "log: {level: info, colour: red}\n",
+	 "1:20: log.colour: unknown key"},
+	{"unknown handler backoff key",
+	 "handlers:\n  e:\n    builtin: noop\n    backoff: {initial: 1s, cap: 2s}\n",
+	 "4:28: handlers.e.backoff.cap: unknown key"},
+	{"dotted key", "log.level: debug\n",
+	 "1:1: log.level: unknown key"},
+	{"list for an integer", "concurrency: [1, 2]\n",
+	 "1:14: concurrency: expected an integer, got a list"},
+	{"map for a string", "database:\n  host: x\n",
+	 "2:3: database: expected a string, got a map"},
+	{"word for an integer", "max_attempts: abc\n",
+	 "1:15: max_attempts: 'abc' is not an integer"},
+	{"fraction for an integer", "max_attempts: 2.5\n",
+	 "1:15: max_attempts: '2.5' is not an integer"},
+	{"hex for an integer", "max_attempts: 0x10\n",
+	 "1:15: max_attempts: '0x10' is not an integer"},
+	{"scalar for a list", "queues: default\n",
+	 "1:9: queues: expected a list of strings, got a scalar"},
+	{"scalar for a map", "log: debug\n",
+	 "1:6: log: expected a map, got a scalar"},
+	{"yes for a bool", "notify: yes\n",
+	 "1:9: notify: 'yes' is not true or false"},
+	{"unknown log level", "log:\n  level: loud\n",
+	 "2:10: log.level: 'loud' is not one of debug, info, warn, error"},
+	{"unknown log format", "log: {format: xml}\n",
+	 "1:15: log.format: 'xml' is not one of text, json"},
+	{"concurrency zero", "database: x\nqueues: [a]\nnotify: true\nconcurrency: 0\n",
+	 "4:14: concurrency: 0 is out of range (1..1024)"},
+	{"negative concurrency", "concurrency: -3\n",
+	 "1:14: concurrency: -3 is out of range (1..1024)"},
+	{"integer overflow", "concurrency: 99999999999999999999\n",
+	 "1:14: concurrency: 99999999999999999999 is out of range (1..1024)"},
+	{"max_attempts too high", "max_attempts: 1001\n",
+	 "1:15: max_attempts: 1001 is out of range (1..1000)"},
+	{"poll_interval too short", "poll_interval: 5ms\n",
+	 "1:16: poll_interval: 5ms is out of range (10ms..1h)"},
+	{"lease too long", "lease: 2d\n",
+	 "1:8: lease: 2d is out of range (1s..1d)"},
+	{"duration overflow", "timeout: 9999999999999999999d\n",
+	 "1:10: timeout: 9999999999999999999d is out of range (10ms..7d)"},
+	{"handler max_output negative", "handlers:\n  e:\n    builtin: noop\n    max_output: -1\n",
+	 "4:17: handlers.e.max_output: -1 is out of range (0..1073741824)"},
+	{"handler concurrency too high", "handlers:\n  e: {builtin: noop, concurrency: 1025}\n",
+	 "2:35: handlers.e.concurrency: 1025 is out of range (0..1024)"},
+	{"bare number for a duration", "lease: 30\n",
+	 "1:8: lease: '30' is not a duration: an integer followed by ms, s, m, h or d, "
+	 "such as 250ms, 30s or 5m"},
+	{"unknown duration unit", "handlers:\n  e:\n    builtin: noop\n    timeout: 3 weeks\n",
+	 "4:14: handlers.e.timeout: '3 weeks' is not a duration: an integer followed by ms, s, m, "
+	 "h or d, such as 250ms, 30s or 5m"},
+	{"negative duration", "shutdown_grace: -1s\n",
+	 "1:17: shutdown_grace: '-1s' is not a duration: an integer followed by ms, s, m, h or d, "
+	 "such as 250ms, 30s or 5m"},
+	{"duplicate top-level key", "notify: true\nconcurrency: 2\nnotify: false\n",
+	 "3:1: notify: duplicate key (first at line 1)"},
+	{"duplicate nested map", "log: {level: info}\nlog: {format: json}\n",
+	 "2:1: log: duplicate key (first at line 1)"},
+	{"duplicate handler", "handlers:\n  e: {builtin: noop}\n  e: {builtin: fail}\n",
+	 "3:3: handlers.e: duplicate key (first at line 2)"},
+	{"duplicate handler key", "handlers:\n  e:\n    builtin: noop\n    timeout: 1s\n    timeout: 2s\n",
+	 "5:5: handlers.e.timeout: duplicate key (first at line 4)"},
+	{"handler with no type", "handlers:\n  e:\n    timeout: 1s\n",
+	 "2:3: handlers.e: needs one of command, sql or builtin"},
+	{"handler with an empty map", "handlers:\n  a: {builtin: noop}\n  e: {}\n",
+	 "3:3: handlers.e: needs one of command, sql or builtin"},
+	{"handler with two types",
+	 "handlers:\n  e:\n    sql: select 1\n    timeout: 1s\n    builtin: noop\n",
+	 "5:5: handlers.e: has more than one of command, sql and builtin (give one)"},
+	{"handler with three types", "handlers:\n  e: {builtin: noop, command: [x], sql: y}\n",
+	 "2:36: handlers.e: has more than one of command, sql and builtin (give one)"},
+	{"empty command list", "handlers:\n  e:\n    command: []\n",
+	 "3:14: handlers.e.command: must not be empty"},
+	{"empty string in command", "handlers:\n  e:\n    command: [a, '']\n",
+	 "3:18: handlers.e.command: item 2 is empty"},
+	{"list in command", "handlers:\n  e:\n    command:\n      - a\n      - [b]\n",
+	 "5:9: handlers.e.command: item 2 is a list, expected a string"},
+	{"scalar for command", "handlers:\n  e:\n    command: /bin/true\n",
+	 "3:14: handlers.e.command: expected a list of strings, got a scalar"},
+	{"empty sql", "handlers:\n  e: {sql: ''}\n",
+	 "2:12: handlers.e.sql: must not be empty"},
+	{"unknown builtin", "handlers:\n  e: {builtin: explode}\n",
+	 "2:16: handlers.e.builtin: 'explode' is not one of noop, sleep, fail"},
+	{"handler that is not a map", "handlers:\n  e: noop\n",
+	 "2:6: handlers.e: expected a map of handler settings, got a scalar"},
+	{"handlers that are not a map", "handlers: [a]\n",
+	 "1:11: handlers: expected a map, got a list"},
+	{"empty handler kind", "handlers:\n  '': {builtin: noop}\n",
+	 "2:3: handlers: expected a task kind, got an empty string"},
+	{"empty queues list", "queues: []\n",
+	 "1:9: queues: must not be empty"},
+	{"empty queue name", "queues:\n  - a\n  - \"\"\n",
+	 "3:5: queues: item 2 is empty"},
+	{"backoff max below initial", "backoff:\n  initial: 2h\n  max: 1h\n",
+	 "3:8: backoff.max: 1h is less than backoff.initial (2h)"},
+	{"handler backoff initial above inherited max",
+	 "backoff: {max: 1m}\nhandlers:\n  e:\n    builtin: noop\n    backoff: {initial: 5m}\n",
+	 "5:24: handlers.e.backoff.initial: 5m is more than backoff.max (1m)"},
+	{"handler backoff above a later top-level max",
+	 "handlers:\n  e:\n    builtin: noop\n    backoff: {initial: 5m}\nbackoff: {max: 1m}\n",
+	 "4:24: handlers.e.backoff.initial: 5m is more than backoff.max (1m)"},
+	{"alias", "timeout: &t 1s\nlease: *t\n",
+	 "2:8: *t: aliases are not supported"},
+	{"complex key", "? [a]\n: 1\n",
+	 "1:3: expected a key, got a list"},
+	{"complex key in a handler's backoff", "handlers:\n  e:\n    backoff: {[a]: 1}\n",
+	 "3:15: handlers.e.backoff: expected a key, got a list"},
+	{"yaml syntax error: bad indentation", "log:\n  level: info\n format: json\n",
+	 "3:2: invalid yaml: did not find expected key..."},
+	{"yaml syntax error: unclosed flow list", "queues: [a, b\nconcurrency: 4\n",
+	 "2:12: invalid yaml: did not find expected ',' or ']'..."},
+	{"yaml syntax error: tab indentation", "log:\n\tlevel: info\n",
+	 "2:1: invalid yaml: found character that cannot start any token..."},
+	{"yaml syntax error: two values", "concurrency: 4: 5\n",
+	 "1:15: invalid yaml: mapping values are not allowed in this context..."},
+	{"yaml syntax error: unclosed quote", "database: \"dbname=x\n",
+	 "2:1: invalid yaml: found unexpected end of stream..."},
+	{"invalid utf-8", "concurrency: 4\nlease: 1\xffs\n",
+	 "2:9: invalid yaml: invalid leading UTF-8 octet..."},
+	{"nul character", "database: \"a\\0b\"\n",
+	 "1:11: database: contains a NUL character"},
+	{"top level is a list", "- a\n- b\n",
+	 "1:1: expected a map of settings at the top level, got a list"},
+	{"top level is a scalar", "\n\nhello\n",
+	 "3:1: expected a map of settings at the top level, got a scalar"},
+	{"empty file", "",
+	 "1:1: the file is empty, expected a map of settings (write {} for all defaults)"},
+	{"two documents", "{}\n---\n{}\n",
+	 "2:1: expected one yaml document, found a second"},
+};
+
+START_TEST(test_bad_config_names_file_line_column)
+{
+	char err[1024];
+	struct config *cfg = config_test_load(config_bad[_i].text, err, sizeof err);
+	const char *want = config_bad[_i].want;
+	size_t n = strlen(want);
+	bool prefix = n > 3 && strcmp(want + n - 3, "...") == 0;
+	char full[1024];
+
+	ck_assert_msg(cfg == NULL, "%s: accepted", config_bad[_i].name);
+	snprintf(full, sizeof full, "cfg.yaml:%.*s", (int) (prefix ? n - 3 : n), want);
+	if (prefix)
+		ck_assert_msg(strncmp(err, full, strlen(full)) == 0, "%s: got \"%s\", want \"%s...\"",
+		              config_bad[_i].name, err, full);
+	else
+		ck_assert_msg(strcmp(err, full) == 0, "%s: got \"%s\", want \"%s\"",
+		              config_bad[_i].name, err, full);
+}
+END_TEST
+
+START_TEST(test_missing_file_says_cannot_open)
+{
+	char err[256];
+	struct config *cfg = config_load("/nonexistent-pgdispatch/cfg.yaml", err, sizeof err);
+
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "/nonexistent-pgdispatch/cfg.yaml: cannot open: No such file or directory");
+	cfg = config_load("/", err, sizeof err);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "/: cannot open: Is a directory");
+}
+END_TEST
+
+Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("valid");
+	TCase *dur = tcase_create("duration");
+	TCase *bad = tcase_create("invalid");
+
+	tcase_add_test(tc, test_full_config_reads_every_key);
+	tcase_add_test(tc, test_empty_map_gives_every_default);
+	tcase_add_test(tc, test_empty_and_null_strings_leave_defaults);
+	tcase_add_test(tc, test_handlers_inherit_top_level_after_whole_file);
+	tcase_add_loop_test(tc, test_bool_accepts_true_and_false_spellings, 0,
+	                    sizeof config_bools / sizeof config_bools[0]);
+	suite_add_tcase(s, tc);
+
+	tcase_add_loop_test(dur, test_duration_parses, 0,
+	                    sizeof config_good_durations / sizeof config_good_durations[0]);
+	tcase_add_loop_test(dur, test_duration_rejects, 0,
+	                    sizeof config_bad_durations / sizeof config_bad_durations[0]);
+	tcase_add_test(dur, test_duration_rejects_null);
+	suite_add_tcase(s, dur);
+
+	tcase_add_loop_test(bad, test_bad_config_names_file_line_column, 0,
+	                    sizeof config_bad / sizeof config_bad[0]);
+	tcase_add_test(bad, test_missing_file_says_cannot_open);
+	suite_add_tcase(s, bad);
+	return s;
+}
