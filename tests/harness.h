@@ -15,6 +15,7 @@
 /* Suites, one per module; run.c chains them. */
 Suite *cli_suite(void);
 Suite *db_suite(void);
+Suite *json_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
 Suite *schema_suite(void);
