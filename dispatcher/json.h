@@ -30,15 +30,17 @@ void json_buf_free(struct json_buf *b);
 
 /*
  * Appends s[0..n) as a JSON string literal, quotes included. Invalid UTF-8
- * sequences and NUL bytes become U+FFFD, so the result is always accepted by
- * PostgreSQL's jsonb (which rejects \u0000).
+ * sequences and NUL bytes become U+FFFD (one per maximal ill-formed subpart,
+ * see json.c), so the result is always accepted by PostgreSQL's jsonb (which
+ * rejects \u0000).
  */
 void json_append_string(struct json_buf *b, const char *s, size_t n);
 
 /*
  * True when s[0..n) is one complete JSON value (RFC 8259; surrounding
  * whitespace allowed) that PostgreSQL's jsonb accepts: valid UTF-8, no
- * \u0000 escape, nesting at most 1000 deep.
+ * \u0000 escape, no unpaired surrogate escape, numbers within numeric's
+ * range, nesting at most 1000 deep. Reads s[0..n) only; linear time.
  */
 bool json_valid(const char *s, size_t n);
 

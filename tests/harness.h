@@ -16,6 +16,7 @@
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *db_suite(void);
+Suite *json_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
 Suite *schema_suite(void);

@@ -31,6 +31,7 @@ main(void)
 		srunner_add_suite(sr, cli_suite());
 		srunner_add_suite(sr, config_suite());
 		srunner_add_suite(sr, db_suite());
+		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
 	}
 	if (db) {
