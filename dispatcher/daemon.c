@@ -1,5 +1,5 @@
 /*
- * The daemon's event loop and the life of a task in flight; see daemon.h.
+ * The daemon's event loop and the life of a task in flight; see daemon_local.h.
  *
  * Startup and every reconnect follow one order: connect, LISTEN, then
  * sweep (claim until a batch comes back short), then wait. LISTEN takes
@@ -76,7 +76,7 @@ static struct {
 	bool stopping;
 	int64_t stop_deadline_ms;
 	bool stop_handlers_sent;
-} daemon;
+} daemon_local;
 
 static int64_t
 daemon_now(void)
@@ -90,13 +90,13 @@ daemon_now(void)
 static bool
 daemon_connected(void)
 {
-	return daemon.work != NULL;
+	return daemon_local.work != NULL;
 }
 
 static const char *
 daemon_conninfo(void)
 {
-	return daemon.database != NULL ? daemon.database : daemon.cfg->database;
+	return daemon_local.database != NULL ? daemon_local.database : daemon_local.cfg->database;
 }
 
 /* --- outcomes --------------------------------------------------------- */
@@ -104,18 +104,18 @@ daemon_conninfo(void)
 static void
 daemon_queue_outcome(struct outcome o)
 {
-	if (daemon.nouts == daemon.capouts) {
-		size_t cap = daemon.capouts ? daemon.capouts * 2 : 64;
-		struct outcome *n = realloc(daemon.outs, cap * sizeof *n);
+	if (daemon_local.nouts == daemon_local.capouts) {
+		size_t cap = daemon_local.capouts ? daemon_local.capouts * 2 : 64;
+		struct outcome *n = realloc(daemon_local.outs, cap * sizeof *n);
 
 		if (n == NULL) {
 			log_error("out of memory queueing an outcome");
 			abort();
 		}
-		daemon.outs = n;
-		daemon.capouts = cap;
+		daemon_local.outs = n;
+		daemon_local.capouts = cap;
 	}
-	daemon.outs[daemon.nouts++] = o;
+	daemon_local.outs[daemon_local.nouts++] = o;
 }
 
 static char *
@@ -190,28 +190,28 @@ daemon_flush_outcomes(void)
 	struct db_error err;
 	bool *kept;
 
-	if (daemon.nouts == 0 || !daemon_connected())
+	if (daemon_local.nouts == 0 || !daemon_connected())
 		return;
-	kept = calloc(daemon.nouts, sizeof *kept);
+	kept = calloc(daemon_local.nouts, sizeof *kept);
 	if (kept == NULL)
 		abort();
-	if (!queue_write_outcomes(daemon.work, daemon.instance, daemon.outs, daemon.nouts, kept, &err)) {
+	if (!queue_write_outcomes(daemon_local.work, daemon_local.instance, daemon_local.outs, daemon_local.nouts, kept, &err)) {
 		char text[1200];
 
-		if (PQstatus(daemon.work) != CONNECTION_OK) {
+		if (PQstatus(daemon_local.work) != CONNECTION_OK) {
 			free(kept);
 			daemon_disconnect(err.message);
 			return;
 		}
-		log_warn("writing %zu outcomes failed, writing one by one: %s", daemon.nouts,
+		log_warn("writing %zu outcomes failed, writing one by one: %s", daemon_local.nouts,
 		         db_error_text(&err, text, sizeof text));
-		for (size_t i = 0; i < daemon.nouts; i++) {
-			struct outcome *o = &daemon.outs[i];
+		for (size_t i = 0; i < daemon_local.nouts; i++) {
+			struct outcome *o = &daemon_local.outs[i];
 
 			kept[i] = true;
-			if (queue_write_outcomes(daemon.work, daemon.instance, o, 1, &kept[i], &err))
+			if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, &kept[i], &err))
 				continue;
-			if (PQstatus(daemon.work) != CONNECTION_OK) {
+			if (PQstatus(daemon_local.work) != CONNECTION_OK) {
 				free(kept);
 				daemon_disconnect(err.message);
 				return;
@@ -234,23 +234,23 @@ daemon_flush_outcomes(void)
 					json_buf_free(&quoted);
 				}
 				json_buf_free(&note);
-				if (queue_write_outcomes(daemon.work, daemon.instance, o, 1, &kept[i], &err))
+				if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, &kept[i], &err))
 					continue;
 			}
 			log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
 			          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
 		}
 	}
-	for (size_t i = 0; i < daemon.nouts; i++) {
+	for (size_t i = 0; i < daemon_local.nouts; i++) {
 		if (!kept[i])
 			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
 			         "the row was left as another instance set it",
-			         daemon.outs[i].id, daemon.outs[i].attempt,
-			         outcome_type_name(daemon.outs[i].type));
-		outcome_clear(&daemon.outs[i]);
+			         daemon_local.outs[i].id, daemon_local.outs[i].attempt,
+			         outcome_type_name(daemon_local.outs[i].type));
+		outcome_clear(&daemon_local.outs[i]);
 	}
 	free(kept);
-	daemon.nouts = 0;
+	daemon_local.nouts = 0;
 }
 
 /* --- connections ------------------------------------------------------ */
@@ -258,17 +258,17 @@ daemon_flush_outcomes(void)
 static void
 daemon_disconnect(const char *why)
 {
-	if (daemon.listen != NULL)
-		PQfinish(daemon.listen);
-	if (daemon.work != NULL)
-		PQfinish(daemon.work);
-	daemon.listen = daemon.work = NULL;
-	daemon.reconnect_at_ms = daemon_now() + daemon.reconnect_delay_ms;
+	if (daemon_local.listen != NULL)
+		PQfinish(daemon_local.listen);
+	if (daemon_local.work != NULL)
+		PQfinish(daemon_local.work);
+	daemon_local.listen = daemon_local.work = NULL;
+	daemon_local.reconnect_at_ms = daemon_now() + daemon_local.reconnect_delay_ms;
 	log_warn("database connection lost: %s; reconnecting in %lld ms", why,
-	         (long long) daemon.reconnect_delay_ms);
-	daemon.reconnect_delay_ms *= 2;
-	if (daemon.reconnect_delay_ms > DAEMON_RECONNECT_MAX_MS)
-		daemon.reconnect_delay_ms = DAEMON_RECONNECT_MAX_MS;
+	         (long long) daemon_local.reconnect_delay_ms);
+	daemon_local.reconnect_delay_ms *= 2;
+	if (daemon_local.reconnect_delay_ms > DAEMON_RECONNECT_MAX_MS)
+		daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MAX_MS;
 }
 
 /* Server notices go to our log, not to libpq's stderr default. */
@@ -286,26 +286,27 @@ daemon_connect(void)
 	struct db_error err;
 	PGresult *res;
 
-	snprintf(appname, sizeof appname, "pgdispatch %s", daemon.instance);
-	if (daemon.cfg->notify) {
-		daemon.listen = db_connect(daemon_conninfo(), appname, &err);
-		if (daemon.listen == NULL)
+	/* application_name holds 63 bytes; longer is cut by the server anyway. */
+	snprintf(appname, sizeof appname, "pgdispatch %.52s", daemon_local.instance);
+	if (daemon_local.cfg->notify) {
+		daemon_local.listen = db_connect(daemon_conninfo(), appname, &err);
+		if (daemon_local.listen == NULL)
 			goto fail;
-		PQsetNoticeProcessor(daemon.listen, daemon_notice, NULL);
-		res = db_exec(daemon.listen, embed_sql("listen"), 0, NULL, &err);
+		PQsetNoticeProcessor(daemon_local.listen, daemon_notice, NULL);
+		res = db_exec(daemon_local.listen, embed_sql("listen"), 0, NULL, &err);
 		if (res == NULL)
 			goto fail;
 		PQclear(res);
 	}
-	daemon.work = db_connect(daemon_conninfo(), appname, &err);
-	if (daemon.work == NULL)
+	daemon_local.work = db_connect(daemon_conninfo(), appname, &err);
+	if (daemon_local.work == NULL)
 		goto fail;
-	PQsetNoticeProcessor(daemon.work, daemon_notice, NULL);
+	PQsetNoticeProcessor(daemon_local.work, daemon_notice, NULL);
 	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);
-	log_info("connected database=\"%s\" listen=%s", safe, daemon.cfg->notify ? "yes" : "no");
-	daemon.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
-	daemon.sweep = true;
-	daemon.next_lease_ms = daemon_now();
+	log_info("connected database=\"%s\" listen=%s", safe, daemon_local.cfg->notify ? "yes" : "no");
+	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	daemon_local.sweep = true;
+	daemon_local.next_lease_ms = daemon_now();
 	return true;
 
 fail:
@@ -320,7 +321,7 @@ daemon_statement_failed(const char *what, const struct db_error *err)
 {
 	char text[1200];
 
-	if (daemon.work == NULL || PQstatus(daemon.work) != CONNECTION_OK) {
+	if (daemon_local.work == NULL || PQstatus(daemon_local.work) != CONNECTION_OK) {
 		daemon_disconnect(err->message);
 		return;
 	}
@@ -333,17 +334,17 @@ daemon_drain_notifications(void)
 {
 	PGnotify *n;
 
-	if (PQconsumeInput(daemon.listen) == 0) {
+	if (PQconsumeInput(daemon_local.listen) == 0) {
 		char msg[1024];
 
-		db_redact(PQerrorMessage(daemon.listen), daemon_conninfo(), msg, sizeof msg);
+		db_redact(PQerrorMessage(daemon_local.listen), daemon_conninfo(), msg, sizeof msg);
 		daemon_disconnect(msg);
 		return;
 	}
-	while ((n = PQnotifies(daemon.listen)) != NULL) {
-		for (size_t q = 0; q < daemon.cfg->nqueues; q++)
-			if (strcmp(n->extra, daemon.cfg->queues[q]) == 0)
-				daemon.sweep = true;
+	while ((n = PQnotifies(daemon_local.listen)) != NULL) {
+		for (size_t q = 0; q < daemon_local.cfg->nqueues; q++)
+			if (strcmp(n->extra, daemon_local.cfg->queues[q]) == 0)
+				daemon_local.sweep = true;
 		PQfreemem(n);
 	}
 }
@@ -355,8 +356,8 @@ daemon_running_of(const char *kind)
 {
 	int n = 0;
 
-	for (int i = 0; i < daemon.nslots; i++)
-		if (daemon.slots[i].used && strcmp(daemon.slots[i].task.kind, kind) == 0)
+	for (int i = 0; i < daemon_local.nslots; i++)
+		if (daemon_local.slots[i].used && strcmp(daemon_local.slots[i].task.kind, kind) == 0)
 			n++;
 	return n;
 }
@@ -368,8 +369,8 @@ daemon_full_kinds(const char **names, size_t cap)
 {
 	size_t n = 0;
 
-	for (size_t h = 0; h < daemon.cfg->nhandlers && n < cap; h++) {
-		const struct handler_config *hc = &daemon.cfg->handlers[h];
+	for (size_t h = 0; h < daemon_local.cfg->nhandlers && n < cap; h++) {
+		const struct handler_config *hc = &daemon_local.cfg->handlers[h];
 
 		if (hc->concurrency > 0 && daemon_running_of(hc->kind) >= hc->concurrency)
 			names[n++] = hc->kind;
@@ -398,9 +399,9 @@ daemon_slot_free(struct slot *s)
 		cmd_free(&s->child);
 	task_clear(&s->task);
 	memset(s, 0, sizeof *s);
-	daemon.running--;
+	daemon_local.running--;
 	/* A free slot is room for the next task: claim at once. */
-	daemon.sweep = true;
+	daemon_local.sweep = true;
 }
 
 /* Runs a SQL handler now, on the work connection (see queue.c). */
@@ -417,7 +418,7 @@ daemon_run_sql(struct slot *s, const char *sql)
 		daemon_release(&s->task, "database connection lost before the SQL handler ran");
 		return;
 	}
-	rc = queue_run_sql_handler(daemon.work, daemon.instance, &s->task, sql, s->timeout_ms, &err);
+	rc = queue_run_sql_handler(daemon_local.work, daemon_local.instance, &s->task, sql, s->timeout_ms, &err);
 	ms = daemon_now() - s->started_ms;
 	if (rc == 1) {
 		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", s->task.id, s->task.kind,
@@ -425,7 +426,7 @@ daemon_run_sql(struct slot *s, const char *sql)
 	} else if (rc == 0) {
 		log_warn("task=%lld kind=%s attempt=%d lease lost; SQL handler rolled back", s->task.id,
 		         s->task.kind, s->task.attempt);
-	} else if (PQstatus(daemon.work) != CONNECTION_OK) {
+	} else if (PQstatus(daemon_local.work) != CONNECTION_OK) {
 		/* Nothing committed: the attempt failed, recorded after reconnect. */
 		daemon_slot_failed(s, "database connection lost while the SQL handler ran");
 		daemon_disconnect(err.message);
@@ -443,14 +444,14 @@ daemon_run_sql(struct slot *s, const char *sql)
 static void
 daemon_start(struct task *t)
 {
-	const struct config *cfg = daemon.cfg;
+	const struct config *cfg = daemon_local.cfg;
 	const struct handler_config *h = config_handler(cfg, t->kind);
 	struct slot *s = NULL;
 	char why[512];
 
-	for (int i = 0; i < daemon.nslots && s == NULL; i++)
-		if (!daemon.slots[i].used)
-			s = &daemon.slots[i];
+	for (int i = 0; i < daemon_local.nslots && s == NULL; i++)
+		if (!daemon_local.slots[i].used)
+			s = &daemon_local.slots[i];
 	if (s == NULL || (h != NULL && h->concurrency > 0 && daemon_running_of(t->kind) >= h->concurrency)) {
 		/* Claimed beyond a limit (a batch can hold several of one kind). */
 		daemon_release(t, "handler concurrency limit reached");
@@ -460,7 +461,7 @@ daemon_start(struct task *t)
 	memset(s, 0, sizeof *s);
 	s->used = true;
 	s->task = *t;
-	daemon.running++;
+	daemon_local.running++;
 	s->started_ms = daemon_now();
 	s->max_attempts = t->max_attempts > 0 ? t->max_attempts : h != NULL ? h->max_attempts : cfg->max_attempts;
 	s->backoff_initial_ms = h != NULL ? h->backoff_initial_ms : cfg->backoff_initial_ms;
@@ -526,23 +527,23 @@ daemon_start(struct task *t)
 static void
 daemon_claim(void)
 {
-	const struct config *cfg = daemon.cfg;
-	struct queue_claimer who = {daemon.instance, cfg->lease_ms};
+	const struct config *cfg = daemon_local.cfg;
+	struct queue_claimer who = {daemon_local.instance, cfg->lease_ms};
 	const char *full[64];
 	struct queue_kinds skip = {full, 0};
 	int64_t next = cfg->poll_interval_ms, now;
 	bool short_batch_everywhere = true;
 	struct task *batch;
 
-	daemon.sweep = false;
+	daemon_local.sweep = false;
 	batch = calloc((size_t) cfg->concurrency, sizeof *batch);
 	if (batch == NULL)
 		abort();
 	for (size_t k = 0; k < cfg->nqueues && daemon_connected(); k++) {
-		const char *queue = cfg->queues[(daemon.next_queue + k) % cfg->nqueues];
+		const char *queue = cfg->queues[(daemon_local.next_queue + k) % cfg->nqueues];
 
 		for (;;) {
-			int free_slots = cfg->concurrency - daemon.running;
+			int free_slots = cfg->concurrency - daemon_local.running;
 			struct db_error err;
 			int n;
 
@@ -553,7 +554,7 @@ daemon_claim(void)
 				break;
 			}
 			skip.count = daemon_full_kinds(full, 64);
-			n = queue_claim(daemon.work, &who, queue, free_slots, &skip, batch, &err);
+			n = queue_claim(daemon_local.work, &who, queue, free_slots, &skip, batch, &err);
 			if (n < 0) {
 				daemon_statement_failed("claim", &err);
 				break;
@@ -574,7 +575,7 @@ daemon_claim(void)
 			int64_t due;
 
 			skip.count = daemon_full_kinds(full, 64);
-			due = queue_next_due(daemon.work, queue, &skip, &err);
+			due = queue_next_due(daemon_local.work, queue, &skip, &err);
 			if (due < 0)
 				daemon_statement_failed("next due time", &err);
 			else if (due == 0)
@@ -586,9 +587,9 @@ daemon_claim(void)
 		}
 	}
 	free(batch);
-	daemon.next_queue++;
+	daemon_local.next_queue++;
 	now = daemon_now();
-	daemon.next_claim_ms = now + next;
+	daemon_local.next_claim_ms = now + next;
 }
 
 /* --- running tasks ---------------------------------------------------- */
@@ -660,8 +661,8 @@ daemon_reap_children(void)
 
 		if (pid <= 0)
 			return;
-		for (int i = 0; i < daemon.nslots; i++) {
-			struct slot *s = &daemon.slots[i];
+		for (int i = 0; i < daemon_local.nslots; i++) {
+			struct slot *s = &daemon_local.slots[i];
 
 			if (s->used && s->type == HANDLER_COMMAND && s->child.pid == pid) {
 				cmd_on_exit(&s->child, status);
@@ -678,8 +679,8 @@ daemon_reap_children(void)
 static void
 daemon_check_slots(int64_t now)
 {
-	for (int i = 0; i < daemon.nslots; i++) {
-		struct slot *s = &daemon.slots[i];
+	for (int i = 0; i < daemon_local.nslots; i++) {
+		struct slot *s = &daemon_local.slots[i];
 
 		if (!s->used)
 			continue;
@@ -715,25 +716,25 @@ daemon_check_slots(int64_t now)
 static void
 daemon_lease_tick(void)
 {
-	const struct config *cfg = daemon.cfg;
-	struct queue_claimer who = {daemon.instance, cfg->lease_ms};
+	const struct config *cfg = daemon_local.cfg;
+	struct queue_claimer who = {daemon_local.instance, cfg->lease_ms};
 	struct db_error err;
-	long long ids[daemon.nslots + 1];
-	int attempts[daemon.nslots + 1];
-	bool kept[daemon.nslots + 1];
+	long long ids[daemon_local.nslots + 1];
+	int attempts[daemon_local.nslots + 1];
+	bool kept[daemon_local.nslots + 1];
 	const char *kinds[cfg->nhandlers + 1];
 	int limits[cfg->nhandlers + 1];
 	struct queue_kinds known = {kinds, cfg->nhandlers};
 	size_t n = 0;
 	int back;
 
-	for (int i = 0; i < daemon.nslots; i++)
-		if (daemon.slots[i].used) {
-			ids[n] = daemon.slots[i].task.id;
-			attempts[n++] = daemon.slots[i].task.attempt;
+	for (int i = 0; i < daemon_local.nslots; i++)
+		if (daemon_local.slots[i].used) {
+			ids[n] = daemon_local.slots[i].task.id;
+			attempts[n++] = daemon_local.slots[i].task.attempt;
 		}
 	if (n > 0) {
-		if (!queue_renew(daemon.work, &who, ids, attempts, n, kept, &err)) {
+		if (!queue_renew(daemon_local.work, &who, ids, attempts, n, kept, &err)) {
 			daemon_statement_failed("lease renewal", &err);
 			return;
 		}
@@ -746,11 +747,11 @@ daemon_lease_tick(void)
 		kinds[h] = cfg->handlers[h].kind;
 		limits[h] = cfg->handlers[h].max_attempts;
 	}
-	back = queue_reap(daemon.work, &known, limits, cfg->max_attempts, &err);
+	back = queue_reap(daemon_local.work, &known, limits, cfg->max_attempts, &err);
 	if (back < 0)
 		daemon_statement_failed("lease reaper", &err);
 	else if (back > 0)
-		daemon.sweep = true;
+		daemon_local.sweep = true;
 }
 
 /* --- shutdown and reload ---------------------------------------------- */
@@ -758,20 +759,20 @@ daemon_lease_tick(void)
 static void
 daemon_begin_stop(int64_t now)
 {
-	daemon.stopping = true;
-	daemon.stop_deadline_ms = now + daemon.cfg->shutdown_grace_ms;
+	daemon_local.stopping = true;
+	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
-	         "(signal again to stop at once)", (long long) daemon.cfg->shutdown_grace_ms,
-	         daemon.running);
+	         "(signal again to stop at once)", (long long) daemon_local.cfg->shutdown_grace_ms,
+	         daemon_local.running);
 }
 
 /* Past the grace: stop every handler; their tasks go back untried. */
 static void
 daemon_stop_handlers(int64_t now)
 {
-	daemon.stop_handlers_sent = true;
-	for (int i = 0; i < daemon.nslots; i++) {
-		struct slot *s = &daemon.slots[i];
+	daemon_local.stop_handlers_sent = true;
+	for (int i = 0; i < daemon_local.nslots; i++) {
+		struct slot *s = &daemon_local.slots[i];
 
 		if (!s->used)
 			continue;
@@ -790,9 +791,9 @@ daemon_stop_handlers(int64_t now)
 static void
 daemon_stop_now(void)
 {
-	log_warn("stopping at once: killing %d handlers", daemon.running);
-	for (int i = 0; i < daemon.nslots; i++) {
-		struct slot *s = &daemon.slots[i];
+	log_warn("stopping at once: killing %d handlers", daemon_local.running);
+	for (int i = 0; i < daemon_local.nslots; i++) {
+		struct slot *s = &daemon_local.slots[i];
 
 		if (!s->used)
 			continue;
@@ -818,15 +819,15 @@ daemon_str_differs(const char *a, const char *b)
 static void
 daemon_grow_slots(int want)
 {
-	if (want <= daemon.nslots)
+	if (want <= daemon_local.nslots)
 		return;
-	struct slot *n = realloc(daemon.slots, (size_t) want * sizeof *n);
+	struct slot *n = realloc(daemon_local.slots, (size_t) want * sizeof *n);
 
 	if (n == NULL)
 		abort();
-	memset(n + daemon.nslots, 0, (size_t) (want - daemon.nslots) * sizeof *n);
-	daemon.slots = n;
-	daemon.nslots = want;
+	memset(n + daemon_local.nslots, 0, (size_t) (want - daemon_local.nslots) * sizeof *n);
+	daemon_local.slots = n;
+	daemon_local.nslots = want;
 }
 
 /* SIGHUP: read the file again; a bad new config is logged and the old one
@@ -835,8 +836,8 @@ static void
 daemon_reload(void)
 {
 	char err[1024];
-	struct config *fresh = config_load(daemon.cfg->path, err, sizeof err);
-	struct config *old = daemon.cfg;
+	struct config *fresh = config_load(daemon_local.cfg->path, err, sizeof err);
+	struct config *old = daemon_local.cfg;
 	bool reconnect;
 
 	if (fresh == NULL) {
@@ -846,18 +847,18 @@ daemon_reload(void)
 	if (daemon_str_differs(fresh->instance_name, old->instance_name))
 		log_warn("instance_name changes only on restart: tasks in flight are claimed under "
 		         "the current name");
-	reconnect = daemon.database == NULL && daemon_str_differs(fresh->database, old->database);
+	reconnect = daemon_local.database == NULL && daemon_str_differs(fresh->database, old->database);
 	reconnect = reconnect || fresh->notify != old->notify;
-	daemon.cfg = fresh;
+	daemon_local.cfg = fresh;
 	config_free(old);
 	log_setup(fresh->log_level, fresh->log_format);
 	daemon_grow_slots(fresh->concurrency);
 	log_info("config reloaded from %s", fresh->path);
 	if (reconnect && daemon_connected()) {
 		daemon_disconnect("database or notify settings changed");
-		daemon.reconnect_at_ms = daemon_now();
+		daemon_local.reconnect_at_ms = daemon_now();
 	}
-	daemon.sweep = true;
+	daemon_local.sweep = true;
 }
 
 /* --- the loop --------------------------------------------------------- */
@@ -875,18 +876,18 @@ daemon_poll_timeout(int64_t now)
 	int64_t due = now + 60000;
 
 	if (daemon_connected()) {
-		if (daemon.sweep || daemon.nouts > 0)
+		if (daemon_local.sweep || daemon_local.nouts > 0)
 			return 0;
-		if (!daemon.stopping && daemon.running < daemon.cfg->concurrency)
-			due = daemon_min(due, daemon.next_claim_ms);
-		due = daemon_min(due, daemon.next_lease_ms);
+		if (!daemon_local.stopping && daemon_local.running < daemon_local.cfg->concurrency)
+			due = daemon_min(due, daemon_local.next_claim_ms);
+		due = daemon_min(due, daemon_local.next_lease_ms);
 	} else {
-		due = daemon_min(due, daemon.reconnect_at_ms);
+		due = daemon_min(due, daemon_local.reconnect_at_ms);
 	}
-	if (daemon.stopping && !daemon.stop_handlers_sent)
-		due = daemon_min(due, daemon.stop_deadline_ms);
-	for (int i = 0; i < daemon.nslots; i++) {
-		const struct slot *s = &daemon.slots[i];
+	if (daemon_local.stopping && !daemon_local.stop_handlers_sent)
+		due = daemon_min(due, daemon_local.stop_deadline_ms);
+	for (int i = 0; i < daemon_local.nslots; i++) {
+		const struct slot *s = &daemon_local.slots[i];
 
 		if (!s->used)
 			continue;
@@ -907,14 +908,14 @@ daemon_instance_name(void)
 {
 	char host[200];
 
-	if (daemon.cfg->instance_name != NULL) {
-		snprintf(daemon.instance, sizeof daemon.instance, "%s", daemon.cfg->instance_name);
+	if (daemon_local.cfg->instance_name != NULL) {
+		snprintf(daemon_local.instance, sizeof daemon_local.instance, "%s", daemon_local.cfg->instance_name);
 		return;
 	}
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "localhost");
 	host[sizeof host - 1] = '\0';
-	snprintf(daemon.instance, sizeof daemon.instance, "%s:%d", host, (int) getpid());
+	snprintf(daemon_local.instance, sizeof daemon_local.instance, "%s:%d", host, (int) getpid());
 }
 
 int
@@ -923,19 +924,19 @@ daemon_run(struct config *cfg, const char *database)
 	int pfd_cap;
 	struct pollfd *pfds;
 
-	daemon.cfg = cfg;
-	daemon.database = database;
+	daemon_local.cfg = cfg;
+	daemon_local.database = database;
 	log_setup(cfg->log_level, cfg->log_format);
 	daemon_instance_name();
-	daemon.signal_fd = signals_setup();
-	if (daemon.signal_fd < 0) {
+	daemon_local.signal_fd = signals_setup();
+	if (daemon_local.signal_fd < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EXIT_FAILURE;
 	}
 	daemon_grow_slots(cfg->concurrency);
-	daemon.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	srandom((unsigned) (getpid() ^ daemon_now()));
-	log_info("instance=%s queues=%zu concurrency=%d starting", daemon.instance, cfg->nqueues,
+	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.instance, cfg->nqueues,
 	         cfg->concurrency);
 	(void) daemon_connect();
 
@@ -944,18 +945,18 @@ daemon_run(struct config *cfg, const char *database)
 		struct signals_seen sig;
 		int npfd = 0, listen_at = -1;
 
-		pfd_cap = 2 + 3 * daemon.nslots;
+		pfd_cap = 2 + 3 * daemon_local.nslots;
 		pfds = calloc((size_t) pfd_cap, sizeof *pfds);
 		if (pfds == NULL)
 			abort();
-		pfds[npfd++] = (struct pollfd){.fd = daemon.signal_fd, .events = POLLIN};
-		if (daemon.listen != NULL) {
+		pfds[npfd++] = (struct pollfd){.fd = daemon_local.signal_fd, .events = POLLIN};
+		if (daemon_local.listen != NULL) {
 			listen_at = npfd;
-			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon.listen), .events = POLLIN};
+			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon_local.listen), .events = POLLIN};
 		}
-		for (int i = 0; i < daemon.nslots; i++)
-			if (daemon.slots[i].used && daemon.slots[i].type == HANDLER_COMMAND)
-				npfd += cmd_pollfds(&daemon.slots[i].child, pfds + npfd);
+		for (int i = 0; i < daemon_local.nslots; i++)
+			if (daemon_local.slots[i].used && daemon_local.slots[i].type == HANDLER_COMMAND)
+				npfd += cmd_pollfds(&daemon_local.slots[i].child, pfds + npfd);
 
 		if (poll(pfds, (nfds_t) npfd, daemon_poll_timeout(now)) < 0 && errno != EINTR) {
 			log_error("poll failed: %s", strerror(errno));
@@ -965,7 +966,7 @@ daemon_run(struct config *cfg, const char *database)
 		now = daemon_now();
 
 		sig = signals_take();
-		if (sig.stop > 0 && (daemon.stopping || sig.stop > 1)) {
+		if (sig.stop > 0 && (daemon_local.stopping || sig.stop > 1)) {
 			free(pfds);
 			daemon_stop_now();
 			break;
@@ -975,13 +976,13 @@ daemon_run(struct config *cfg, const char *database)
 		if (sig.reload > 0)
 			daemon_reload();
 
-		if (listen_at >= 0 && daemon.listen != NULL && pfds[listen_at].revents != 0)
+		if (listen_at >= 0 && daemon_local.listen != NULL && pfds[listen_at].revents != 0)
 			daemon_drain_notifications();
 		for (int p = (listen_at >= 0 ? listen_at + 1 : 1); p < npfd; p++) {
 			if (pfds[p].revents == 0)
 				continue;
-			for (int i = 0; i < daemon.nslots; i++) {
-				struct slot *s = &daemon.slots[i];
+			for (int i = 0; i < daemon_local.nslots; i++) {
+				struct slot *s = &daemon_local.slots[i];
 
 				if (s->used && s->type == HANDLER_COMMAND
 				    && (pfds[p].fd == s->child.in_fd || pfds[p].fd == s->child.out_fd
@@ -994,43 +995,43 @@ daemon_run(struct config *cfg, const char *database)
 		free(pfds);
 		daemon_reap_children();
 		daemon_check_slots(now);
-		if (daemon.stopping && !daemon.stop_handlers_sent && now >= daemon.stop_deadline_ms
-		    && daemon.running > 0) {
-			log_warn("shutdown grace over: stopping %d handlers", daemon.running);
+		if (daemon_local.stopping && !daemon_local.stop_handlers_sent && now >= daemon_local.stop_deadline_ms
+		    && daemon_local.running > 0) {
+			log_warn("shutdown grace over: stopping %d handlers", daemon_local.running);
 			daemon_stop_handlers(now);
 		}
 
-		if (!daemon_connected() && now >= daemon.reconnect_at_ms)
+		if (!daemon_connected() && now >= daemon_local.reconnect_at_ms)
 			(void) daemon_connect();
 		daemon_flush_outcomes();
-		if (daemon_connected() && now >= daemon.next_lease_ms) {
-			int64_t every = daemon_min(daemon.cfg->lease_ms / 3, daemon.cfg->poll_interval_ms);
+		if (daemon_connected() && now >= daemon_local.next_lease_ms) {
+			int64_t every = daemon_min(daemon_local.cfg->lease_ms / 3, daemon_local.cfg->poll_interval_ms);
 
-			daemon.next_lease_ms = now + every;
+			daemon_local.next_lease_ms = now + every;
 			daemon_lease_tick();
 		}
-		if (daemon_connected() && !daemon.stopping
-		    && (daemon.sweep || now >= daemon.next_claim_ms))
+		if (daemon_connected() && !daemon_local.stopping
+		    && (daemon_local.sweep || now >= daemon_local.next_claim_ms))
 			daemon_claim();
 		daemon_flush_outcomes();
 
-		if (daemon.stopping && daemon.running == 0) {
-			if (daemon.nouts > 0 && !daemon_connected())
+		if (daemon_local.stopping && daemon_local.running == 0) {
+			if (daemon_local.nouts > 0 && !daemon_connected())
 				log_warn("%zu outcomes could not be written; their leases will expire and "
-				         "the tasks run again", daemon.nouts);
-			if (daemon.nouts == 0 || !daemon_connected())
+				         "the tasks run again", daemon_local.nouts);
+			if (daemon_local.nouts == 0 || !daemon_connected())
 				break;
 		}
 	}
 	log_info("stopped");
-	for (size_t i = 0; i < daemon.nouts; i++)
-		outcome_clear(&daemon.outs[i]);
-	free(daemon.outs);
-	free(daemon.slots);
-	if (daemon.listen != NULL)
-		PQfinish(daemon.listen);
-	if (daemon.work != NULL)
-		PQfinish(daemon.work);
-	config_free(daemon.cfg);
+	for (size_t i = 0; i < daemon_local.nouts; i++)
+		outcome_clear(&daemon_local.outs[i]);
+	free(daemon_local.outs);
+	free(daemon_local.slots);
+	if (daemon_local.listen != NULL)
+		PQfinish(daemon_local.listen);
+	if (daemon_local.work != NULL)
+		PQfinish(daemon_local.work);
+	config_free(daemon_local.cfg);
 	return EXIT_SUCCESS;
 }
