@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -219,4 +220,142 @@ harness_migrate(const char *conninfo)
 
 	ck_assert_msg(rc == 0, "migrate exited %d: %s", rc, p.err);
 	harness_proc_free(&p);
+}
+
+void
+harness_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+const char *
+harness_write_temp(const char *text)
+{
+	static char path[256];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/pgdispatch-test-file.XXXXXX", harness_tmpdir());
+	fd = mkstemp(path);
+	ck_assert(fd >= 0);
+	ck_assert(write(fd, text, strlen(text)) == (ssize_t) strlen(text));
+	close(fd);
+	return path;
+}
+
+const char *
+harness_handler(const char *name)
+{
+	static char path[512];
+	const char *src = getenv("PGDISPATCH_SRC");
+
+	ck_assert_msg(src != NULL, "PGDISPATCH_SRC is not set (run through make check)");
+	snprintf(path, sizeof path, "%s/tests/handlers/%s", src, name);
+	return path;
+}
+
+const char *
+harness_daemon_log(const struct harness_daemon *d)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(d->proc.err_path, "r");
+	size_t n = 0;
+
+	if (f != NULL) {
+		/* The tail matters most when a log is long. */
+		fseek(f, 0, SEEK_END);
+		if (ftell(f) > (long) sizeof buf - 1)
+			fseek(f, -(long) (sizeof buf - 1), SEEK_END);
+		else
+			rewind(f);
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static long long
+harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int timeout_ms)
+{
+	long long end = harness_now_ms() + timeout_ms;
+
+	while (strstr(harness_daemon_log(d), text) == NULL) {
+		ck_assert_msg(harness_now_ms() < end, "daemon log lacks \"%s\" after %d ms:\n%s", text,
+		              timeout_ms, harness_daemon_log(d));
+		harness_sleep_ms(20);
+	}
+}
+
+void
+harness_daemon_start(struct harness_daemon *d, const char *conninfo, const char *yaml)
+{
+	const char *args[] = {"run", "-c", d->config_path, "-d", conninfo, NULL};
+
+	memset(d, 0, sizeof *d);
+	snprintf(d->config_path, sizeof d->config_path, "%s", harness_write_temp(yaml));
+	harness_start(&d->proc, args);
+	harness_daemon_wait_log(d, " connected ", 10000);
+}
+
+int
+harness_daemon_stop(struct harness_daemon *d, int sig)
+{
+	kill(d->proc.pid, sig);
+	return harness_finish(&d->proc);
+}
+
+void
+harness_daemon_free(struct harness_daemon *d)
+{
+	harness_proc_free(&d->proc);
+	unlink(d->config_path);
+}
+
+void
+harness_wait_value(PGconn *conn, const char *sql, const char *want, int timeout_ms,
+                   const struct harness_daemon *d)
+{
+	long long end = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		const char *got = harness_value(conn, sql);
+
+		if (strcmp(got, want) == 0)
+			return;
+		if (harness_now_ms() >= end)
+			ck_abort_msg("%s\n  want %s, still %s after %d ms\n%s", sql, want, got, timeout_ms,
+			             d != NULL ? harness_daemon_log(d) : "");
+		harness_sleep_ms(25);
+	}
+}
+
+bool
+harness_restart_server(void)
+{
+	const char *data = getenv("PGDISPATCH_PGDATA"), *bin = getenv("PGDISPATCH_PGBIN");
+	const char *as = getenv("PGDISPATCH_PG_AS");
+	char cmd[1024];
+
+	if (data == NULL || bin == NULL)
+		return false;
+	if (as != NULL)
+		snprintf(cmd, sizeof cmd, "runuser -u %s -- %s/pg_ctl -D %s -m fast -w restart -l %s/../server.log >/dev/null",
+		         as, bin, data, data);
+	else
+		snprintf(cmd, sizeof cmd, "%s/pg_ctl -D %s -m fast -w restart -l %s/../server.log >/dev/null", bin,
+		         data, data);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+	return true;
 }

@@ -15,6 +15,7 @@
 /* Suites, one per module; run.c chains them. */
 Suite *cli_suite(void);
 Suite *config_suite(void);
+Suite *daemon_suite(void);
 Suite *db_suite(void);
 Suite *json_suite(void);
 Suite *migrate_unit_suite(void);
@@ -71,5 +72,50 @@ void harness_proc_free(struct harness_proc *p);
 
 /* harness_start() + harness_finish(). */
 int harness_run(struct harness_proc *p, const char *const *args);
+
+/*
+ * A daemon under test: `pgdispatch run -c CONFIG -d CONNINFO` with the
+ * config written from yaml to a temporary file.
+ */
+struct harness_daemon {
+	struct harness_proc proc;
+	char config_path[256];
+};
+
+/* Starts a daemon and waits until it has connected (or fails the test). */
+void harness_daemon_start(struct harness_daemon *d, const char *conninfo, const char *yaml);
+
+/* Sends sig and waits for the daemon to exit; returns its exit code. */
+int harness_daemon_stop(struct harness_daemon *d, int sig);
+
+/* Frees what harness_daemon_stop() read and removes the files. */
+void harness_daemon_free(struct harness_daemon *d);
+
+/* The daemon's stderr so far (static buffer). */
+const char *harness_daemon_log(const struct harness_daemon *d);
+
+/* Waits until the daemon's log contains text; fails the test after
+ * timeout_ms with the log. */
+void harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int timeout_ms);
+
+/*
+ * Waits until sql's single value equals want; fails after timeout_ms with
+ * the last value seen and, when d is not NULL, the daemon's log.
+ */
+void harness_wait_value(PGconn *conn, const char *sql, const char *want, int timeout_ms,
+                        const struct harness_daemon *d);
+
+/* Absolute path of tests/handlers/NAME (a test handler program). */
+const char *harness_handler(const char *name);
+
+/* Writes text to a new temporary file; returns its path (static buffer). */
+const char *harness_write_temp(const char *text);
+
+/* Restarts the scratch server (pg_ctl restart -m fast), or skips when the
+ * server is not ours (PGHOST was set by the caller). Returns false then. */
+bool harness_restart_server(void);
+
+/* Sleeps ms milliseconds. */
+void harness_sleep_ms(int ms);
 
 #endif

@@ -37,6 +37,7 @@ main(void)
 	if (db) {
 		srunner_add_suite(sr, migrate_suite());
 		srunner_add_suite(sr, schema_suite());
+		srunner_add_suite(sr, daemon_suite());
 	}
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
