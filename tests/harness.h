@@ -16,6 +16,7 @@
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
+Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
 Suite *json_suite(void);
 Suite *migrate_unit_suite(void);

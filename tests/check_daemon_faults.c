@@ -1,0 +1,213 @@
+/*
+ * End to end, under faults: a cut LISTEN connection, two daemons on one
+ * backlog, kill -9, a restarted PostgreSQL, SIGTERM with handlers running,
+ * SIGHUP with a good and a bad config.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_test.h"
+#include "harness.h"
+
+START_TEST(test_task_inserted_while_listen_connection_is_cut_is_done)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n", "poll_interval: 1h"));
+	/* Kill the LISTEN backend, then insert before the daemon can be back:
+	 * the notification goes nowhere; the reconnect's sweep must find it. */
+	ck_assert_int_eq(harness_int(dt_conn,
+	        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	        " WHERE application_name LIKE 'pgdispatch %' AND query LIKE '%LISTEN dispatch_tasks%'"), 1);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 10000, &d);
+	harness_daemon_wait_log(&d, "database connection lost", 1000);
+	/* And it listens again: with an hour between polls, only a
+	 * notification can explain a prompt pickup. */
+	harness_daemon_wait_log(&d, "listen=yes", 1000);
+	harness_sleep_ms(300);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "2", 5000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+START_TEST(test_two_daemons_run_each_of_10000_tasks_once)
+{
+	struct harness_daemon a, b;
+	const char *handlers = "  count:\n    sql: \"INSERT INTO invocations (task_id) VALUES ($2)\"\n";
+
+	harness_exec(dt_conn, "CREATE TABLE invocations (task_id bigint NOT NULL)");
+	harness_daemon_start(&a, dt_db, dt_config(handlers, "concurrency: 16\nlog: {level: info}"));
+	harness_daemon_start(&b, dt_db, dt_config(handlers, "concurrency: 16\nlog: {level: info}"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'count' FROM generate_series(1, 10000)");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "10000",
+	                   90000, &a);
+	ck_assert_str_eq(harness_value(dt_conn,
+	        "SELECT concat_ws('|', count(*), count(DISTINCT task_id)) FROM invocations"), "10000|10000");
+	/* Both took part. */
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(DISTINCT locked_by) FROM dispatch.tasks"), 2);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT max(attempts) FROM dispatch.tasks"), 1);
+	ck_assert_int_eq(harness_daemon_stop(&a, SIGTERM), 0);
+	ck_assert_int_eq(harness_daemon_stop(&b, SIGTERM), 0);
+	harness_daemon_free(&a);
+	harness_daemon_free(&b);
+}
+END_TEST
+
+START_TEST(test_kill_9_tasks_complete_via_another_daemon_after_the_lease)
+{
+	struct harness_daemon a, b;
+	char handlers[1024], pid_path[256];
+
+	snprintf(pid_path, sizeof pid_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  slow:\n    command: [%s, %s, '1']\n", harness_handler("sleeper.sh"),
+	         pid_path);
+	harness_daemon_start(&a, dt_db, dt_config(handlers, "lease: 1s\ninstance_name: victim"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'slow' FROM generate_series(1, 4)");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'in_progress' AND locked_by = 'victim'",
+	                   "4", 10000, &a);
+	ck_assert_int_eq(harness_daemon_stop(&a, SIGKILL), 128 + SIGKILL);
+
+	harness_daemon_start(&b, dt_db, dt_config(handlers, "lease: 1s\ninstance_name: rescuer"));
+	harness_wait_value(dt_conn, "SELECT string_agg(DISTINCT concat_ws(':', status, locked_by, attempts), ',')"
+	                            "  FROM dispatch.tasks",
+	                   "complete:rescuer:2", 20000, &b);
+	ck_assert_int_eq(harness_daemon_stop(&b, SIGTERM), 0);
+	harness_daemon_free(&a);
+	harness_daemon_free(&b);
+	unlink(pid_path);
+}
+END_TEST
+
+START_TEST(test_restarted_postgresql_daemon_reconnects_and_finishes)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config("  nap:\n    builtin: sleep\n", "concurrency: 4"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload) SELECT 'nap', '{\"ms\": 300}'"
+	                      "  FROM generate_series(1, 20)");
+	harness_sleep_ms(200);
+	PQfinish(dt_conn);
+	if (!harness_restart_server()) {
+		dt_conn = harness_connect(dt_db);
+		harness_daemon_stop(&d, SIGTERM);
+		harness_daemon_free(&d);
+		return;  /* not our server to restart */
+	}
+	dt_conn = harness_connect(dt_db);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload) SELECT 'nap', '{\"ms\": 10}'"
+	                      "  FROM generate_series(1, 20)");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "40", 30000, &d);
+	harness_daemon_wait_log(&d, "database connection lost", 1000);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+START_TEST(test_sigterm_lets_running_handlers_finish_within_grace)
+{
+	struct harness_daemon d;
+	char handlers[1024], pid_path[256];
+
+	snprintf(pid_path, sizeof pid_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  slow:\n    command: [%s, %s, '1']\n", harness_handler("sleeper.sh"),
+	         pid_path);
+	harness_daemon_start(&d, dt_db, dt_config(handlers, "shutdown_grace: 20s"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'slow' FROM generate_series(1, 3)");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'in_progress'", "3", 10000, &d);
+	/* A task added during shutdown is not claimed. */
+	kill(d.proc.pid, SIGTERM);
+	harness_daemon_wait_log(&d, "stopping:", 5000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('slow')");
+	ck_assert_int_eq(harness_finish(&d.proc), 0);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(status || ':' || attempts, ',' ORDER BY id) FROM dispatch.tasks"),
+	                 "complete:1,complete:1,complete:1,pending:0");
+	harness_daemon_free(&d);
+	unlink(pid_path);
+}
+END_TEST
+
+START_TEST(test_sigterm_past_grace_returns_tasks_with_attempt_given_back)
+{
+	struct harness_daemon d;
+	char handlers[1024], pid_path[256], line[64];
+	FILE *f;
+
+	snprintf(pid_path, sizeof pid_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  slow:\n    command: [%s, %s, '60']\n", harness_handler("sleeper.sh"),
+	         pid_path);
+	harness_daemon_start(&d, dt_db, dt_config(handlers, "shutdown_grace: 500ms"));
+	/* A second attempt, to see that exactly one attempt is given back. */
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, attempts) VALUES ('slow', 1), ('slow', 0)");
+	harness_wait_value(dt_conn, "SELECT string_agg(status || ':' || attempts, ',' ORDER BY id) FROM dispatch.tasks",
+	                   "in_progress:2,in_progress:1", 10000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	ck_assert_str_eq(harness_value(dt_conn,
+	        "SELECT string_agg(concat_ws(':', status, attempts, lease_expires_at IS NULL), ',' ORDER BY id)"
+	        "  FROM dispatch.tasks"),
+	        "pending:1:t,pending:0:t");
+	/* The handlers were stopped, not left behind. */
+	f = fopen(pid_path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f) != NULL)
+		ck_assert_msg(kill((pid_t) atoi(line), 0) != 0, "handler %s still running", line);
+	fclose(f);
+	harness_daemon_free(&d);
+	unlink(pid_path);
+}
+END_TEST
+
+START_TEST(test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one)
+{
+	struct harness_daemon d;
+	FILE *f;
+
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n", NULL));
+	/* A broken file: logged, old config kept, daemon goes on. */
+	f = fopen(d.config_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("queues: [default]\nhandlers:\n  noop: {builtin: nope}\n", f);
+	fclose(f);
+	kill(d.proc.pid, SIGHUP);
+	harness_daemon_wait_log(&d, "reload failed, keeping the running config", 5000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 5000, &d);
+
+	/* A good file with a new handler: used from then on. */
+	f = fopen(d.config_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("queues: [default]\nhandlers:\n  noop: {builtin: noop}\n  later: {builtin: noop}\n", f);
+	fclose(f);
+	kill(d.proc.pid, SIGHUP);
+	harness_daemon_wait_log(&d, "config reloaded", 5000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('later')");
+	harness_wait_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks",
+	                   "complete,complete", 5000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+Suite *
+daemon_faults_suite(void)
+{
+	Suite *s = suite_create("daemon_faults");
+	TCase *tc = tcase_create("faults");
+
+	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_task_inserted_while_listen_connection_is_cut_is_done);
+	tcase_add_test(tc, test_two_daemons_run_each_of_10000_tasks_once);
+	tcase_add_test(tc, test_kill_9_tasks_complete_via_another_daemon_after_the_lease);
+	tcase_add_test(tc, test_restarted_postgresql_daemon_reconnects_and_finishes);
+	tcase_add_test(tc, test_sigterm_lets_running_handlers_finish_within_grace);
+	tcase_add_test(tc, test_sigterm_past_grace_returns_tasks_with_attempt_given_back);
+	tcase_add_test(tc, test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one);
+	suite_add_tcase(s, tc);
+	return s;
+}
