@@ -148,6 +148,47 @@ START_TEST(test_queue_stats_counts_and_oldest_due_age)
 }
 END_TEST
 
+START_TEST(test_enqueue_command_adds_a_task_and_prints_its_id)
+{
+	struct harness_proc p;
+	const char *args[] = {"enqueue", "-d", schema_db, "--queue", "mail", "--priority", "7",
+	                      "--run-at", "2031-02-03 04:05:06+00", "--max-attempts", "2",
+	                      "send_email", "{\"to\": \"a@example.com\"}", NULL};
+	const char *bad[] = {"enqueue", "-d", schema_db, "k", "{not json", NULL};
+	char want[64];
+
+	ck_assert_int_eq(harness_run(&p, args), 0);
+	snprintf(want, sizeof want, "%lld\n", harness_int(schema_conn, "SELECT max(id) FROM dispatch.tasks"));
+	ck_assert_str_eq(p.out, want);
+	harness_proc_free(&p);
+	ck_assert_str_eq(harness_value(schema_conn,
+	        "SELECT concat_ws('|', queue, kind, payload->>'to', priority, max_attempts,"
+	        "       run_at = '2031-02-03 04:05:06+00') FROM dispatch.tasks"),
+	        "mail|send_email|a@example.com|7|2|t");
+
+	/* A payload that is not JSON is refused with the server's reason. */
+	ck_assert_int_eq(harness_run(&p, bad), 1);
+	ck_assert_msg(strstr(p.err, "22P02") != NULL, "stderr: %s", p.err);
+	harness_proc_free(&p);
+	ck_assert_int_eq(harness_int(schema_conn, "SELECT count(*) FROM dispatch.tasks"), 1);
+}
+END_TEST
+
+START_TEST(test_status_command_prints_counts_per_queue_and_status)
+{
+	struct harness_proc p;
+	const char *args[] = {"status", "-d", schema_db, NULL};
+
+	harness_exec(schema_conn, "INSERT INTO dispatch.tasks (queue, kind, status) VALUES"
+	                          " ('a', 'k', 'pending'), ('a', 'k', 'pending'), ('b', 'k', 'failed')");
+	ck_assert_int_eq(harness_run(&p, args), 0);
+	ck_assert_msg(strstr(p.out, "queue") != NULL && strstr(p.out, "oldest_due_s") != NULL, "%s", p.out);
+	ck_assert_msg(strstr(p.out, "\na                    pending               2") != NULL, "%s", p.out);
+	ck_assert_msg(strstr(p.out, "\nb                    failed                1") != NULL, "%s", p.out);
+	harness_proc_free(&p);
+}
+END_TEST
+
 Suite *
 schema_suite(void)
 {
@@ -160,6 +201,8 @@ schema_suite(void)
 	tcase_add_test(tc, test_enqueue_applies_defaults);
 	tcase_add_test(tc, test_enqueue_takes_every_argument_and_nulls_mean_default);
 	tcase_add_test(tc, test_queue_stats_counts_and_oldest_due_age);
+	tcase_add_test(tc, test_enqueue_command_adds_a_task_and_prints_its_id);
+	tcase_add_test(tc, test_status_command_prints_counts_per_queue_and_status);
 	suite_add_tcase(s, tc);
 	return s;
 }
