@@ -33,7 +33,9 @@
 #define DAEMON_KILL_GRACE_MS 2000     /* SIGTERM, then SIGKILL this much later */
 #define DAEMON_RECONNECT_MIN_MS 100
 #define DAEMON_RECONNECT_MAX_MS 30000
-#define DAEMON_CONTENDED_WAIT_MS 20   /* due rows exist but others hold them */
+#define DAEMON_CONTENDED_WAIT_MS 20   /* due rows exist but others hold them: first wait */
+#define DAEMON_OUTCOME_WAIT_MS 5000   /* after the grace, to write the last outcomes */
+#define DAEMON_FLUSH_RETRY_MS 1000    /* after outcomes failed to write */
 #define DAEMON_SLEEP_DEFAULT_MS 1000  /* builtin sleep without "ms" in the payload */
 
 /* One task in flight, from its claim until its outcome is queued. */
@@ -49,9 +51,11 @@ struct slot {
 	int64_t started_ms;          /* monotonic */
 	int64_t deadline_ms;         /* timeout */
 	int64_t kill_at_ms;          /* SIGKILL after a SIGTERM; 0: none sent */
-	int64_t done_at_ms;          /* builtin sleep */
+	bool sleeping;               /* builtin sleep, until done_at_ms */
+	int64_t done_at_ms;
 	bool timed_out;
 	bool shutdown_stopped;       /* stopped by shutdown: attempt given back */
+	bool lease_lost;             /* reaped by another instance: stopped, no outcome */
 	struct cmd_child child;      /* HANDLER_COMMAND */
 };
 
@@ -67,8 +71,10 @@ static struct {
 	int running;
 	struct outcome *outs;        /* outcomes not yet written */
 	size_t nouts, capouts;
+	int64_t next_flush_ms;       /* after a failed write: not before */
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
+	int64_t contended_ms;        /* wait before looking again at rows others hold */
 	int64_t next_claim_ms;
 	int64_t next_lease_ms;
 	int64_t reconnect_at_ms;     /* when disconnected */
@@ -85,6 +91,12 @@ daemon_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+daemon_min(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
 }
 
 static bool
@@ -180,65 +192,88 @@ daemon_release(const struct task *t, const char *why)
 static void daemon_disconnect(const char *why);
 
 /*
- * Writes the queued outcomes, one statement per outcome type. A statement
- * that fails while the connection is up is retried row by row, so one bad
- * row (say, a result the server rejects) cannot hold back the others.
+ * Writes one outcome on its own after the batch was refused for its data.
+ * A success whose result the server rejects is still a success: it is
+ * recorded with a note in place of the result. Returns false when the
+ * connection went away (the outcome stays queued).
+ */
+static bool
+daemon_write_single(struct outcome *o, bool *kept)
+{
+	struct db_error err;
+	char text[1200];
+
+	if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, kept, &err))
+		return true;
+	if (PQstatus(daemon_local.work) != CONNECTION_OK)
+		return false;
+	db_error_text(&err, text, sizeof text);
+	if (o->type == OUTCOME_COMPLETE) {
+		struct json_buf note = {0}, quoted = {0};
+
+		json_buf_printf(&note, "result not stored: ");
+		json_append_text(&note, text, strlen(text));
+		json_append_string(&quoted, note.data, note.len);
+		free(o->result);
+		o->result = daemon_strdup(quoted.data);
+		json_buf_free(&note);
+		json_buf_free(&quoted);
+		if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, kept, &err))
+			return true;
+		if (PQstatus(daemon_local.work) != CONNECTION_OK)
+			return false;
+	}
+	log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
+	          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
+	return true;
+}
+
+/*
+ * Writes the queued outcomes: one set-based statement per outcome type,
+ * all in one transaction. When the server refuses the data (SQLSTATE class
+ * 22 or 23: say, a result it will not take), the outcomes are written one by
+ * one so one bad row cannot hold back the rest. Any other failure (a
+ * deadlock, a read-only server after failover, a lost connection) keeps
+ * them queued for a later try: an outcome is dropped only when it cannot
+ * ever be written.
  */
 static void
 daemon_flush_outcomes(void)
 {
 	struct db_error err;
+	char text[1200];
 	bool *kept;
 
-	if (daemon_local.nouts == 0 || !daemon_connected())
+	if (daemon_local.nouts == 0 || !daemon_connected() || daemon_now() < daemon_local.next_flush_ms)
 		return;
 	kept = calloc(daemon_local.nouts, sizeof *kept);
 	if (kept == NULL)
 		abort();
-	if (!queue_write_outcomes(daemon_local.work, daemon_local.instance, daemon_local.outs, daemon_local.nouts, kept, &err)) {
-		char text[1200];
-
+	if (!queue_write_outcomes(daemon_local.work, daemon_local.instance, daemon_local.outs,
+	                          daemon_local.nouts, kept, &err)) {
 		if (PQstatus(daemon_local.work) != CONNECTION_OK) {
 			free(kept);
 			daemon_disconnect(err.message);
 			return;
 		}
+		if (strncmp(err.sqlstate, "22", 2) != 0 && strncmp(err.sqlstate, "23", 2) != 0) {
+			log_error("writing %zu outcomes failed, trying again in %d ms: %s", daemon_local.nouts,
+			          DAEMON_FLUSH_RETRY_MS, db_error_text(&err, text, sizeof text));
+			daemon_local.next_flush_ms = daemon_now() + DAEMON_FLUSH_RETRY_MS;
+			free(kept);
+			return;
+		}
 		log_warn("writing %zu outcomes failed, writing one by one: %s", daemon_local.nouts,
 		         db_error_text(&err, text, sizeof text));
 		for (size_t i = 0; i < daemon_local.nouts; i++) {
-			struct outcome *o = &daemon_local.outs[i];
-
 			kept[i] = true;
-			if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, &kept[i], &err))
-				continue;
-			if (PQstatus(daemon_local.work) != CONNECTION_OK) {
+			if (!daemon_write_single(&daemon_local.outs[i], &kept[i])) {
+				/* Connection gone mid-way: what was written is written
+				 * (fenced, so writing it again is harmless). */
 				free(kept);
-				daemon_disconnect(err.message);
+				daemon_disconnect("lost while writing outcomes");
 				return;
 			}
-			if (o->type == OUTCOME_COMPLETE) {
-				/* The handler did its work; record that, with why its
-				 * result could not be kept. */
-				struct json_buf note = {0};
-
-				db_error_text(&err, text, sizeof text);
-				json_buf_printf(&note, "result not stored: ");
-				json_append_text(&note, text, strlen(text));
-				free(o->result);
-				o->result = NULL;
-				{
-					struct json_buf quoted = {0};
-
-					json_append_string(&quoted, note.data, note.len);
-					o->result = daemon_strdup(quoted.data);
-					json_buf_free(&quoted);
-				}
-				json_buf_free(&note);
-				if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, &kept[i], &err))
-					continue;
-			}
-			log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
-			          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
 		}
 	}
 	for (size_t i = 0; i < daemon_local.nouts; i++) {
@@ -343,8 +378,10 @@ daemon_drain_notifications(void)
 	}
 	while ((n = PQnotifies(daemon_local.listen)) != NULL) {
 		for (size_t q = 0; q < daemon_local.cfg->nqueues; q++)
-			if (strcmp(n->extra, daemon_local.cfg->queues[q]) == 0)
+			if (strcmp(n->extra, daemon_local.cfg->queues[q]) == 0) {
 				daemon_local.sweep = true;
+				daemon_local.contended_ms = DAEMON_CONTENDED_WAIT_MS;
+			}
 		PQfreemem(n);
 	}
 }
@@ -378,18 +415,24 @@ daemon_full_kinds(const char **names, size_t cap)
 	return n;
 }
 
-/* "ms" from a builtin sleep's payload, e.g. {"ms": 250}. */
+/*
+ * "ms" from a builtin sleep's payload, e.g. {"ms": 250}, clamped to
+ * [0, limit]. A test and demo aid: it looks for the key, it does not parse
+ * JSON.
+ */
 static int64_t
-daemon_sleep_ms(const char *payload)
+daemon_sleep_ms(const char *payload, int64_t limit)
 {
 	const char *p = strstr(payload, "\"ms\"");
+	long long ms;
 
 	if (p == NULL)
-		return DAEMON_SLEEP_DEFAULT_MS;
+		return DAEMON_SLEEP_DEFAULT_MS < limit ? DAEMON_SLEEP_DEFAULT_MS : limit;
 	p += 4;
 	while (*p == ' ' || *p == ':')
 		p++;
-	return strtoll(p, NULL, 10);
+	ms = strtoll(p, NULL, 10);
+	return ms < 0 ? 0 : ms > limit ? limit : ms;
 }
 
 static void
@@ -502,7 +545,8 @@ daemon_start(struct task *t)
 			daemon_slot_failed(s, "builtin fail handler");
 			daemon_slot_free(s);
 		} else {
-			s->done_at_ms = s->started_ms + daemon_sleep_ms(t->payload);
+			s->sleeping = true;
+			s->done_at_ms = s->started_ms + daemon_sleep_ms(t->payload, s->timeout_ms + 1);
 		}
 		return;
 	case HANDLER_SQL:
@@ -532,7 +576,7 @@ daemon_claim(void)
 	const char *full[64];
 	struct queue_kinds skip = {full, 0};
 	int64_t next = cfg->poll_interval_ms, now;
-	bool short_batch_everywhere = true;
+	bool short_batch_everywhere = true, contended = false, claimed_any = false;
 	struct task *batch;
 
 	daemon_local.sweep = false;
@@ -559,6 +603,7 @@ daemon_claim(void)
 				daemon_statement_failed("claim", &err);
 				break;
 			}
+			claimed_any = claimed_any || n > 0;
 			for (int i = 0; i < n; i++)
 				daemon_start(&batch[i]);
 			/* Outcomes of handlers that finished at once (builtins, SQL
@@ -580,13 +625,20 @@ daemon_claim(void)
 				daemon_statement_failed("next due time", &err);
 			else if (due == 0)
 				/* Due rows we could not lock: another instance is
-				 * claiming them. Look again shortly. */
-				next = next < DAEMON_CONTENDED_WAIT_MS ? next : DAEMON_CONTENDED_WAIT_MS;
+				 * claiming them, or a long transaction holds them. Look
+				 * again soon, then less and less often. */
+				contended = true;
 			else if (due < next)
 				next = due;
 		}
 	}
 	free(batch);
+	if (claimed_any || !contended)
+		daemon_local.contended_ms = DAEMON_CONTENDED_WAIT_MS;
+	if (contended) {
+		next = daemon_min(next, daemon_local.contended_ms);
+		daemon_local.contended_ms = daemon_min(daemon_local.contended_ms * 2, cfg->poll_interval_ms);
+	}
 	daemon_local.next_queue++;
 	now = daemon_now();
 	daemon_local.next_claim_ms = now + next;
@@ -623,9 +675,12 @@ daemon_command_done(struct slot *s)
 	int st = s->child.status;
 	int64_t ms = daemon_now() - s->started_ms;
 
-	if (s->shutdown_stopped) {
-		daemon_release(&s->task, "stopped by shutdown");
+	if (s->lease_lost) {
+		log_warn("task=%lld kind=%s attempt=%d handler ended after its lease was lost; "
+		         "outcome not recorded", s->task.id, s->task.kind, s->task.attempt);
 	} else if (!s->timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		/* Success counts even when shutdown asked the handler to stop:
+		 * its work is done and must not run again. */
 		struct json_buf *out = &s->child.out;
 		char *result = NULL;
 
@@ -642,6 +697,8 @@ daemon_command_done(struct slot *s)
 			json_buf_free(&quoted);
 		}
 		daemon_complete(&s->task, result, ms);
+	} else if (s->shutdown_stopped) {
+		daemon_release(&s->task, "stopped by shutdown");
 	} else {
 		struct json_buf msg = {0};
 
@@ -684,7 +741,7 @@ daemon_check_slots(int64_t now)
 
 		if (!s->used)
 			continue;
-		if (s->type == HANDLER_BUILTIN && s->done_at_ms > 0) {
+		if (s->sleeping) {
 			if (now >= s->done_at_ms && s->done_at_ms - s->started_ms <= s->timeout_ms) {
 				daemon_complete(&s->task, NULL, now - s->started_ms);
 				daemon_slot_free(s);
@@ -712,6 +769,25 @@ daemon_check_slots(int64_t now)
 	}
 }
 
+/*
+ * Another instance reaped this task (our renewals stopped reaching the
+ * database for longer than a lease): it may already run elsewhere, so stop
+ * ours rather than run it twice at once. No outcome is written.
+ */
+static void
+daemon_lease_lost(struct slot *s)
+{
+	log_warn("task=%lld kind=%s attempt=%d lease lost while its handler ran; stopping it",
+	         s->task.id, s->task.kind, s->task.attempt);
+	s->lease_lost = true;
+	if (s->type == HANDLER_COMMAND) {
+		cmd_signal(&s->child, SIGTERM);
+		s->kill_at_ms = daemon_now() + DAEMON_KILL_GRACE_MS;
+	} else {
+		daemon_slot_free(s);
+	}
+}
+
 /* Renews the leases of running tasks and reaps others' expired ones. */
 static void
 daemon_lease_tick(void)
@@ -728,8 +804,11 @@ daemon_lease_tick(void)
 	size_t n = 0;
 	int back;
 
+	int at[daemon_local.nslots + 1];
+
 	for (int i = 0; i < daemon_local.nslots; i++)
-		if (daemon_local.slots[i].used) {
+		if (daemon_local.slots[i].used && !daemon_local.slots[i].lease_lost) {
+			at[n] = i;
 			ids[n] = daemon_local.slots[i].task.id;
 			attempts[n++] = daemon_local.slots[i].task.attempt;
 		}
@@ -740,8 +819,7 @@ daemon_lease_tick(void)
 		}
 		for (size_t i = 0; i < n; i++)
 			if (!kept[i])
-				log_warn("task=%lld attempt=%d lease lost while its handler runs; its outcome "
-				         "will not be recorded", ids[i], attempts[i]);
+				daemon_lease_lost(&daemon_local.slots[at[i]]);
 	}
 	for (size_t h = 0; h < cfg->nhandlers; h++) {
 		kinds[h] = cfg->handlers[h].kind;
@@ -847,27 +925,27 @@ daemon_reload(void)
 	if (daemon_str_differs(fresh->instance_name, old->instance_name))
 		log_warn("instance_name changes only on restart: tasks in flight are claimed under "
 		         "the current name");
-	reconnect = daemon_local.database == NULL && daemon_str_differs(fresh->database, old->database);
-	reconnect = reconnect || fresh->notify != old->notify;
+	/* The database cannot change under tasks in flight: their fences
+	 * (id, locked_by, attempt) could match another database's rows. */
+	if (daemon_str_differs(fresh->database, old->database)) {
+		log_warn("database changes only on restart; keeping the current one");
+		free(fresh->database);
+		fresh->database = old->database != NULL ? daemon_strdup(old->database) : NULL;
+	}
+	reconnect = fresh->notify != old->notify;
 	daemon_local.cfg = fresh;
 	config_free(old);
 	log_setup(fresh->log_level, fresh->log_format);
 	daemon_grow_slots(fresh->concurrency);
 	log_info("config reloaded from %s", fresh->path);
 	if (reconnect && daemon_connected()) {
-		daemon_disconnect("database or notify settings changed");
+		daemon_disconnect("notify setting changed");
 		daemon_local.reconnect_at_ms = daemon_now();
 	}
 	daemon_local.sweep = true;
 }
 
 /* --- the loop --------------------------------------------------------- */
-
-static int64_t
-daemon_min(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
 
 /* Milliseconds poll() may sleep: until the nearest thing that is due. */
 static int
@@ -876,8 +954,10 @@ daemon_poll_timeout(int64_t now)
 	int64_t due = now + 60000;
 
 	if (daemon_connected()) {
-		if (daemon_local.sweep || daemon_local.nouts > 0)
+		if (daemon_local.sweep && !daemon_local.stopping)
 			return 0;
+		if (daemon_local.nouts > 0)
+			due = daemon_min(due, daemon_local.next_flush_ms);
 		if (!daemon_local.stopping && daemon_local.running < daemon_local.cfg->concurrency)
 			due = daemon_min(due, daemon_local.next_claim_ms);
 		due = daemon_min(due, daemon_local.next_lease_ms);
@@ -891,7 +971,7 @@ daemon_poll_timeout(int64_t now)
 
 		if (!s->used)
 			continue;
-		if (s->done_at_ms > 0)
+		if (s->sleeping)
 			due = daemon_min(due, daemon_min(s->done_at_ms, s->deadline_ms));
 		else if (s->type == HANDLER_COMMAND && !s->timed_out && !s->shutdown_stopped)
 			due = daemon_min(due, s->deadline_ms);
@@ -935,6 +1015,7 @@ daemon_run(struct config *cfg, const char *database)
 	}
 	daemon_grow_slots(cfg->concurrency);
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	daemon_local.contended_ms = DAEMON_CONTENDED_WAIT_MS;
 	srandom((unsigned) (getpid() ^ daemon_now()));
 	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.instance, cfg->nqueues,
 	         cfg->concurrency);
@@ -1016,11 +1097,14 @@ daemon_run(struct config *cfg, const char *database)
 		daemon_flush_outcomes();
 
 		if (daemon_local.stopping && daemon_local.running == 0) {
-			if (daemon_local.nouts > 0 && !daemon_connected())
+			if (daemon_local.nouts == 0)
+				break;
+			/* Outcomes still to write: keep reconnecting a while. */
+			if (now >= daemon_local.stop_deadline_ms + DAEMON_OUTCOME_WAIT_MS) {
 				log_warn("%zu outcomes could not be written; their leases will expire and "
 				         "the tasks run again", daemon_local.nouts);
-			if (daemon_local.nouts == 0 || !daemon_connected())
 				break;
+			}
 		}
 	}
 	log_info("stopped");

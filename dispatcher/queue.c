@@ -112,6 +112,16 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
 	return n;
 }
 
+/* Runs a transaction-control statement; false with err on failure. */
+static bool
+queue_tx(PGconn *conn, const char *sql, struct db_error *err)
+{
+	PGresult *res = db_exec(conn, sql, 0, NULL, err);
+
+	PQclear(res);
+	return res != NULL;
+}
+
 /* Marks kept[i] for outcomes of type whose id came back from the fence. */
 static void
 queue_mark_kept(PGresult *res, const struct outcome *o, size_t n, enum outcome_type type, bool *kept)
@@ -211,11 +221,27 @@ queue_write_outcomes(PGconn *conn, const char *instance, const struct outcome *o
 {
 	static const enum outcome_type types[] = {OUTCOME_COMPLETE, OUTCOME_RETRY, OUTCOME_FAIL,
 	                                          OUTCOME_RELEASE};
+	bool present[4] = {false}, multi, ok = true;
+	struct db_error ignored;
+	int kinds = 0;
 
-	for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-		if (!queue_write_type(conn, instance, outcomes, n, types[t], kept, err))
-			return false;
-	return true;
+	for (size_t i = 0; i < n; i++)
+		present[outcomes[i].type] = true;
+	for (int t = 0; t < 4; t++)
+		kinds += present[t];
+	/* Several statements commit together, so a failure leaves nothing
+	 * half-written and the whole set can simply be sent again. */
+	multi = kinds > 1 && PQtransactionStatus(conn) == PQTRANS_IDLE;
+	if (multi && !queue_tx(conn, "BEGIN", err))
+		return false;
+	for (size_t t = 0; t < sizeof types / sizeof types[0] && ok; t++)
+		if (present[types[t]])
+			ok = queue_write_type(conn, instance, outcomes, n, types[t], kept, err);
+	if (multi && ok)
+		ok = queue_tx(conn, "COMMIT", err);
+	else if (multi)
+		(void) queue_tx(conn, "ROLLBACK", &ignored);
+	return ok;
 }
 
 bool
@@ -300,16 +326,6 @@ queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds *skip, 
 	ms = PQgetisnull(res, 0, 0) ? INT64_MAX : atoll(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return ms;
-}
-
-/* Runs a transaction-control statement; false with err on failure. */
-static bool
-queue_tx(PGconn *conn, const char *sql, struct db_error *err)
-{
-	PGresult *res = db_exec(conn, sql, 0, NULL, err);
-
-	PQclear(res);
-	return res != NULL;
 }
 
 int
