@@ -1,8 +1,35 @@
 -- Milliseconds until the earliest pending task of queue $1 (not of a kind
 -- in $2) is due: 0 when one is due now, NULL when none is pending. The
 -- database's clock decides, never the host's.
-SELECT greatest(0, ceil(extract(epoch FROM min(run_at) - clock_timestamp()) * 1000))::bigint
-  FROM dispatch.tasks
- WHERE status = 'pending'
-   AND queue = $1
-   AND kind <> ALL ($2::text[])
+--
+-- tasks_claim_idx leads with priority, so a plain min(run_at) would read
+-- every pending row of the queue. Instead, walk the distinct priorities
+-- (a loose index scan: one index probe each) and take the earliest run_at
+-- within each (another probe). Cost grows with the number of distinct
+-- priorities in use, not with the backlog.
+WITH RECURSIVE p(priority) AS (
+    (SELECT priority
+       FROM dispatch.tasks
+      WHERE status = 'pending' AND queue = $1
+      ORDER BY priority DESC
+      LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.priority
+              FROM dispatch.tasks AS t
+             WHERE t.status = 'pending' AND t.queue = $1 AND t.priority < p.priority
+             ORDER BY t.priority DESC
+             LIMIT 1)
+      FROM p
+     WHERE p.priority IS NOT NULL
+)
+SELECT CASE WHEN next_run_at IS NOT NULL  -- greatest() would turn NULL into 0
+            THEN greatest(0, ceil(extract(epoch FROM next_run_at - clock_timestamp()) * 1000))::bigint
+       END
+  FROM (SELECT min((SELECT t.run_at
+                      FROM dispatch.tasks AS t
+                     WHERE t.status = 'pending' AND t.queue = $1 AND t.priority = p.priority
+                       AND t.kind <> ALL ($2::text[])
+                     ORDER BY t.run_at
+                     LIMIT 1)) AS next_run_at
+          FROM p
+         WHERE p.priority IS NOT NULL) AS n

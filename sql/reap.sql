@@ -3,7 +3,8 @@
 -- used up. Any instance runs this; SKIP LOCKED lets several do so at once
 -- without waiting on each other. The attempt limit is the task's own, else
 -- the handler's for its kind as this instance knows it ($1 kinds, $2
--- limits), else this instance's default ($3).
+-- limits), else this instance's default ($3). Tasks back in pending are
+-- announced like new ones, so an idle instance takes them at once.
 WITH x AS MATERIALIZED (
     SELECT id
       FROM dispatch.tasks
@@ -19,7 +20,7 @@ WITH x AS MATERIALIZED (
                                     WHERE h.kind = t.kind),
                                   $3::int) AS used_up
       FROM dispatch.tasks AS t JOIN x USING (id)
-)
+), u AS (
 UPDATE dispatch.tasks AS t
    SET status = CASE WHEN r.used_up THEN 'failed' ELSE 'pending' END::dispatch.task_status,
        last_error = 'lease expired: ' || coalesce(t.locked_by, 'its daemon')
@@ -29,4 +30,8 @@ UPDATE dispatch.tasks AS t
        lease_expires_at = NULL
   FROM r
  WHERE t.id = r.id
-RETURNING t.id, t.kind, t.status, t.attempts
+RETURNING t.id, t.kind, t.status, t.attempts, t.queue
+)
+SELECT u.id, u.kind, u.status, u.attempts,
+       CASE WHEN u.status = 'pending' THEN pg_notify('dispatch_tasks', u.queue) END
+  FROM u

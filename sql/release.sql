@@ -1,7 +1,9 @@
 -- Hands claimed tasks back untried (shutdown past its grace, or more tasks
 -- claimed than a handler's concurrency allows): pending again, due now, and
 -- the attempt given back. $1 ids, $2 attempts, $3 this instance. Fenced as
--- in complete.sql.
+-- in complete.sql. A notification per queue wakes the other instances:
+-- these tasks are due now, and nothing else would announce them.
+WITH u AS (
 UPDATE dispatch.tasks AS t
    SET status = 'pending',
        attempts = t.attempts - 1,
@@ -11,4 +13,6 @@ UPDATE dispatch.tasks AS t
    AND t.status = 'in_progress'
    AND t.locked_by = $3
    AND t.attempts = o.attempts
-RETURNING t.id
+RETURNING t.id, t.queue
+)
+SELECT u.id, pg_notify('dispatch_tasks', u.queue) FROM u
