@@ -25,6 +25,7 @@
 #include "db.h"
 #include "embed.h"
 #include "handler_cmd.h"
+#include "handler_sql.h"
 #include "json.h"
 #include "log.h"
 #include "queue.h"
@@ -57,6 +58,7 @@ struct slot {
 	bool shutdown_stopped;       /* stopped by shutdown: attempt given back */
 	bool lease_lost;             /* reaped by another instance: stopped, no outcome */
 	struct cmd_child child;      /* HANDLER_COMMAND */
+	struct sql_run sql;          /* HANDLER_SQL */
 };
 
 static struct {
@@ -298,6 +300,8 @@ daemon_disconnect(const char *why)
 	if (daemon_local.work != NULL)
 		PQfinish(daemon_local.work);
 	daemon_local.listen = daemon_local.work = NULL;
+	/* Idle SQL handler connections most likely died with the others. */
+	sql_pool_close();
 	daemon_local.reconnect_at_ms = daemon_now() + daemon_local.reconnect_delay_ms;
 	log_warn("database connection lost: %s; reconnecting in %lld ms", why,
 	         (long long) daemon_local.reconnect_delay_ms);
@@ -440,6 +444,8 @@ daemon_slot_free(struct slot *s)
 {
 	if (s->type == HANDLER_COMMAND)
 		cmd_free(&s->child);
+	else if (s->type == HANDLER_SQL)
+		sql_finish(&s->sql);
 	task_clear(&s->task);
 	memset(s, 0, sizeof *s);
 	daemon_local.running--;
@@ -447,40 +453,58 @@ daemon_slot_free(struct slot *s)
 	daemon_local.sweep = true;
 }
 
-/* Runs a SQL handler now, on the work connection (see queue.c). */
+/* A SQL handler's transaction has ended: log or queue what it means. */
 static void
-daemon_run_sql(struct slot *s, const char *sql)
+daemon_sql_done(struct slot *s)
 {
-	struct db_error err;
+	const struct sql_run *r = &s->sql;
+	int64_t ms = daemon_now() - s->started_ms;
 	char text[1200];
-	int rc;
-	int64_t ms;
 
-	if (!daemon_connected()) {
-		/* Lost while an earlier task of the same batch ran. */
-		daemon_release(&s->task, "database connection lost before the SQL handler ran");
-		return;
-	}
-	rc = queue_run_sql_handler(daemon_local.work, daemon_local.instance, &s->task, sql, s->timeout_ms, &err);
-	ms = daemon_now() - s->started_ms;
-	if (rc == 1) {
+	if (s->lease_lost)
+		log_warn("task=%lld kind=%s attempt=%d SQL handler stopped after its lease was lost",
+		         s->task.id, s->task.kind, s->task.attempt);
+	else if (r->result == SQL_OK)
 		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", s->task.id, s->task.kind,
 		         s->task.attempt, (long long) ms);
-	} else if (rc == 0) {
+	else if (r->result == SQL_LEASE_LOST)
 		log_warn("task=%lld kind=%s attempt=%d lease lost; SQL handler rolled back", s->task.id,
 		         s->task.kind, s->task.attempt);
-	} else if (PQstatus(daemon_local.work) != CONNECTION_OK) {
-		/* Nothing committed: the attempt failed, recorded after reconnect. */
-		daemon_slot_failed(s, "database connection lost while the SQL handler ran");
-		daemon_disconnect(err.message);
-	} else {
+	else if (s->shutdown_stopped)
+		daemon_release(&s->task, "stopped by shutdown");
+	else {
+		/* Failed, or the connection died: nothing of it committed that
+		 * we know of, and if the COMMIT did land, the fence keeps this
+		 * failure from overwriting it. */
 		struct json_buf clean = {0};
 
-		db_error_text(&err, text, sizeof text);
+		if (r->result == SQL_CONN_LOST)
+			json_buf_printf(&clean, "database connection lost while the SQL handler ran: ");
+		db_error_text(&r->err, text, sizeof text);
 		json_append_text(&clean, text, strlen(text));
 		daemon_slot_failed(s, clean.data);
 		json_buf_free(&clean);
 	}
+	daemon_slot_free(s);
+}
+
+/* Starts a SQL handler on a connection of its own (handler_sql.c). */
+static void
+daemon_start_sql(struct slot *s, const char *sql)
+{
+	struct db_error err;
+	char appname[64];
+
+	snprintf(appname, sizeof appname, "pgdispatch %.52s", daemon_local.instance);
+	if (!sql_start(&s->sql, daemon_conninfo(), appname, daemon_local.instance, &s->task, sql,
+	               s->timeout_ms, &err)) {
+		s->type = HANDLER_BUILTIN;  /* no run to finish */
+		daemon_slot_failed(s, "no database connection for the SQL handler");
+		daemon_slot_free(s);
+		return;
+	}
+	if (s->sql.state == SQL_DONE)
+		daemon_sql_done(s);
 }
 
 /* Takes a freshly claimed task: finds its handler and starts it. */
@@ -550,8 +574,7 @@ daemon_start(struct task *t)
 		}
 		return;
 	case HANDLER_SQL:
-		daemon_run_sql(s, h->sql);
-		daemon_slot_free(s);
+		daemon_start_sql(s, h->sql);
 		return;
 	case HANDLER_COMMAND:
 		if (!cmd_start(&s->child, h->argv, &s->task, s->max_attempts, h->max_output, why, sizeof why)) {
@@ -783,6 +806,8 @@ daemon_lease_lost(struct slot *s)
 	if (s->type == HANDLER_COMMAND) {
 		cmd_signal(&s->child, SIGTERM);
 		s->kill_at_ms = daemon_now() + DAEMON_KILL_GRACE_MS;
+	} else if (s->type == HANDLER_SQL) {
+		sql_cancel(&s->sql);
 	} else {
 		daemon_slot_free(s);
 	}
@@ -858,6 +883,9 @@ daemon_stop_handlers(int64_t now)
 			s->shutdown_stopped = true;
 			cmd_signal(&s->child, SIGTERM);
 			s->kill_at_ms = now + DAEMON_KILL_GRACE_MS;
+		} else if (s->type == HANDLER_SQL) {
+			s->shutdown_stopped = true;
+			sql_cancel(&s->sql);
 		} else {
 			daemon_release(&s->task, "stopped by shutdown");
 			daemon_slot_free(s);
@@ -881,6 +909,9 @@ daemon_stop_now(void)
 			cmd_signal(&s->child, SIGKILL);
 			while (waitpid(s->child.pid, &status, 0) < 0 && errno == EINTR)
 				;
+		} else if (s->type == HANDLER_SQL) {
+			/* Closing the connection mid-transaction rolls it back. */
+			sql_cancel(&s->sql);
 		}
 		daemon_release(&s->task, "stopped at once by a second signal");
 		daemon_slot_free(s);
@@ -906,6 +937,10 @@ daemon_grow_slots(int want)
 	memset(n + daemon_local.nslots, 0, (size_t) (want - daemon_local.nslots) * sizeof *n);
 	daemon_local.slots = n;
 	daemon_local.nslots = want;
+	/* A running SQL handler borrows its slot's task: point it at the move. */
+	for (int i = 0; i < daemon_local.nslots; i++)
+		if (n[i].used && n[i].type == HANDLER_SQL)
+			n[i].sql.task = &n[i].task;
 }
 
 /* SIGHUP: read the file again; a bad new config is logged and the old one
@@ -1035,9 +1070,14 @@ daemon_run(struct config *cfg, const char *database)
 			listen_at = npfd;
 			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon_local.listen), .events = POLLIN};
 		}
-		for (int i = 0; i < daemon_local.nslots; i++)
-			if (daemon_local.slots[i].used && daemon_local.slots[i].type == HANDLER_COMMAND)
-				npfd += cmd_pollfds(&daemon_local.slots[i].child, pfds + npfd);
+		for (int i = 0; i < daemon_local.nslots; i++) {
+			struct slot *s = &daemon_local.slots[i];
+
+			if (s->used && s->type == HANDLER_COMMAND)
+				npfd += cmd_pollfds(&s->child, pfds + npfd);
+			else if (s->used && s->type == HANDLER_SQL && sql_socket(&s->sql) >= 0)
+				pfds[npfd++] = (struct pollfd){.fd = sql_socket(&s->sql), .events = POLLIN};
+		}
 
 		if (poll(pfds, (nfds_t) npfd, daemon_poll_timeout(now)) < 0 && errno != EINTR) {
 			log_error("poll failed: %s", strerror(errno));
@@ -1069,6 +1109,12 @@ daemon_run(struct config *cfg, const char *database)
 				    && (pfds[p].fd == s->child.in_fd || pfds[p].fd == s->child.out_fd
 				        || pfds[p].fd == s->child.err_fd)) {
 					cmd_on_ready(&s->child, pfds[p].fd, pfds[p].revents);
+					break;
+				}
+				if (s->used && s->type == HANDLER_SQL && pfds[p].fd == sql_socket(&s->sql)) {
+					sql_on_ready(&s->sql);
+					if (s->sql.state == SQL_DONE)
+						daemon_sql_done(s);
 					break;
 				}
 			}

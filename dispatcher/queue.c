@@ -244,6 +244,16 @@ queue_write_outcomes(PGconn *conn, const char *instance, const struct outcome *o
 	return ok;
 }
 
+/* Sets kept[i] for each ids[i] found in column 0 of res. */
+static void
+queue_mark_ids(PGresult *res, const long long *ids, size_t n, bool *kept)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int r = 0; r < PQntuples(res) && !kept[i]; r++)
+			if (atoll(PQgetvalue(res, r, 0)) == ids[i])
+				kept[i] = true;
+}
+
 bool
 queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
             const int *attempts, size_t n, bool *kept, struct db_error *err)
@@ -252,6 +262,7 @@ queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
 	char lease_s[24];
 	const char *params[4];
 	PGresult *res;
+	bool all = true, ok;
 
 	queue_array_ll(&id_arr, ids, n);
 	queue_array_int(&att_arr, attempts, n);
@@ -260,19 +271,28 @@ queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
 	params[1] = att_arr.data;
 	params[2] = lease_s;
 	params[3] = who->instance;
+	memset(kept, 0, n * sizeof *kept);
 	res = db_exec(conn, embed_sql("renew"), 4, params, err);
+	ok = res != NULL;
+	if (ok) {
+		queue_mark_ids(res, ids, n, kept);
+		PQclear(res);
+		for (size_t i = 0; i < n; i++)
+			all = all && kept[i];
+		/* Skipped rows: locked (still ours) or lost? Ask without locking. */
+		if (!all) {
+			params[2] = who->instance;
+			res = db_exec(conn, embed_sql("owned"), 3, params, err);
+			ok = res != NULL;
+			if (ok) {
+				queue_mark_ids(res, ids, n, kept);
+				PQclear(res);
+			}
+		}
+	}
 	json_buf_free(&id_arr);
 	json_buf_free(&att_arr);
-	if (res == NULL)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		kept[i] = false;
-		for (int r = 0; r < PQntuples(res); r++)
-			if (atoll(PQgetvalue(res, r, 0)) == ids[i])
-				kept[i] = true;
-	}
-	PQclear(res);
-	return true;
+	return ok;
 }
 
 int
@@ -329,52 +349,12 @@ queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds *skip, 
 }
 
 int
-queue_run_sql_handler(PGconn *conn, const char *instance, const struct task *t, const char *sql,
-                      int64_t timeout_ms, struct db_error *err)
+queue_send_complete_one(PGconn *conn, const char *instance, const struct task *t)
 {
-	/* $1 jsonb, $2 bigint: typed here so the handler's SQL needs no casts. */
-	static const Oid types[2] = {3802 /* jsonb */, 20 /* int8 */};
-	char id_s[24], timeout_s[32];
-	const char *params[2] = {t->payload, id_s};
-	const char *timeout_params[1] = {timeout_s};
-	struct outcome done = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_COMPLETE};
-	struct db_error ignored;
-	bool kept = false;
-	PGresult *res;
+	char ids[32], attempts[32];
+	const char *params[4] = {ids, attempts, "{NULL}", instance};
 
-	snprintf(id_s, sizeof id_s, "%lld", t->id);
-	snprintf(timeout_s, sizeof timeout_s, "%lld", (long long) timeout_ms);
-	if (!queue_tx(conn, "BEGIN", err))
-		return -1;
-	/* The handler's timeout, as a server-side statement timeout for this
-	 * transaction only. */
-	res = db_exec(conn, embed_sql("sql_handler_timeout"), 1, timeout_params, err);
-	if (res == NULL)
-		goto rollback;
-	PQclear(res);
-
-	memset(err, 0, sizeof *err);
-	res = PQexecParams(conn, sql, 2, types, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-		snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state != NULL ? state : "");
-		snprintf(err->message, sizeof err->message, "%s",
-		         msg != NULL ? msg : PQerrorMessage(conn));
-		PQclear(res);
-		goto rollback;
-	}
-	PQclear(res);
-	if (!queue_write_outcomes(conn, instance, &done, 1, &kept, err))
-		goto rollback;
-	if (!kept) {
-		(void) queue_tx(conn, "ROLLBACK", &ignored);
-		return 0;
-	}
-	return queue_tx(conn, "COMMIT", err) ? 1 : -1;
-
-rollback:
-	(void) queue_tx(conn, "ROLLBACK", &ignored);
-	return -1;
+	snprintf(ids, sizeof ids, "{%lld}", t->id);
+	snprintf(attempts, sizeof attempts, "{%d}", t->attempt);
+	return PQsendQueryParams(conn, embed_sql("complete"), 4, NULL, params, NULL, NULL, 0);
 }

@@ -70,12 +70,10 @@ int64_t queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds
                        struct db_error *err) DB_MUSTCHECK;
 
 /*
- * The SQL handler's transaction: runs sql with $1 = payload (jsonb) and
- * $2 = id (bigint) and the fenced completion together. Returns 1 when both
- * committed, 0 when the fence failed (rolled back: the lease was lost), -1
- * when the statement failed (rolled back; err says why).
+ * Sends (without waiting) the fenced completion of t with no result, for a
+ * SQL handler's transaction (handler_sql.c). The result has one row when
+ * the task was still ours. Returns PQsendQueryParams()'s value.
  */
-int queue_run_sql_handler(PGconn *conn, const char *instance, const struct task *t,
-                          const char *sql, int64_t timeout_ms, struct db_error *err) DB_MUSTCHECK;
+int queue_send_complete_one(PGconn *conn, const char *instance, const struct task *t);
 
 #endif

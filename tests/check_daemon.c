@@ -304,6 +304,44 @@ START_TEST(test_sql_handler_effect_and_completion_commit_together)
 }
 END_TEST
 
+START_TEST(test_slow_sql_handler_blocks_nothing_and_keeps_its_lease)
+{
+	struct harness_daemon d;
+
+	/* The SQL handler outlives two leases: renewals must go on while it
+	 * runs, and the noop queued behind it must not wait for it. */
+	harness_daemon_start(&d, dt_db, dt_config(
+	        "  slow_sql:\n    sql: \"SELECT pg_sleep(2.5)\"\n"
+	        "  noop:\n    builtin: noop\n", "lease: 1s"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('slow_sql')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "in_progress", 5000, &d);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'noop'", "complete", 1000, &d);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'slow_sql'"),
+	                 "in_progress");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'slow_sql'", "complete", 10000, &d);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT attempts FROM dispatch.tasks WHERE kind = 'slow_sql'"), 1);
+	ck_assert_ptr_null(strstr(harness_daemon_log(&d), "lease"));
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+START_TEST(test_sql_handler_timeout_is_a_failed_attempt)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config(
+	        "  stuck:\n    sql: \"SELECT pg_sleep(30)\"\n    timeout: 300ms\n    max_attempts: 1\n", NULL));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('stuck')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "failed", 10000, &d);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT last_error FROM dispatch.tasks"),
+	                 "57014: canceling statement due to statement timeout");
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 START_TEST(test_bad_config_is_rejected_with_file_line_col)
 {
 	struct harness_proc p;
@@ -341,6 +379,8 @@ daemon_suite(void)
 	tcase_add_test(tc, test_missing_executable_is_a_failed_attempt);
 	tcase_add_test(tc, test_kind_without_handler_is_a_failed_attempt);
 	tcase_add_test(tc, test_sql_handler_effect_and_completion_commit_together);
+	tcase_add_test(tc, test_slow_sql_handler_blocks_nothing_and_keeps_its_lease);
+	tcase_add_test(tc, test_sql_handler_timeout_is_a_failed_attempt);
 	tcase_add_test(tc, test_bad_config_is_rejected_with_file_line_col);
 	suite_add_tcase(s, tc);
 	return s;

@@ -256,6 +256,16 @@ harness_handler(const char *name)
 	return path;
 }
 
+/* The last few kB of a log: enough to see what happened, small enough for
+ * Check's failure message. */
+static const char *
+harness_log_tail(const char *log)
+{
+	size_t n = strlen(log);
+
+	return n > 6000 ? log + n - 6000 : log;
+}
+
 const char *
 harness_daemon_log(const struct harness_daemon *d)
 {
@@ -293,7 +303,7 @@ harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int ti
 
 	while (strstr(harness_daemon_log(d), text) == NULL) {
 		ck_assert_msg(harness_now_ms() < end, "daemon log lacks \"%s\" after %d ms:\n%s", text,
-		              timeout_ms, harness_daemon_log(d));
+		              timeout_ms, harness_log_tail(harness_daemon_log(d)));
 		harness_sleep_ms(20);
 	}
 }
@@ -336,7 +346,7 @@ harness_wait_value(PGconn *conn, const char *sql, const char *want, int timeout_
 			return;
 		if (harness_now_ms() >= end)
 			ck_abort_msg("%s\n  want %s, still %s after %d ms\n%s", sql, want, got, timeout_ms,
-			             d != NULL ? harness_daemon_log(d) : "");
+			             d != NULL ? harness_log_tail(harness_daemon_log(d)) : "");
 		harness_sleep_ms(25);
 	}
 }
