@@ -117,7 +117,8 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	[HK_MAX_OUTPUT] = {"max_output", CONFIG_INT64, HANDLER(max_output), 1048576, 0, 1073741824},
 };
 
-/* Names of enum values, indexed by the value, for parsing and messages. */
+/* Names of enum values, indexed by the value, for messages (log.c parses
+ * the log ones; the lists must agree). */
 static const char *const config_level_names[] = {
 	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn", [LOG_ERROR] = "error", NULL
 };
@@ -258,30 +259,6 @@ config_lookup(const char *const *names, const char *s, int *out)
 			return true;
 		}
 	return false;
-}
-
-/* Stand-ins for log_level_parse() and log_format_parse(), so that config.c
- * links without log.c and the two stay in step through the names above. */
-static bool
-config_log_level(const char *s, enum log_level *out)
-{
-	int v;
-
-	if (!config_lookup(config_level_names, s, &v))
-		return false;
-	*out = (enum log_level) v;
-	return true;
-}
-
-static bool
-config_log_format(const char *s, enum log_format *out)
-{
-	int v;
-
-	if (!config_lookup(config_format_names, s, &v))
-		return false;
-	*out = (enum log_format) v;
-	return true;
 }
 
 static bool
@@ -527,14 +504,14 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 	case CONFIG_LOG_LEVEL: {
 		enum log_level level;
 
-		rc = config_log_level(s, &level) ? 0 : -1;
+		rc = log_level_parse(s, &level) ? 0 : -1;
 		v = level;
 		break;
 	}
 	case CONFIG_LOG_FORMAT: {
 		enum log_format format;
 
-		rc = config_log_format(s, &format) ? 0 : -1;
+		rc = log_format_parse(s, &format) ? 0 : -1;
 		v = format;
 		break;
 	}

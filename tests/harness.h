@@ -19,6 +19,7 @@ Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
 Suite *json_suite(void);
+Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
 Suite *schema_suite(void);
