@@ -28,6 +28,7 @@
 #include "handler_sql.h"
 #include "json.h"
 #include "log.h"
+#include "outbox.h"
 #include "queue.h"
 #include "signals.h"
 
@@ -36,7 +37,6 @@
 #define DAEMON_RECONNECT_MAX_MS 30000
 #define DAEMON_CONTENDED_WAIT_MS 20   /* due rows exist but others hold them: first wait */
 #define DAEMON_OUTCOME_WAIT_MS 5000   /* after the grace, to write the last outcomes */
-#define DAEMON_FLUSH_RETRY_MS 1000    /* after outcomes failed to write */
 #define DAEMON_SLEEP_DEFAULT_MS 1000  /* builtin sleep without "ms" in the payload */
 
 /* One task in flight, from its claim until its outcome is queued. */
@@ -71,9 +71,6 @@ static struct {
 	struct slot *slots;
 	int nslots;
 	int running;
-	struct outcome *outs;        /* outcomes not yet written */
-	size_t nouts, capouts;
-	int64_t next_flush_ms;       /* after a failed write: not before */
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
 	int64_t contended_ms;        /* wait before looking again at rows others hold */
@@ -115,23 +112,6 @@ daemon_conninfo(void)
 
 /* --- outcomes --------------------------------------------------------- */
 
-static void
-daemon_queue_outcome(struct outcome o)
-{
-	if (daemon_local.nouts == daemon_local.capouts) {
-		size_t cap = daemon_local.capouts ? daemon_local.capouts * 2 : 64;
-		struct outcome *n = realloc(daemon_local.outs, cap * sizeof *n);
-
-		if (n == NULL) {
-			log_error("out of memory queueing an outcome");
-			abort();
-		}
-		daemon_local.outs = n;
-		daemon_local.capouts = cap;
-	}
-	daemon_local.outs[daemon_local.nouts++] = o;
-}
-
 static char *
 daemon_strdup(const char *s)
 {
@@ -162,7 +142,7 @@ daemon_attempt_failed(const struct task *t, int max_attempts, int64_t initial_ms
 		log_warn("task=%lld kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", t->id, t->kind,
 		         t->attempt, max_attempts, (long long) o.delay_ms, error);
 	}
-	daemon_queue_outcome(o);
+	outbox_add(o);
 }
 
 static void
@@ -178,7 +158,7 @@ daemon_complete(const struct task *t, char *result, int64_t ms)
 
 	log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
 	         (long long) ms);
-	daemon_queue_outcome(o);
+	outbox_add(o);
 }
 
 static void
@@ -188,106 +168,21 @@ daemon_release(const struct task *t, const char *why)
 
 	log_info("task=%lld kind=%s attempt=%d returned to pending untried: %s", t->id, t->kind,
 	         t->attempt, why);
-	daemon_queue_outcome(o);
+	outbox_add(o);
 }
 
 static void daemon_disconnect(const char *why);
 
-/*
- * Writes one outcome on its own after the batch was refused for its data.
- * A success whose result the server rejects is still a success: it is
- * recorded with a note in place of the result. Returns false when the
- * connection went away (the outcome stays queued).
- */
-static bool
-daemon_write_single(struct outcome *o, bool *kept)
-{
-	struct db_error err;
-	char text[1200];
-
-	if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, kept, &err))
-		return true;
-	if (PQstatus(daemon_local.work) != CONNECTION_OK)
-		return false;
-	db_error_text(&err, text, sizeof text);
-	if (o->type == OUTCOME_COMPLETE) {
-		struct json_buf note = {0}, quoted = {0};
-
-		json_buf_printf(&note, "result not stored: ");
-		json_append_text(&note, text, strlen(text));
-		json_append_string(&quoted, note.data, note.len);
-		free(o->result);
-		o->result = daemon_strdup(quoted.data);
-		json_buf_free(&note);
-		json_buf_free(&quoted);
-		if (queue_write_outcomes(daemon_local.work, daemon_local.instance, o, 1, kept, &err))
-			return true;
-		if (PQstatus(daemon_local.work) != CONNECTION_OK)
-			return false;
-	}
-	log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
-	          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
-	return true;
-}
-
-/*
- * Writes the queued outcomes: one set-based statement per outcome type,
- * all in one transaction. When the server refuses the data (SQLSTATE class
- * 22 or 23: say, a result it will not take), the outcomes are written one by
- * one so one bad row cannot hold back the rest. Any other failure (a
- * deadlock, a read-only server after failover, a lost connection) keeps
- * them queued for a later try: an outcome is dropped only when it cannot
- * ever be written.
- */
+/* Writes what handlers finished with (outbox.c); reconnects if the
+ * connection turns out to be gone. */
 static void
 daemon_flush_outcomes(void)
 {
 	struct db_error err;
-	char text[1200];
-	bool *kept;
 
-	if (daemon_local.nouts == 0 || !daemon_connected() || daemon_now() < daemon_local.next_flush_ms)
-		return;
-	kept = calloc(daemon_local.nouts, sizeof *kept);
-	if (kept == NULL)
-		abort();
-	if (!queue_write_outcomes(daemon_local.work, daemon_local.instance, daemon_local.outs,
-	                          daemon_local.nouts, kept, &err)) {
-		if (PQstatus(daemon_local.work) != CONNECTION_OK) {
-			free(kept);
-			daemon_disconnect(err.message);
-			return;
-		}
-		if (strncmp(err.sqlstate, "22", 2) != 0 && strncmp(err.sqlstate, "23", 2) != 0) {
-			log_error("writing %zu outcomes failed, trying again in %d ms: %s", daemon_local.nouts,
-			          DAEMON_FLUSH_RETRY_MS, db_error_text(&err, text, sizeof text));
-			daemon_local.next_flush_ms = daemon_now() + DAEMON_FLUSH_RETRY_MS;
-			free(kept);
-			return;
-		}
-		log_warn("writing %zu outcomes failed, writing one by one: %s", daemon_local.nouts,
-		         db_error_text(&err, text, sizeof text));
-		for (size_t i = 0; i < daemon_local.nouts; i++) {
-			kept[i] = true;
-			if (!daemon_write_single(&daemon_local.outs[i], &kept[i])) {
-				/* Connection gone mid-way: what was written is written
-				 * (fenced, so writing it again is harmless). */
-				free(kept);
-				daemon_disconnect("lost while writing outcomes");
-				return;
-			}
-		}
-	}
-	for (size_t i = 0; i < daemon_local.nouts; i++) {
-		if (!kept[i])
-			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
-			         "the row was left as another instance set it",
-			         daemon_local.outs[i].id, daemon_local.outs[i].attempt,
-			         outcome_type_name(daemon_local.outs[i].type));
-		outcome_clear(&daemon_local.outs[i]);
-	}
-	free(kept);
-	daemon_local.nouts = 0;
+	if (daemon_connected()
+	    && outbox_flush(daemon_local.work, daemon_local.instance, daemon_now(), &err) == OUTBOX_CONN_LOST)
+		daemon_disconnect(err.message);
 }
 
 /* --- connections ------------------------------------------------------ */
@@ -991,8 +886,8 @@ daemon_poll_timeout(int64_t now)
 	if (daemon_connected()) {
 		if (daemon_local.sweep && !daemon_local.stopping)
 			return 0;
-		if (daemon_local.nouts > 0)
-			due = daemon_min(due, daemon_local.next_flush_ms);
+		if (outbox_count() > 0)
+			due = daemon_min(due, outbox_next_try_ms());
 		if (!daemon_local.stopping && daemon_local.running < daemon_local.cfg->concurrency)
 			due = daemon_min(due, daemon_local.next_claim_ms);
 		due = daemon_min(due, daemon_local.next_lease_ms);
@@ -1143,20 +1038,18 @@ daemon_run(struct config *cfg, const char *database)
 		daemon_flush_outcomes();
 
 		if (daemon_local.stopping && daemon_local.running == 0) {
-			if (daemon_local.nouts == 0)
+			if (outbox_count() == 0)
 				break;
 			/* Outcomes still to write: keep reconnecting a while. */
 			if (now >= daemon_local.stop_deadline_ms + DAEMON_OUTCOME_WAIT_MS) {
 				log_warn("%zu outcomes could not be written; their leases will expire and "
-				         "the tasks run again", daemon_local.nouts);
+				         "the tasks run again", outbox_count());
 				break;
 			}
 		}
 	}
 	log_info("stopped");
-	for (size_t i = 0; i < daemon_local.nouts; i++)
-		outcome_clear(&daemon_local.outs[i]);
-	free(daemon_local.outs);
+	outbox_free();
 	free(daemon_local.slots);
 	if (daemon_local.listen != NULL)
 		PQfinish(daemon_local.listen);
