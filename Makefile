@@ -3,6 +3,8 @@
 #   make                 build build/pgdispatch
 #   make demo            install missing packages, build, run the daemon on
 #                        examples/demo/ against a scratch PostgreSQL
+#   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
+#                        a short run); figures in build/bench/
 #   make check           install missing packages, build, run every test
 #                        against a scratch PostgreSQL (or $PGHOST when set)
 #   make check-unit      the unit tier only (no database)
@@ -43,7 +45,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit scratch-db demo install uninstall clean
+.PHONY: all deps check check-unit scratch-db demo bench install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -89,6 +91,13 @@ scratch-db: deps all
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
 	tests/pg_scratch.sh examples/demo/run.sh
+
+bench: deps
+	@command -v gnuplot >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null || true
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
+	PGDISPATCH_SCRATCH_DURABLE=1 PGDISPATCH_SCRATCH_CONF="track_commit_timestamp = on" \
+		QUICK=$(QUICK) tests/pg_scratch.sh tests/bench/run.sh
 
 install: $(BUILD)/pgdispatch
 	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch

@@ -73,6 +73,12 @@ static struct {
 	int running;
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
+	enum {
+		DAEMON_AWAKE,            /* not registered for wake-ups */
+		DAEMON_REGISTERING,      /* registered, not yet confirmed */
+		DAEMON_ASLEEP,           /* registered and confirmed: notifications will come */
+	} wake;
+	int64_t confirm_wait_ms;     /* next pause while registration is unconfirmed */
 	int64_t contended_ms;        /* wait before looking again at rows others hold */
 	int64_t next_claim_ms;
 	int64_t next_lease_ms;
@@ -240,6 +246,7 @@ daemon_connect(void)
 	log_info("connected database=\"%s\" listen=%s", safe, daemon_local.cfg->notify ? "yes" : "no");
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	daemon_local.sweep = true;
+	daemon_local.wake = DAEMON_AWAKE;
 	daemon_local.next_lease_ms = daemon_now();
 	return true;
 
@@ -481,6 +488,67 @@ daemon_start(struct task *t)
 	}
 }
 
+/* A claim came back full: there is a backlog, and this instance will claim
+ * again as soon as it has room, so it needs no notifications. */
+static void
+daemon_wake_busy(void)
+{
+	struct db_error err;
+
+	if (daemon_local.wake == DAEMON_AWAKE)
+		return;
+	if (!queue_sleep_unregister(daemon_local.work, daemon_local.instance, &err)) {
+		daemon_statement_failed("wake-up unregistration", &err);
+		return;
+	}
+	daemon_local.wake = DAEMON_AWAKE;
+}
+
+/*
+ * Every claim came back short: this instance is about to wait, so it asks
+ * producers for notifications, and confirms that no insert which missed
+ * the request is still open before it trusts them
+ * (migrations/0003_wakeup_only_sleepers.sql). Returns how long it may wait
+ * before claiming again on its own: unlimited once confirmed, a short and
+ * growing pause until then.
+ */
+static int64_t
+daemon_wake_idle(void)
+{
+	const struct config *cfg = daemon_local.cfg;
+	struct db_error err;
+	int confirmed;
+
+	if (daemon_local.wake == DAEMON_ASLEEP)
+		return INT64_MAX;
+	if (daemon_local.wake == DAEMON_AWAKE) {
+		if (!queue_sleep_register(daemon_local.work, daemon_local.instance,
+		                          (const char *const *) cfg->queues, cfg->nqueues, &err)) {
+			daemon_statement_failed("wake-up registration", &err);
+			return cfg->poll_interval_ms;
+		}
+		daemon_local.wake = DAEMON_REGISTERING;
+		daemon_local.confirm_wait_ms = DAEMON_CONTENDED_WAIT_MS;
+	}
+	confirmed = queue_sleep_confirm(daemon_local.work, &err);
+	if (confirmed < 0) {
+		daemon_statement_failed("wake-up confirmation", &err);
+		return cfg->poll_interval_ms;
+	}
+	if (confirmed) {
+		/* One more claim sees whatever the stragglers committed. */
+		daemon_local.wake = DAEMON_ASLEEP;
+		daemon_local.sweep = true;
+		return INT64_MAX;
+	}
+	{
+		int64_t wait = daemon_local.confirm_wait_ms;
+
+		daemon_local.confirm_wait_ms = daemon_min(wait * 2, cfg->poll_interval_ms);
+		return wait;
+	}
+}
+
 /*
  * Claims while there are free slots and batches come back full, one queue
  * after another; then sets the timer to the next due task or the safety
@@ -494,7 +562,7 @@ daemon_claim(void)
 	const char *full[64];
 	struct queue_kinds skip = {full, 0};
 	int64_t next = cfg->poll_interval_ms, now;
-	bool short_batch_everywhere = true, contended = false, claimed_any = false;
+	bool short_batch_everywhere = true, contended = false, claimed_any = false, full_batch = false;
 	struct task *batch;
 
 	daemon_local.sweep = false;
@@ -530,6 +598,7 @@ daemon_claim(void)
 			daemon_flush_outcomes();
 			if (n < free_slots)
 				break;
+			full_batch = true;
 		}
 		if (!daemon_connected())
 			break;
@@ -556,6 +625,12 @@ daemon_claim(void)
 	if (contended) {
 		next = daemon_min(next, daemon_local.contended_ms);
 		daemon_local.contended_ms = daemon_min(daemon_local.contended_ms * 2, cfg->poll_interval_ms);
+	}
+	if (daemon_connected() && cfg->notify) {
+		if (full_batch)
+			daemon_wake_busy();
+		else if (short_batch_everywhere)
+			next = daemon_min(next, daemon_wake_idle());
 	}
 	daemon_local.next_queue++;
 	now = daemon_now();
@@ -758,6 +833,9 @@ static void
 daemon_begin_stop(int64_t now)
 {
 	daemon_local.stopping = true;
+	/* No more claims: producers need not wake this instance. */
+	if (daemon_connected())
+		daemon_wake_busy();
 	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
 	         "(signal again to stop at once)", (long long) daemon_local.cfg->shutdown_grace_ms,

@@ -38,9 +38,9 @@ struct cmd_child {
 
 /*
  * Starts argv for task t. Returns true with c running, or false with
- * why[] set (pipe or fork failed: the attempt fails, the daemon goes on).
- * A program that cannot be executed is reported by the child itself on
- * stderr with exit status 127.
+ * why[] set: pipes or processes ran out, or the program cannot be executed
+ * ("cannot run PROGRAM: No such file or directory"). Either way the
+ * attempt fails and the daemon goes on.
  */
 bool cmd_start(struct cmd_child *c, char *const *argv, const struct task *t, int max_attempts,
                int64_t max_output, char *why, size_t whylen);

@@ -122,20 +122,48 @@ queue_tx(PGconn *conn, const char *sql, struct db_error *err)
 	return res != NULL;
 }
 
-/* Marks kept[i] for outcomes of type whose id came back from the fence. */
+static int
+queue_cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *) a, y = *(const long long *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* The ids in column 0 of res, sorted, for queue_has_id(); the caller frees. */
+static long long *
+queue_sorted_ids(PGresult *res, int *n)
+{
+	long long *ids;
+
+	*n = PQntuples(res);
+	ids = malloc(((size_t) *n + 1) * sizeof *ids);
+	if (ids == NULL)
+		abort();
+	for (int r = 0; r < *n; r++)
+		ids[r] = atoll(PQgetvalue(res, r, 0));
+	qsort(ids, (size_t) *n, sizeof *ids, queue_cmp_ll);
+	return ids;
+}
+
+static bool
+queue_has_id(const long long *sorted, int n, long long id)
+{
+	return bsearch(&id, sorted, (size_t) n, sizeof id, queue_cmp_ll) != NULL;
+}
+
+/* Sets kept[i] for outcomes of type whose id came back from the fence
+ * (a batch of a thousand outcomes is a thousand lookups, not a million). */
 static void
 queue_mark_kept(PGresult *res, const struct outcome *o, size_t n, enum outcome_type type, bool *kept)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (o[i].type != type)
-			continue;
-		kept[i] = false;
-		for (int r = 0; r < PQntuples(res); r++)
-			if (atoll(PQgetvalue(res, r, 0)) == o[i].id) {
-				kept[i] = true;
-				break;
-			}
-	}
+	int nids;
+	long long *ids = queue_sorted_ids(res, &nids);
+
+	for (size_t i = 0; i < n; i++)
+		if (o[i].type == type)
+			kept[i] = queue_has_id(ids, nids, o[i].id);
+	free(ids);
 }
 
 /* Runs the statement for one outcome type over the outcomes of that type. */
@@ -248,10 +276,12 @@ queue_write_outcomes(PGconn *conn, const char *instance, const struct outcome *o
 static void
 queue_mark_ids(PGresult *res, const long long *ids, size_t n, bool *kept)
 {
+	int nfound;
+	long long *found = queue_sorted_ids(res, &nfound);
+
 	for (size_t i = 0; i < n; i++)
-		for (int r = 0; r < PQntuples(res) && !kept[i]; r++)
-			if (atoll(PQgetvalue(res, r, 0)) == ids[i])
-				kept[i] = true;
+		kept[i] = kept[i] || queue_has_id(found, nfound, ids[i]);
+	free(found);
 }
 
 bool
@@ -357,4 +387,44 @@ queue_send_complete_one(PGconn *conn, const char *instance, const struct task *t
 	snprintf(ids, sizeof ids, "{%lld}", t->id);
 	snprintf(attempts, sizeof attempts, "{%d}", t->attempt);
 	return PQsendQueryParams(conn, embed_sql("complete"), 4, NULL, params, NULL, NULL, 0);
+}
+
+bool
+queue_sleep_register(PGconn *conn, const char *instance, const char *const *queues, size_t n,
+                     struct db_error *err)
+{
+	struct json_buf arr = {0};
+	const char *params[2];
+	PGresult *res;
+
+	queue_array_text(&arr, queues, n);
+	params[0] = instance;
+	params[1] = arr.data;
+	res = db_exec(conn, embed_sql("sleep_register"), 2, params, err);
+	json_buf_free(&arr);
+	PQclear(res);
+	return res != NULL;
+}
+
+bool
+queue_sleep_unregister(PGconn *conn, const char *instance, struct db_error *err)
+{
+	const char *params[1] = {instance};
+	PGresult *res = db_exec(conn, embed_sql("sleep_unregister"), 1, params, err);
+
+	PQclear(res);
+	return res != NULL;
+}
+
+int
+queue_sleep_confirm(PGconn *conn, struct db_error *err)
+{
+	PGresult *res = db_exec(conn, embed_sql("sleep_confirm"), 0, NULL, err);
+	int free_now;
+
+	if (res == NULL)
+		return -1;
+	free_now = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return free_now;
 }

@@ -76,4 +76,15 @@ int64_t queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds
  */
 int queue_send_complete_one(PGconn *conn, const char *instance, const struct task *t);
 
+/*
+ * Wake-up registration (migrations/0003_wakeup_only_sleepers.sql): an
+ * instance about to wait registers for its queues, confirms once no
+ * insert that could have missed the registration is still open (1 when
+ * confirmed, 0 when not yet, -1 on error), and unregisters when busy.
+ */
+bool queue_sleep_register(PGconn *conn, const char *instance, const char *const *queues, size_t n,
+                          struct db_error *err) DB_MUSTCHECK;
+int queue_sleep_confirm(PGconn *conn, struct db_error *err) DB_MUSTCHECK;
+bool queue_sleep_unregister(PGconn *conn, const char *instance, struct db_error *err) DB_MUSTCHECK;
+
 #endif

@@ -68,15 +68,3 @@ signals_take(void)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return seen;
 }
-
-void
-signals_reset_for_child(void)
-{
-	sigset_t none;
-	const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE};
-
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		signal(sigs[i], SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}

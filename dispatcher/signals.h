@@ -19,7 +19,4 @@ int signals_setup(void);
 /* Drains the pipe and returns what arrived since the last call. */
 struct signals_seen signals_take(void);
 
-/* Restores default dispositions and an empty mask (in a child before exec). */
-void signals_reset_for_child(void);
-
 #endif

@@ -36,6 +36,55 @@ START_TEST(test_task_inserted_while_listen_connection_is_cut_is_done)
 }
 END_TEST
 
+/*
+ * No wake-up is lost when an insert races a daemon going to sleep: the
+ * producer's transaction inserts before the daemon registers for wake-ups
+ * (so it sends no notification) and commits after the daemon's sweep. With
+ * an hour between safety polls, only the confirmation step can explain a
+ * prompt pickup.
+ */
+START_TEST(test_insert_racing_a_daemon_going_idle_is_not_missed)
+{
+	struct harness_daemon d;
+	PGconn *producer = harness_connect(dt_db);
+
+	harness_exec(producer, "BEGIN; INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n", "poll_interval: 1h"));
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.sleepers", "1", 5000, &d);
+	harness_sleep_ms(300);
+	harness_exec(producer, "COMMIT");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 5000, &d);
+	PQfinish(producer);
+
+	/* Idle and confirmed: a new insert is announced and taken at once. */
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "2", 2000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	/* Stopping leaves the registry. */
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.sleepers"), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+START_TEST(test_busy_daemon_unregisters_and_registers_again_when_idle)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config("  nap:\n    builtin: sleep\n", "poll_interval: 1h\nconcurrency: 2"));
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.sleepers", "1", 5000, &d);
+	/* A backlog: claims come back full, so producers need not notify. */
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload) SELECT 'nap', '{\"ms\": 100}'"
+	                      "  FROM generate_series(1, 20)");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.sleepers", "0", 5000, &d);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "20", 20000, &d);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.sleepers", "1", 5000, &d);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload) VALUES ('nap', '{\"ms\": 1}')");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "21", 2000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 START_TEST(test_two_daemons_run_each_of_10000_tasks_once)
 {
 	struct harness_daemon a, b;
@@ -202,6 +251,8 @@ daemon_faults_suite(void)
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_task_inserted_while_listen_connection_is_cut_is_done);
+	tcase_add_test(tc, test_insert_racing_a_daemon_going_idle_is_not_missed);
+	tcase_add_test(tc, test_busy_daemon_unregisters_and_registers_again_when_idle);
 	tcase_add_test(tc, test_two_daemons_run_each_of_10000_tasks_once);
 	tcase_add_test(tc, test_kill_9_tasks_complete_via_another_daemon_after_the_lease);
 	tcase_add_test(tc, test_restarted_postgresql_daemon_reconnects_and_finishes);

@@ -72,6 +72,8 @@ START_TEST(test_insert_statement_notifies_once_per_queue)
 	char got[256];
 
 	harness_exec(listener, "LISTEN dispatch_tasks");
+	/* A daemon waits on each queue (see test_only_queues_with_sleepers_are_notified). */
+	harness_exec(schema_conn, "INSERT INTO dispatch.sleepers (instance, queue) VALUES ('d', 'alpha'), ('d', 'beta')");
 	harness_exec(schema_conn,
 	             "INSERT INTO dispatch.tasks (queue, kind)"
 	             " SELECT CASE WHEN i % 2 = 0 THEN 'alpha' ELSE 'beta' END, 'k'"
@@ -90,6 +92,45 @@ START_TEST(test_insert_statement_notifies_once_per_queue)
 	harness_exec(schema_conn, "BEGIN; INSERT INTO dispatch.tasks (kind) VALUES ('k'); ROLLBACK");
 	ck_assert_int_eq(schema_collect(listener, 300, got, sizeof got), 0);
 	PQfinish(listener);
+}
+END_TEST
+
+START_TEST(test_only_queues_with_sleepers_are_notified)
+{
+	PGconn *listener = harness_connect(schema_db);
+	char got[256];
+
+	harness_exec(listener, "LISTEN dispatch_tasks");
+	/* Every daemon busy: no notification, so no NOTIFY commit lock. */
+	harness_exec(schema_conn, "INSERT INTO dispatch.tasks (queue, kind) VALUES ('alpha', 'k'), ('beta', 'k')");
+	ck_assert_int_eq(schema_collect(listener, 300, got, sizeof got), 0);
+	/* A daemon waiting on beta only: beta is announced, alpha is not. */
+	harness_exec(schema_conn, "INSERT INTO dispatch.sleepers (instance, queue) VALUES ('d', 'beta')");
+	harness_exec(schema_conn, "INSERT INTO dispatch.tasks (queue, kind) VALUES ('alpha', 'k'), ('beta', 'k')");
+	ck_assert_int_eq(schema_collect(listener, 500, got, sizeof got), 1);
+	ck_assert_str_eq(got, "beta,");
+	PQfinish(listener);
+}
+END_TEST
+
+/*
+ * The hand-over of migrations/0003: an insert that ran before a daemon
+ * registered (so it did not notify) keeps the daemon's confirmation from
+ * succeeding until it has ended; the daemon's next claim then sees it.
+ */
+START_TEST(test_registration_is_confirmed_only_after_open_inserts_end)
+{
+	PGconn *producer = harness_connect(schema_db);
+	const char *confirm = "SELECT pg_try_advisory_xact_lock(hashtextextended('pgdispatch.wakeup', 0))";
+
+	ck_assert_str_eq(harness_value(schema_conn, confirm), "t");
+	harness_exec(producer, "BEGIN; INSERT INTO dispatch.tasks (kind) VALUES ('k')");
+	harness_exec(schema_conn, "INSERT INTO dispatch.sleepers (instance, queue) VALUES ('d', 'default')");
+	ck_assert_str_eq(harness_value(schema_conn, confirm), "f");
+	harness_exec(producer, "COMMIT");
+	ck_assert_str_eq(harness_value(schema_conn, confirm), "t");
+	ck_assert_int_eq(harness_int(schema_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'pending'"), 1);
+	PQfinish(producer);
 }
 END_TEST
 
@@ -198,6 +239,8 @@ schema_suite(void)
 	tcase_add_checked_fixture(tc, schema_setup, schema_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_insert_statement_notifies_once_per_queue);
+	tcase_add_test(tc, test_only_queues_with_sleepers_are_notified);
+	tcase_add_test(tc, test_registration_is_confirmed_only_after_open_inserts_end);
 	tcase_add_test(tc, test_enqueue_applies_defaults);
 	tcase_add_test(tc, test_enqueue_takes_every_argument_and_nulls_mean_default);
 	tcase_add_test(tc, test_queue_stats_counts_and_oldest_due_age);

@@ -10,6 +10,10 @@
 # Ctrl-C, SIGTERM. When COMMAND fails, the end of the server log is printed.
 # COMMAND sees PGHOST, PGPORT, PGUSER and PGDATABASE.
 #
+# PGDISPATCH_SCRATCH_DURABLE=1 keeps fsync and synchronous_commit on, as in
+# production (for benchmarks), and PGDISPATCH_SCRATCH_CONF adds lines to
+# postgresql.conf.
+#
 # When PGHOST is already set, that server is used and nothing is started.
 # PostgreSQL refuses to run as root, so under root the server runs as the
 # `postgres` user (Debian's server package creates it).
@@ -74,13 +78,17 @@ chmod 700 "$dir"
 cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$dir'
-fsync = off
-full_page_writes = off
 max_connections = 200
 log_min_messages = warning
 log_checkpoints = off
 log_line_prefix = '%m [%p] %q%a '
 CONF
+if [ "${PGDISPATCH_SCRATCH_DURABLE:-0}" != 1 ]; then
+	printf 'fsync = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
+fi
+if [ -n "${PGDISPATCH_SCRATCH_CONF:-}" ]; then
+	printf '%s\n' "$PGDISPATCH_SCRATCH_CONF" >>"$dir/data/postgresql.conf"
+fi
 
 started=1
 "${as_server[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# `make bench`: pgdispatch against PostgreSQL's own ceiling, in one run.
+#
+# Runs inside tests/pg_scratch.sh with a durable server (fsync and
+# synchronous_commit on, as in production). Prints a table, writes
+# build/bench/results.csv and, when gnuplot is there, PNG plots. QUICK=1
+# shrinks every figure for development (under 2 minutes); the full run
+# stays under 20. What each figure means is in README.md, "Benchmarks".
+#
+# A benchmark is not a test: nothing here fails on a slow figure; the
+# targets are printed next to the figures for a person to judge.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+QUICK=${QUICK:-0}
+bin=$PWD/build/pgdispatch
+out=$PWD/build/bench
+pgbench="$PGDISPATCH_PGBIN/pgbench"
+mkdir -p "$out"
+csv=$out/results.csv
+echo "section,name,value,unit" >"$csv"
+
+if [ "$QUICK" = 1 ]; then
+	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 4 8"; CEIL_SECS=2; CEIL_ROWS=60000
+	THRU_TASKS=20000; THRU_CONC="8 64 256"
+	LAT_RATE=200; LAT_SECS=4
+	SMALL_BACKLOG=10000; BIG_BACKLOG=100000; FINISHED=100000
+	CMD_TASKS=2000; ENQ_SECS=4; ENQ_BACKLOG=100000
+else
+	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 2 4 8"; CEIL_SECS=5; CEIL_ROWS=300000
+	THRU_TASKS=100000; THRU_CONC="8 64 256 1024"
+	LAT_RATE=200; LAT_SECS=10
+	SMALL_BACKLOG=10000; BIG_BACKLOG=1000000; FINISHED=1000000
+	CMD_TASKS=10000; ENQ_SECS=10; ENQ_BACKLOG=400000
+fi
+
+q() { psql -X -Atq -v ON_ERROR_STOP=1 -c "$1"; }
+record() { echo "$1,$2,$3,$4" >>"$csv"; }
+say() { printf '%s\n' "$*" >&2; }
+
+"$bin" migrate >/dev/null
+q "CREATE TABLE bench_commits (id bigint PRIMARY KEY, xid xid8 NOT NULL)"
+
+# Pending rows, due now, then a vacuum so every run starts from a clean table.
+fill() {  # fill N [KIND] [STATUS]
+	q "INSERT INTO dispatch.tasks (kind, status) SELECT '${2:-noop}', '${3:-pending}' FROM generate_series(1, $1)"
+	q "VACUUM ANALYZE dispatch.tasks"
+}
+reset() { q "TRUNCATE dispatch.tasks, bench_commits"; }
+
+# Rows per second from the rows' own timestamps: first claim to last outcome.
+rate() {  # rate [WHERE]
+	q "SELECT round(count(*) / greatest(extract(epoch FROM max(finished_at) - min(started_at)), 0.001))
+	     FROM dispatch.tasks WHERE status = 'complete' ${1:-}"
+}
+
+daemon_pid=""
+start_daemon() {  # start_daemon CONFIG_TEXT
+	printf '%s\n' "$1" >"$out/daemon.yaml"
+	"$bin" run -c "$out/daemon.yaml" 2>"$out/daemon.log" &
+	daemon_pid=$!
+	# Logs are at warn (a line per task would cost throughput), so look for
+	# its connection instead.
+	for _ in $(seq 1 200); do
+		[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgdispatch %'")" -ge 2 ] && return 0
+		sleep 0.05
+	done
+	say "daemon did not connect:"; cat "$out/daemon.log" >&2; exit 1
+}
+stop_daemon() {
+	[ -n "$daemon_pid" ] || return 0
+	kill -TERM "$daemon_pid" 2>/dev/null || true
+	wait "$daemon_pid" 2>/dev/null || true
+	daemon_pid=""
+}
+trap stop_daemon EXIT
+wait_done() {  # wait_done COUNT [TIMEOUT_S]
+	local end=$((SECONDS + ${2:-600}))
+	while [ "$(q "SELECT count(*) FROM dispatch.tasks WHERE status IN ('complete', 'failed')")" -lt "$1" ]; do
+		[ $SECONDS -lt $end ] || { say "timed out waiting for $1 tasks"; tail -5 "$out/daemon.log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+noop_config() {  # noop_config CONCURRENCY
+	printf 'concurrency: %s\nlog: {level: warn}\nhandlers:\n  noop: {builtin: noop}\n  true: {command: [/bin/true]}\n' "$1"
+}
+
+# --- ceiling ------------------------------------------------------------
+# pgbench runs the daemon's own statements: sql/claim.sql (its rows
+# gathered into arrays, as the daemon reads them) and sql/complete.sql.
+say "== ceiling: pgbench with the daemon's claim and complete statements"
+strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
+{
+	strip sql/claim.sql |
+		sed -e 's/\$1/:queue/g; s/\$2/:batch/g; s/\$3/:me/g; s/\$4/:lease/g; s/\$5/:skip/g' \
+		    -e 's/^UPDATE dispatch.tasks AS t$/, u AS (\nUPDATE dispatch.tasks AS t/'
+	echo ")"
+	echo "SELECT coalesce(array_agg(u.id), '{}') AS ids, coalesce(array_agg(u.attempts), '{}') AS atts FROM u \\gset"
+	strip sql/complete.sql |
+		sed -e 's/\$1/:ids/g; s/\$2/:atts/g; s/\$3::jsonb\[\]/'"'{}'"'::jsonb[]/g; s/\$4/:me/g'
+	echo ";"
+} >"$out/ceiling.pgbench"
+best_ceiling=0
+for batch in $CEIL_BATCHES; do
+	for clients in $CEIL_CLIENTS; do
+		reset; fill "$CEIL_ROWS"
+		"$pgbench" -n -M extended -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling.pgbench" \
+			-D queue=default -D batch="$batch" -D me=bench -D lease=30000 -D skip='{}' >/dev/null 2>"$out/pgbench.err" ||
+			{ cat "$out/pgbench.err" >&2; exit 1; }
+		r=$(rate)
+		record ceiling "batch=$batch clients=$clients" "$r" rows/s
+		say "  batch $batch, $clients clients: $r rows/s"
+		[ "$r" -gt "$best_ceiling" ] && best_ceiling=$r
+	done
+done
+record ceiling best "$best_ceiling" rows/s
+
+# --- throughput ---------------------------------------------------------
+say "== throughput: $THRU_TASKS pre-queued builtin noop tasks"
+best_thru=0; best_conc=0; default_thru=0
+for conc in $THRU_CONC; do
+	reset; fill "$THRU_TASKS"
+	start_daemon "$(noop_config "$conc")"
+	wait_done "$THRU_TASKS"
+	stop_daemon
+	r=$(rate)
+	record throughput "concurrency=$conc" "$r" tasks/s
+	say "  concurrency $conc: $r tasks/s"
+	[ "$conc" = 8 ] && default_thru=$r
+	if [ "$r" -gt "$best_thru" ]; then best_thru=$r; best_conc=$conc; fi
+done
+record throughput default "$default_thru" tasks/s
+record throughput best "$best_thru" tasks/s
+record throughput best_concurrency "$best_conc" tasks
+ratio=$(awk -v a="$best_thru" -v b="$best_ceiling" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+record throughput ratio_to_ceiling "$ratio" ratio
+
+# --- latency ------------------------------------------------------------
+# Commit time of each insert from track_commit_timestamp, through a bench
+# trigger that records the inserting transaction's id; handler start is the
+# claim's started_at.
+say "== latency: $LAT_RATE inserts/s for $LAT_SECS s into an idle daemon"
+reset
+q "CREATE OR REPLACE FUNCTION bench_note_xid() RETURNS trigger LANGUAGE plpgsql AS
+   \$\$ BEGIN INSERT INTO bench_commits VALUES (NEW.id, pg_current_xact_id()); RETURN NULL; END \$\$"
+q "CREATE TRIGGER bench_note_xid AFTER INSERT ON dispatch.tasks FOR EACH ROW EXECUTE FUNCTION bench_note_xid()"
+start_daemon "$(noop_config 8)"
+sleep 0.5
+echo "INSERT INTO dispatch.tasks (kind) VALUES ('noop');" >"$out/insert.pgbench"
+"$pgbench" -n -c 1 -R "$LAT_RATE" -T "$LAT_SECS" -f "$out/insert.pgbench" >/dev/null 2>&1
+wait_done "$(q "SELECT count(*) FROM dispatch.tasks")" 30
+stop_daemon
+q "DROP TRIGGER bench_note_xid ON dispatch.tasks"
+lat=$(q "SELECT concat_ws(',', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+                                round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+                                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+                                round(max(ms)::numeric, 3), count(*))
+           FROM (SELECT extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000 AS ms
+                   FROM dispatch.tasks t JOIN bench_commits c USING (id)) l")
+IFS=, read -r p50 p95 p99 pmax nlat <<<"$lat"
+record latency p50 "$p50" ms; record latency p95 "$p95" ms; record latency p99 "$p99" ms
+record latency max "$pmax" ms; record latency samples "$nlat" tasks
+q "COPY (SELECT round((extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000)::numeric, 3)
+          FROM dispatch.tasks t JOIN bench_commits c USING (id) ORDER BY 1) TO STDOUT" >"$out/latency.dat"
+say "  p50 $p50 ms, p95 $p95 ms, p99 $p99 ms, max $pmax ms ($nlat tasks)"
+
+# --- backlog scaling and memory -----------------------------------------
+say "== backlog: $SMALL_BACKLOG and $BIG_BACKLOG due tasks, with $FINISHED finished rows"
+for backlog in $SMALL_BACKLOG $BIG_BACKLOG; do
+	reset
+	fill "$FINISHED" noop complete
+	q "UPDATE dispatch.tasks SET started_at = now() - interval '1 day', finished_at = now() - interval '1 day'"
+	q "VACUUM ANALYZE dispatch.tasks"
+	fill "$backlog"
+	start_daemon "$(noop_config "$best_conc")"
+	[ "$backlog" = "$SMALL_BACKLOG" ] && rss_small=$(rss_kb "$daemon_pid" VmRSS)
+	wait_done "$((FINISHED + backlog))" 1200
+	rss_after=$(rss_kb "$daemon_pid" VmRSS); rss_peak=$(rss_kb "$daemon_pid" VmHWM)
+	stop_daemon
+	r=$(rate "AND finished_at > now() - interval '1 hour'")
+	record backlog "due=$backlog" "$r" tasks/s
+	say "  $backlog due: $r tasks/s"
+	[ "$backlog" = "$SMALL_BACKLOG" ] && small_rate=$r || big_rate=$r
+done
+record memory rss_start_kb "$rss_small" kB
+record memory rss_after_big_backlog_kb "$rss_after" kB
+record memory peak_rss_kb "$rss_peak" kB
+backlog_ratio=$(awk -v a="$big_rate" -v b="$small_rate" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+record backlog ratio_big_to_small "$backlog_ratio" ratio
+say "  memory: $rss_small kB at start, $rss_after kB after $BIG_BACKLOG tasks, peak $rss_peak kB"
+
+# --- command handlers ---------------------------------------------------
+say "== command handlers: $CMD_TASKS tasks running /bin/true"
+best_cmd=0
+for conc in 8 32; do
+	reset; fill "$CMD_TASKS" true
+	start_daemon "$(noop_config "$conc")"
+	wait_done "$CMD_TASKS"
+	stop_daemon
+	r=$(rate)
+	record command "concurrency=$conc" "$r" tasks/s
+	say "  concurrency $conc: $r tasks/s"
+	[ "$r" -gt "$best_cmd" ] && best_cmd=$r
+done
+record command best "$best_cmd" tasks/s
+
+# --- enqueue cost -------------------------------------------------------
+# 8 producers insert one task per transaction while a daemon works a
+# backlog, with the wake-up trigger and without it.
+say "== enqueue: 8 producers while a daemon works a backlog"
+echo "INSERT INTO dispatch.tasks (kind, queue) VALUES ('noop', 'produced');" >"$out/produce.pgbench"
+enqueue_rate() {
+	"$pgbench" -n -M extended -c 8 -j 8 -T "$ENQ_SECS" -f "$out/produce.pgbench" 2>/dev/null |
+		awk '/^tps = / { printf "%d", $3 }'
+}
+for mode in notify plain; do
+	reset; fill "$ENQ_BACKLOG"
+	[ "$mode" = plain ] && q "ALTER TABLE dispatch.tasks DISABLE TRIGGER tasks_notify"
+	start_daemon "$(noop_config 64)"
+	r=$(enqueue_rate)
+	stop_daemon
+	[ "$mode" = plain ] && q "ALTER TABLE dispatch.tasks ENABLE TRIGGER tasks_notify"
+	record enqueue "$mode" "$r" inserts/s
+	say "  $mode: $r inserts/s"
+	[ "$mode" = notify ] && enq_notify=$r || enq_plain=$r
+done
+enq_ratio=$(awk -v a="$enq_notify" -v b="$enq_plain" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+record enqueue ratio_notify_to_plain "$enq_ratio" ratio
+
+# --- the table ----------------------------------------------------------
+pct() { awk -v a="$1" 'BEGIN { printf "%d%%", a * 100 }'; }
+cat <<TABLE
+
+pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(nproc) cores, PostgreSQL $(q "SHOW server_version"), fsync on)
+
+| figure                                   | measured                       | target              |
+|------------------------------------------|--------------------------------|---------------------|
+| ceiling, best pgbench cell               | $best_ceiling rows/s                  |                     |
+| throughput, default config (conc. 8)     | $default_thru tasks/s                 |                     |
+| throughput, best config (conc. $best_conc)     | $best_thru tasks/s = $(pct "$ratio") of ceiling | >= 80% of ceiling   |
+| latency p50 / p95 / p99 / max            | $p50 / $p95 / $p99 / $pmax ms | p50 < 0.5, p99 < 3  |
+| backlog $BIG_BACKLOG vs $SMALL_BACKLOG due          | $big_rate vs $small_rate tasks/s = $(pct "$backlog_ratio") | within 10%          |
+| command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
+| daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
+| enqueue, notify vs plain (8 producers)   | $enq_notify vs $enq_plain inserts/s = $(pct "$enq_ratio") | >= 80%              |
+
+Figures: $csv
+TABLE
+
+if command -v gnuplot >/dev/null 2>&1; then
+	grep '^ceiling,batch=' "$csv" | sed 's/ceiling,batch=\([0-9]*\) clients=\([0-9]*\),\([0-9]*\),.*/\1 \2 \3/' >"$out/ceiling.dat"
+	gnuplot <<GP
+set terminal pngcairo size 800,500 noenhanced
+set output "$out/ceiling.png"
+set title "Ceiling: the daemon's claim + complete under pgbench (rows/s)"
+set xlabel "pgbench clients"; set ylabel "rows/s"; set key top left; set grid
+plot for [b in "$CEIL_BATCHES"] "< awk '\$1 == ".b."' $out/ceiling.dat" using 2:3 with linespoints title "batch ".b, \
+     $best_thru title "pgdispatch, best config" with lines dashtype 2
+set output "$out/latency.png"
+set title "Insert commit to handler start, $LAT_RATE tasks/s into an idle daemon"
+set xlabel "latency (ms)"; set ylabel "share of tasks at or below"; set key off
+stats "$out/latency.dat" using 1 nooutput
+plot "$out/latency.dat" using 1:(\$0 / STATS_records) with steps
+GP
+	echo "Plots: $out/ceiling.png $out/latency.png"
+fi
