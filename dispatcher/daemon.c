@@ -239,7 +239,7 @@ daemon_connect(void)
 		PQclear(res);
 	}
 	daemon_local.work = db_connect(daemon_conninfo(), appname, &err);
-	if (daemon_local.work == NULL)
+	if (daemon_local.work == NULL || !queue_prepare(daemon_local.work, &err))
 		goto fail;
 	PQsetNoticeProcessor(daemon_local.work, daemon_notice, NULL);
 	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);

@@ -159,11 +159,10 @@ db_connect(const char *conninfo, const char *application_name, struct db_error *
 	return conn;
 }
 
-PGresult *
-db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-        struct db_error *err)
+/* Returns res when it succeeded, else clears it and fills err. */
+static PGresult *
+db_check(PGconn *conn, PGresult *res, struct db_error *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	const char *state;
 
 	memset(err, 0, sizeof *err);
@@ -184,6 +183,20 @@ db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		db_trim_copy(err->message, sizeof err->message, PQerrorMessage(conn));
 	PQclear(res);
 	return NULL;
+}
+
+PGresult *
+db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+        struct db_error *err)
+{
+	return db_check(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), err);
+}
+
+PGresult *
+db_exec_prepared(PGconn *conn, const char *name, int nparams, const char *const *params,
+                 struct db_error *err)
+{
+	return db_check(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), err);
 }
 
 const char *

@@ -39,6 +39,10 @@ PGconn *db_connect(const char *conninfo, const char *application_name,
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams,
                   const char *const *params, struct db_error *err) DB_MUSTCHECK;
 
+/* db_exec() for a statement prepared on conn under name (PQprepare). */
+PGresult *db_exec_prepared(PGconn *conn, const char *name, int nparams,
+                           const char *const *params, struct db_error *err) DB_MUSTCHECK;
+
 /* Formats err as "SQLSTATE: message" or "message". Borrowed buffer. */
 const char *db_error_text(const struct db_error *err, char *buf, size_t len);
 

@@ -16,6 +16,50 @@
 #include "json.h"
 #include "log.h"
 
+/*
+ * The statements the daemon runs on its work connection, prepared once per
+ * connection by queue_prepare(): each then costs the server no parse and,
+ * after a few runs, no planning. Their status predicates are literals, so
+ * even a generic plan keeps the partial indexes (pg-pitfalls.md, 2.3).
+ */
+static const char *const queue_statements[] = {
+	"claim", "complete", "retry", "fail", "release", "renew", "owned", "reap", "next_due",
+	"sleep_register", "sleep_unregister", "sleep_confirm",
+};
+
+bool
+queue_prepare(PGconn *conn, struct db_error *err)
+{
+	PGresult *res = db_exec(conn, embed_sql("work_session"), 0, NULL, err);
+
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	for (size_t i = 0; i < sizeof queue_statements / sizeof queue_statements[0]; i++) {
+		res = PQprepare(conn, queue_statements[i], embed_sql(queue_statements[i]), 0, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state != NULL ? state : "");
+			snprintf(err->message, sizeof err->message, "preparing %s: %s", queue_statements[i],
+			         PQerrorMessage(conn));
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
+/* Runs the prepared statement name (sql/NAME.sql) with text parameters. */
+static PGresult *
+queue_run(PGconn *conn, const char *name, int nparams, const char *const *params,
+          struct db_error *err)
+{
+	return db_exec_prepared(conn, name, nparams, params, err);
+}
+
 /* Appends "{1,2,3}". */
 static void
 queue_array_ll(struct json_buf *b, const long long *v, size_t n)
@@ -95,7 +139,7 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
 	params[2] = who->instance;
 	params[3] = lease_s;
 	params[4] = skipped.data;
-	res = db_exec(conn, embed_sql("claim"), 5, params, err);
+	res = queue_run(conn, "claim", 5, params, err);
 	json_buf_free(&skipped);
 	if (res == NULL)
 		return -1;
@@ -173,7 +217,7 @@ queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, si
 {
 	struct json_buf ids = {0}, attempts = {0}, texts = {0}, delays = {0};
 	const char *params[5];
-	const char *sql = NULL;
+	const char *name = NULL;
 	size_t count = 0;
 	int nparams = 0;
 	PGresult *res;
@@ -205,31 +249,31 @@ queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, si
 	params[1] = attempts.data;
 	switch (type) {
 	case OUTCOME_COMPLETE:
-		sql = embed_sql("complete");
+		name = "complete";
 		params[2] = texts.data;
 		params[3] = instance;
 		nparams = 4;
 		break;
 	case OUTCOME_RETRY:
-		sql = embed_sql("retry");
+		name = "retry";
 		params[2] = texts.data;
 		params[3] = delays.data;
 		params[4] = instance;
 		nparams = 5;
 		break;
 	case OUTCOME_FAIL:
-		sql = embed_sql("fail");
+		name = "fail";
 		params[2] = texts.data;
 		params[3] = instance;
 		nparams = 4;
 		break;
 	case OUTCOME_RELEASE:
-		sql = embed_sql("release");
+		name = "release";
 		params[2] = instance;
 		nparams = 3;
 		break;
 	}
-	res = count == 0 ? NULL : db_exec(conn, sql, nparams, params, err);
+	res = count == 0 ? NULL : queue_run(conn, name, nparams, params, err);
 	json_buf_free(&ids);
 	json_buf_free(&attempts);
 	json_buf_free(&texts);
@@ -302,7 +346,7 @@ queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
 	params[2] = lease_s;
 	params[3] = who->instance;
 	memset(kept, 0, n * sizeof *kept);
-	res = db_exec(conn, embed_sql("renew"), 4, params, err);
+	res = queue_run(conn, "renew", 4, params, err);
 	ok = res != NULL;
 	if (ok) {
 		queue_mark_ids(res, ids, n, kept);
@@ -312,7 +356,7 @@ queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
 		/* Skipped rows: locked (still ours) or lost? Ask without locking. */
 		if (!all) {
 			params[2] = who->instance;
-			res = db_exec(conn, embed_sql("owned"), 3, params, err);
+			res = queue_run(conn, "owned", 3, params, err);
 			ok = res != NULL;
 			if (ok) {
 				queue_mark_ids(res, ids, n, kept);
@@ -341,7 +385,7 @@ queue_reap(PGconn *conn, const struct queue_kinds *kinds, const int *limits, int
 	params[0] = kind_arr.data;
 	params[1] = limit_arr.data;
 	params[2] = default_s;
-	res = db_exec(conn, embed_sql("reap"), 3, params, err);
+	res = queue_run(conn, "reap", 3, params, err);
 	json_buf_free(&kind_arr);
 	json_buf_free(&limit_arr);
 	if (res == NULL)
@@ -369,7 +413,7 @@ queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds *skip, 
 	queue_array_text(&skipped, skip->names, skip->count);
 	params[0] = queue;
 	params[1] = skipped.data;
-	res = db_exec(conn, embed_sql("next_due"), 2, params, err);
+	res = queue_run(conn, "next_due", 2, params, err);
 	json_buf_free(&skipped);
 	if (res == NULL)
 		return -1;
@@ -400,7 +444,7 @@ queue_sleep_register(PGconn *conn, const char *instance, const char *const *queu
 	queue_array_text(&arr, queues, n);
 	params[0] = instance;
 	params[1] = arr.data;
-	res = db_exec(conn, embed_sql("sleep_register"), 2, params, err);
+	res = queue_run(conn, "sleep_register", 2, params, err);
 	json_buf_free(&arr);
 	PQclear(res);
 	return res != NULL;
@@ -410,7 +454,7 @@ bool
 queue_sleep_unregister(PGconn *conn, const char *instance, struct db_error *err)
 {
 	const char *params[1] = {instance};
-	PGresult *res = db_exec(conn, embed_sql("sleep_unregister"), 1, params, err);
+	PGresult *res = queue_run(conn, "sleep_unregister", 1, params, err);
 
 	PQclear(res);
 	return res != NULL;
@@ -419,7 +463,7 @@ queue_sleep_unregister(PGconn *conn, const char *instance, struct db_error *err)
 int
 queue_sleep_confirm(PGconn *conn, struct db_error *err)
 {
-	PGresult *res = db_exec(conn, embed_sql("sleep_confirm"), 0, NULL, err);
+	PGresult *res = queue_run(conn, "sleep_confirm", 0, NULL, err);
 	int free_now;
 
 	if (res == NULL)

@@ -30,6 +30,12 @@ struct queue_kinds {
 };
 
 /*
+ * Prepares every statement below on conn (once per connection, before any
+ * of them runs there).
+ */
+bool queue_prepare(PGconn *conn, struct db_error *err) DB_MUSTCHECK;
+
+/*
  * Claims up to limit due tasks of one queue, except kinds in skip, into
  * out[0..limit). Returns how many (the caller owns their strings), or -1.
  */

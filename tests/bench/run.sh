@@ -22,7 +22,7 @@ echo "section,name,value,unit" >"$csv"
 
 if [ "$QUICK" = 1 ]; then
 	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 4 8"; CEIL_SECS=2; CEIL_ROWS=60000
-	THRU_TASKS=20000; THRU_CONC="8 64 256"
+	THRU_TASKS=30000; THRU_CONC="8 256 1024"
 	LAT_RATE=200; LAT_SECS=4
 	SMALL_BACKLOG=10000; BIG_BACKLOG=100000; FINISHED=100000
 	CMD_TASKS=2000; ENQ_SECS=4; ENQ_BACKLOG=100000
@@ -89,7 +89,9 @@ noop_config() {  # noop_config CONCURRENCY
 
 # --- ceiling ------------------------------------------------------------
 # pgbench runs the daemon's own statements: sql/claim.sql (its rows
-# gathered into arrays, as the daemon reads them) and sql/complete.sql.
+# gathered into arrays, as the daemon reads them) and sql/complete.sql,
+# prepared and with custom plans, as the daemon runs them
+# (sql/work_session.sql).
 say "== ceiling: pgbench with the daemon's claim and complete statements"
 strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
 {
@@ -106,7 +108,8 @@ best_ceiling=0
 for batch in $CEIL_BATCHES; do
 	for clients in $CEIL_CLIENTS; do
 		reset; fill "$CEIL_ROWS"
-		"$pgbench" -n -M extended -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling.pgbench" \
+		PGOPTIONS="-c plan_cache_mode=force_custom_plan" \
+		"$pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling.pgbench" \
 			-D queue=default -D batch="$batch" -D me=bench -D lease=30000 -D skip='{}' >/dev/null 2>"$out/pgbench.err" ||
 			{ cat "$out/pgbench.err" >&2; exit 1; }
 		r=$(rate)
