@@ -574,7 +574,10 @@ daemon_claim(void)
 
 		for (;;) {
 			int free_slots = cfg->concurrency - daemon_local.running;
+			const struct outcome *done = NULL;
 			struct db_error err;
+			size_t ndone;
+			bool *kept;
 			int n;
 
 			if (!daemon_connected())
@@ -584,7 +587,23 @@ daemon_claim(void)
 				break;
 			}
 			skip.count = daemon_full_kinds(full, 64);
-			n = queue_claim(daemon_local.work, &who, queue, free_slots, &skip, batch, &err);
+			/* Successes waiting in the outbox ride along with the claim:
+			 * one commit for both (sql/complete_and_claim.sql). Anything
+			 * else is written on its own first. */
+			ndone = outbox_completes(&done);
+			if (ndone == 0) {
+				daemon_flush_outcomes();
+				if (!daemon_connected())
+					break;
+			}
+			kept = ndone > 0 ? calloc(ndone, sizeof *kept) : NULL;
+			if (ndone > 0 && kept == NULL)
+				abort();
+			n = queue_claim(daemon_local.work, &who, queue, free_slots, &skip, done, ndone, kept,
+			                batch, &err);
+			if (n >= 0 && ndone > 0)
+				outbox_written(kept);
+			free(kept);
 			if (n < 0) {
 				daemon_statement_failed("claim", &err);
 				break;
@@ -592,10 +611,6 @@ daemon_claim(void)
 			claimed_any = claimed_any || n > 0;
 			for (int i = 0; i < n; i++)
 				daemon_start(&batch[i]);
-			/* Outcomes of handlers that finished at once (builtins, SQL
-			 * errors, unknown kinds) go out with each batch, so a long
-			 * sweep never sits on them. */
-			daemon_flush_outcomes();
 			if (n < free_slots)
 				break;
 			full_batch = true;

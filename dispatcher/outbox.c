@@ -57,6 +57,32 @@ outbox_next_try_ms(void)
 	return outbox_local.next_try_ms;
 }
 
+size_t
+outbox_completes(const struct outcome **items)
+{
+	for (size_t i = 0; i < outbox_local.count; i++)
+		if (outbox_local.items[i].type != OUTCOME_COMPLETE)
+			return 0;
+	*items = outbox_local.items;
+	return outbox_local.next_try_ms == 0 ? outbox_local.count : 0;
+}
+
+void
+outbox_written(const bool *kept)
+{
+	for (size_t i = 0; i < outbox_local.count; i++) {
+		const struct outcome *o = &outbox_local.items[i];
+
+		if (!kept[i])
+			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
+			         "the row was left as another instance set it",
+			         o->id, o->attempt, outcome_type_name(o->type));
+		outcome_clear(&outbox_local.items[i]);
+	}
+	outbox_local.count = 0;
+	outbox_local.next_try_ms = 0;
+}
+
 void
 outbox_free(void)
 {
@@ -147,17 +173,7 @@ outbox_flush(PGconn *conn, const char *instance, int64_t now, struct db_error *e
 			}
 		}
 	}
-	for (size_t i = 0; i < outbox_local.count; i++) {
-		const struct outcome *o = &outbox_local.items[i];
-
-		if (!kept[i])
-			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
-			         "the row was left as another instance set it",
-			         o->id, o->attempt, outcome_type_name(o->type));
-		outcome_clear(&outbox_local.items[i]);
-	}
+	outbox_written(kept);
 	free(kept);
-	outbox_local.count = 0;
-	outbox_local.next_try_ms = 0;
 	return OUTBOX_DONE;
 }

@@ -11,6 +11,7 @@
 #ifndef PGDISPATCH_OUTBOX_H
 #define PGDISPATCH_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,18 @@ enum outbox_result {
 /* Writes everything in the outbox on conn as instance; now is monotonic ms. */
 enum outbox_result outbox_flush(PGconn *conn, const char *instance, int64_t now,
                                 struct db_error *err);
+
+/*
+ * When everything in the outbox is a success and may be written now, sets
+ * *items and returns how many, so the caller can record them together with
+ * its next claim (queue_claim()); otherwise returns 0. The caller then
+ * reports with outbox_written() once that statement has committed.
+ */
+size_t outbox_completes(const struct outcome **items);
+
+/* The outcomes outbox_completes() handed out are committed; kept[i] as
+ * queue_write_outcomes() sets it. Empties the outbox. */
+void outbox_written(const bool *kept);
 
 /* Drops everything (at exit). */
 void outbox_free(void);

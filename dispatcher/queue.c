@@ -23,7 +23,7 @@
  * even a generic plan keeps the partial indexes (pg-pitfalls.md, 2.3).
  */
 static const char *const queue_statements[] = {
-	"claim", "complete", "retry", "fail", "release", "renew", "owned", "reap", "next_due",
+	"claim", "complete_and_claim", "complete", "retry", "fail", "release", "renew", "owned", "reap", "next_due",
 	"sleep_register", "sleep_unregister", "sleep_confirm",
 };
 
@@ -121,15 +121,31 @@ queue_strdup(const char *s)
 	return d;
 }
 
+static int
+queue_cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *) a, y = *(const long long *) b;
+
+	return (x > y) - (x < y);
+}
+
+static bool
+queue_has_id(const long long *sorted, int n, long long id)
+{
+	return bsearch(&id, sorted, (size_t) n, sizeof id, queue_cmp_ll) != NULL;
+}
+
 int
 queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, int limit,
-            const struct queue_kinds *skip, struct task *out, struct db_error *err)
+            const struct queue_kinds *skip, const struct outcome *done, size_t ndone, bool *kept,
+            struct task *out, struct db_error *err)
 {
-	struct json_buf skipped = {0};
+	struct json_buf skipped = {0}, ids = {0}, attempts = {0}, results = {0};
 	char limit_s[16], lease_s[24];
-	const char *params[5];
+	const char *params[8];
+	int off = ndone > 0 ? 1 : 0;  /* the combined statement leads with a tag */
 	PGresult *res;
-	int n;
+	int n = 0;
 
 	snprintf(limit_s, sizeof limit_s, "%d", limit);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
@@ -139,39 +155,64 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
 	params[2] = who->instance;
 	params[3] = lease_s;
 	params[4] = skipped.data;
-	res = queue_run(conn, "claim", 5, params, err);
+	if (ndone > 0) {
+		json_buf_append(&ids, "{", 1);
+		json_buf_append(&attempts, "{", 1);
+		json_buf_append(&results, "{", 1);
+		for (size_t i = 0; i < ndone; i++) {
+			const char *sep = i > 0 ? "," : "";
+
+			json_buf_printf(&ids, "%s%lld", sep, done[i].id);
+			json_buf_printf(&attempts, "%s%d", sep, done[i].attempt);
+			json_buf_printf(&results, "%s", sep);
+			queue_array_elem(&results, done[i].result);
+			kept[i] = false;
+		}
+		json_buf_append(&ids, "}", 1);
+		json_buf_append(&attempts, "}", 1);
+		json_buf_append(&results, "}", 1);
+		params[5] = ids.data;
+		params[6] = attempts.data;
+		params[7] = results.data;
+		res = queue_run(conn, "complete_and_claim", 8, params, err);
+	} else {
+		res = queue_run(conn, "claim", 5, params, err);
+	}
 	json_buf_free(&skipped);
+	json_buf_free(&ids);
+	json_buf_free(&attempts);
+	json_buf_free(&results);
 	if (res == NULL)
 		return -1;
-	n = PQntuples(res);
-	for (int i = 0; i < n && i < limit; i++) {
-		out[i].id = atoll(PQgetvalue(res, i, 0));
-		out[i].queue = queue_strdup(PQgetvalue(res, i, 1));
-		out[i].kind = queue_strdup(PQgetvalue(res, i, 2));
-		out[i].payload = queue_strdup(PQgetvalue(res, i, 3));
-		out[i].attempt = atoi(PQgetvalue(res, i, 4));
-		out[i].max_attempts = atoi(PQgetvalue(res, i, 5));
+	if (off) {
+		long long *recorded = malloc(((size_t) PQntuples(res) + 1) * sizeof *recorded);
+		int nrec = 0;
+
+		if (recorded == NULL)
+			abort();
+		for (int r = 0; r < PQntuples(res); r++)
+			if (strcmp(PQgetvalue(res, r, 0), "f") == 0)
+				recorded[nrec++] = atoll(PQgetvalue(res, r, 1));
+		qsort(recorded, (size_t) nrec, sizeof *recorded, queue_cmp_ll);
+		for (size_t i = 0; i < ndone; i++)
+			kept[i] = queue_has_id(recorded, nrec, done[i].id);
+		free(recorded);
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (off && strcmp(PQgetvalue(res, r, 0), "f") == 0)
+			continue;
+		if (n == limit)
+			break;
+		out[n].id = atoll(PQgetvalue(res, r, off + 0));
+		out[n].queue = queue_strdup(PQgetvalue(res, r, off + 1));
+		out[n].kind = queue_strdup(PQgetvalue(res, r, off + 2));
+		out[n].payload = queue_strdup(PQgetvalue(res, r, off + 3));
+		out[n].attempt = atoi(PQgetvalue(res, r, off + 4));
+		out[n].max_attempts = atoi(PQgetvalue(res, r, off + 5));
+		n++;
 	}
 	PQclear(res);
 	return n;
-}
-
-/* Runs a transaction-control statement; false with err on failure. */
-static bool
-queue_tx(PGconn *conn, const char *sql, struct db_error *err)
-{
-	PGresult *res = db_exec(conn, sql, 0, NULL, err);
-
-	PQclear(res);
-	return res != NULL;
-}
-
-static int
-queue_cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *) a, y = *(const long long *) b;
-
-	return (x > y) - (x < y);
 }
 
 /* The ids in column 0 of res, sorted, for queue_has_id(); the caller frees. */
@@ -188,12 +229,6 @@ queue_sorted_ids(PGresult *res, int *n)
 		ids[r] = atoll(PQgetvalue(res, r, 0));
 	qsort(ids, (size_t) *n, sizeof *ids, queue_cmp_ll);
 	return ids;
-}
-
-static bool
-queue_has_id(const long long *sorted, int n, long long id)
-{
-	return bsearch(&id, sorted, (size_t) n, sizeof id, queue_cmp_ll) != NULL;
 }
 
 /* Sets kept[i] for outcomes of type whose id came back from the fence
@@ -285,6 +320,16 @@ queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, si
 	queue_mark_kept(res, o, n, type, kept);
 	PQclear(res);
 	return true;
+}
+
+/* Runs a transaction-control statement; false with err on failure. */
+static bool
+queue_tx(PGconn *conn, const char *sql, struct db_error *err)
+{
+	PGresult *res = db_exec(conn, sql, 0, NULL, err);
+
+	PQclear(res);
+	return res != NULL;
 }
 
 bool

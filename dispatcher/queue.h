@@ -38,9 +38,15 @@ bool queue_prepare(PGconn *conn, struct db_error *err) DB_MUSTCHECK;
 /*
  * Claims up to limit due tasks of one queue, except kinds in skip, into
  * out[0..limit). Returns how many (the caller owns their strings), or -1.
+ *
+ * With ndone > 0, the same statement first records done[0..ndone), which
+ * must all be OUTCOME_COMPLETE, fenced as queue_write_outcomes() does, and
+ * sets kept[i] as it does (sql/complete_and_claim.sql): one commit for both.
+ * On -1 neither happened.
  */
 int queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, int limit,
-                const struct queue_kinds *skip, struct task *out, struct db_error *err) DB_MUSTCHECK;
+                const struct queue_kinds *skip, const struct outcome *done, size_t ndone,
+                bool *kept, struct task *out, struct db_error *err) DB_MUSTCHECK;
 
 /*
  * Writes outcomes[0..n) with one set-based statement per outcome type

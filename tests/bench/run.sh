@@ -21,7 +21,7 @@ csv=$out/results.csv
 echo "section,name,value,unit" >"$csv"
 
 if [ "$QUICK" = 1 ]; then
-	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 4 8"; CEIL_SECS=2; CEIL_ROWS=60000
+	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 4 8"; CEIL_SECS=1; CEIL_ROWS=60000
 	THRU_TASKS=30000; THRU_CONC="8 256 1024"
 	LAT_RATE=200; LAT_SECS=4
 	SMALL_BACKLOG=10000; BIG_BACKLOG=100000; FINISHED=100000
@@ -94,6 +94,7 @@ noop_config() {  # noop_config CONCURRENCY
 # (sql/work_session.sql).
 say "== ceiling: pgbench with the daemon's claim and complete statements"
 strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
+# Shape "separate": claim.sql, then complete.sql, each its own commit.
 {
 	strip sql/claim.sql |
 		sed -e 's/\$1/:queue/g; s/\$2/:batch/g; s/\$3/:me/g; s/\$4/:lease/g; s/\$5/:skip/g' \
@@ -103,19 +104,32 @@ strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
 	strip sql/complete.sql |
 		sed -e 's/\$1/:ids/g; s/\$2/:atts/g; s/\$3::jsonb\[\]/'"'{}'"'::jsonb[]/g; s/\$4/:me/g'
 	echo ";"
-} >"$out/ceiling.pgbench"
+} >"$out/ceiling-separate.pgbench"
+# Shape "combined": complete_and_claim.sql records the previous batch and
+# claims the next in one commit, as the daemon does while it has a backlog.
+{
+	strip sql/complete_and_claim.sql | sed -e '/^SELECT true AS claimed/,$d' |
+		sed -e 's/\$1/:queue/g; s/\$2/:batch/g; s/\$3/:me/g; s/\$4/:lease/g; s/\$5/:skip/g' \
+		    -e 's/\$6/:ids/g; s/\$7/:atts/g; s/\$8::jsonb\[\]/'"'{}'"'::jsonb[]/g'
+	echo "SELECT coalesce((SELECT array_agg(id) FROM claimed), '{}') AS ids,"
+	echo "       coalesce((SELECT array_agg(attempts) FROM claimed), '{}') AS atts,"
+	echo "       (SELECT count(*) FROM done) AS ndone \\gset"
+} >"$out/ceiling-combined.pgbench"
 best_ceiling=0
-for batch in $CEIL_BATCHES; do
-	for clients in $CEIL_CLIENTS; do
-		reset; fill "$CEIL_ROWS"
-		PGOPTIONS="-c plan_cache_mode=force_custom_plan" \
-		"$pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling.pgbench" \
-			-D queue=default -D batch="$batch" -D me=bench -D lease=30000 -D skip='{}' >/dev/null 2>"$out/pgbench.err" ||
-			{ cat "$out/pgbench.err" >&2; exit 1; }
-		r=$(rate)
-		record ceiling "batch=$batch clients=$clients" "$r" rows/s
-		say "  batch $batch, $clients clients: $r rows/s"
-		[ "$r" -gt "$best_ceiling" ] && best_ceiling=$r
+for shape in separate combined; do
+	for batch in $CEIL_BATCHES; do
+		for clients in $CEIL_CLIENTS; do
+			reset; fill "$CEIL_ROWS"
+			PGOPTIONS="-c plan_cache_mode=force_custom_plan" \
+			"$pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling-$shape.pgbench" \
+				-D queue=default -D batch="$batch" -D me=bench -D lease=30000 -D skip='{}' \
+				-D ids='{}' -D atts='{}' >/dev/null 2>"$out/pgbench.err" ||
+				{ cat "$out/pgbench.err" >&2; exit 1; }
+			r=$(rate)
+			record ceiling "shape=$shape batch=$batch clients=$clients" "$r" rows/s
+			say "  $shape, batch $batch, $clients clients: $r rows/s"
+			[ "$r" -gt "$best_ceiling" ] && best_ceiling=$r
+		done
 	done
 done
 record ceiling best "$best_ceiling" rows/s
@@ -253,13 +267,15 @@ Figures: $csv
 TABLE
 
 if command -v gnuplot >/dev/null 2>&1; then
-	grep '^ceiling,batch=' "$csv" | sed 's/ceiling,batch=\([0-9]*\) clients=\([0-9]*\),\([0-9]*\),.*/\1 \2 \3/' >"$out/ceiling.dat"
+	grep '^ceiling,shape=' "$csv" |
+		sed 's/ceiling,shape=\([a-z]*\) batch=\([0-9]*\) clients=\([0-9]*\),\([0-9]*\),.*/\1-\2 \3 \4/' >"$out/ceiling.dat"
 	gnuplot <<GP
 set terminal pngcairo size 800,500 noenhanced
 set output "$out/ceiling.png"
 set title "Ceiling: the daemon's claim + complete under pgbench (rows/s)"
 set xlabel "pgbench clients"; set ylabel "rows/s"; set key top left; set grid
-plot for [b in "$CEIL_BATCHES"] "< awk '\$1 == ".b."' $out/ceiling.dat" using 2:3 with linespoints title "batch ".b, \
+series = "$(awk '{print $1}' "$out/ceiling.dat" | sort -u | tr '\n' ' ')"
+plot for [b in series] "< awk '\$1 == \"".b."\"' $out/ceiling.dat" using 2:3 with linespoints title b, \
      $best_thru title "pgdispatch, best config" with lines dashtype 2
 set output "$out/latency.png"
 set title "Insert commit to handler start, $LAT_RATE tasks/s into an idle daemon"
