@@ -96,7 +96,8 @@ bench: deps
 	@command -v gnuplot >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null || true
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
-	PGDISPATCH_SCRATCH_DURABLE=1 PGDISPATCH_SCRATCH_CONF="track_commit_timestamp = on" \
+	PGDISPATCH_SCRATCH_DURABLE=1 \
+	PGDISPATCH_SCRATCH_CONF="$$(printf 'track_commit_timestamp = on\nautovacuum_naptime = 1s\nmax_wal_size = 4GB')" \
 		QUICK=$(QUICK) tests/pg_scratch.sh tests/bench/run.sh
 
 install: $(BUILD)/pgdispatch

@@ -70,6 +70,7 @@ static struct {
 	int signal_fd;
 	struct slot *slots;
 	int nslots;
+	int free_hint;               /* a slot likely to be free */
 	int running;
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
@@ -350,6 +351,7 @@ daemon_slot_free(struct slot *s)
 		sql_finish(&s->sql);
 	task_clear(&s->task);
 	memset(s, 0, sizeof *s);
+	daemon_local.free_hint = (int) (s - daemon_local.slots);
 	daemon_local.running--;
 	/* A free slot is room for the next task: claim at once. */
 	daemon_local.sweep = true;
@@ -418,9 +420,14 @@ daemon_start(struct task *t)
 	struct slot *s = NULL;
 	char why[512];
 
-	for (int i = 0; i < daemon_local.nslots && s == NULL; i++)
+	/* Start at the last freed slot: with a thousand slots, searching from
+	 * the first for every task was a measurable share of a batch. */
+	for (int k = 0; k < daemon_local.nslots && s == NULL; k++) {
+		int i = (daemon_local.free_hint + k) % daemon_local.nslots;
+
 		if (!daemon_local.slots[i].used)
 			s = &daemon_local.slots[i];
+	}
 	if (s == NULL || (h != NULL && h->concurrency > 0 && daemon_running_of(t->kind) >= h->concurrency)) {
 		/* Claimed beyond a limit (a batch can hold several of one kind). */
 		daemon_release(t, "handler concurrency limit reached");

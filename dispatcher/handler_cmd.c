@@ -188,13 +188,18 @@ cmd_keep_out(struct cmd_child *c, const char *buf, size_t n)
 static void
 cmd_keep_err(struct cmd_child *c, const char *buf, size_t n)
 {
+	if (c->err_tail == NULL) {
+		c->err_tail = malloc(CMD_STDERR_TAIL * 2);
+		if (c->err_tail == NULL)
+			abort();
+	}
 	if (n >= CMD_STDERR_TAIL) {
 		buf += n - CMD_STDERR_TAIL;
 		n = CMD_STDERR_TAIL;
 		c->err_truncated = true;
 		c->err_len = 0;
 	}
-	if (c->err_len + n > sizeof c->err_tail) {
+	if (c->err_len + n > CMD_STDERR_TAIL * 2) {
 		size_t drop = c->err_len + n - CMD_STDERR_TAIL;
 
 		memmove(c->err_tail, c->err_tail + drop, c->err_len - drop);
@@ -290,4 +295,6 @@ cmd_free(struct cmd_child *c)
 	cmd_close(&c->err_fd);
 	json_buf_free(&c->input);
 	json_buf_free(&c->out);
+	free(c->err_tail);
+	c->err_tail = NULL;
 }

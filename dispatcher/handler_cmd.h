@@ -29,7 +29,9 @@ struct cmd_child {
 	struct json_buf out;    /* stdout, at most max_output bytes */
 	int64_t max_output;
 	bool out_truncated;
-	char err_tail[CMD_STDERR_TAIL * 2];  /* the last CMD_STDERR_TAIL bytes, at least */
+	char *err_tail;         /* the last CMD_STDERR_TAIL bytes, at least; allocated
+	                         * (2 * CMD_STDERR_TAIL) on the first byte, so a slot
+	                         * that never runs a command stays small */
 	size_t err_len;
 	bool err_truncated;
 	bool exited;

@@ -13,6 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 QUICK=${QUICK:-0}
+# SECTIONS="latency backlog" runs only those (for development); default all.
+SECTIONS=${SECTIONS:-ceiling throughput latency backlog command enqueue}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+best_ceiling=0 best_thru=0 best_conc=256 default_thru=0 ratio=0 p50=- p95=- p99=- pmax=-
+big_rate=0 small_rate=0 backlog_ratio=0 best_cmd=0 rss_small=- rss_after=- rss_peak=-
+enq_notify=0 enq_plain=0 enq_ratio=0
 bin=$PWD/build/pgdispatch
 out=$PWD/build/bench
 pgbench="$PGDISPATCH_PGBIN/pgbench"
@@ -88,6 +94,7 @@ noop_config() {  # noop_config CONCURRENCY
 }
 
 # --- ceiling ------------------------------------------------------------
+if want ceiling; then
 # pgbench runs the daemon's own statements: sql/claim.sql (its rows
 # gathered into arrays, as the daemon reads them) and sql/complete.sql,
 # prepared and with custom plans, as the daemon runs them
@@ -115,7 +122,6 @@ strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
 	echo "       coalesce((SELECT array_agg(attempts) FROM claimed), '{}') AS atts,"
 	echo "       (SELECT count(*) FROM done) AS ndone \\gset"
 } >"$out/ceiling-combined.pgbench"
-best_ceiling=0
 for shape in separate combined; do
 	for batch in $CEIL_BATCHES; do
 		for clients in $CEIL_CLIENTS; do
@@ -133,10 +139,11 @@ for shape in separate combined; do
 	done
 done
 record ceiling best "$best_ceiling" rows/s
+fi
 
 # --- throughput ---------------------------------------------------------
+if want throughput; then
 say "== throughput: $THRU_TASKS pre-queued builtin noop tasks"
-best_thru=0; best_conc=0; default_thru=0
 for conc in $THRU_CONC; do
 	reset; fill "$THRU_TASKS"
 	start_daemon "$(noop_config "$conc")"
@@ -153,8 +160,10 @@ record throughput best "$best_thru" tasks/s
 record throughput best_concurrency "$best_conc" tasks
 ratio=$(awk -v a="$best_thru" -v b="$best_ceiling" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 record throughput ratio_to_ceiling "$ratio" ratio
+fi
 
 # --- latency ------------------------------------------------------------
+if want latency; then
 # Commit time of each insert from track_commit_timestamp, through a bench
 # trigger that records the inserting transaction's id; handler start is the
 # claim's started_at.
@@ -182,8 +191,10 @@ record latency max "$pmax" ms; record latency samples "$nlat" tasks
 q "COPY (SELECT round((extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000)::numeric, 3)
           FROM dispatch.tasks t JOIN bench_commits c USING (id) ORDER BY 1) TO STDOUT" >"$out/latency.dat"
 say "  p50 $p50 ms, p95 $p95 ms, p99 $p99 ms, max $pmax ms ($nlat tasks)"
+fi
 
 # --- backlog scaling and memory -----------------------------------------
+if want backlog; then
 say "== backlog: $SMALL_BACKLOG and $BIG_BACKLOG due tasks, with $FINISHED finished rows"
 for backlog in $SMALL_BACKLOG $BIG_BACKLOG; do
 	reset
@@ -207,10 +218,11 @@ record memory peak_rss_kb "$rss_peak" kB
 backlog_ratio=$(awk -v a="$big_rate" -v b="$small_rate" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 record backlog ratio_big_to_small "$backlog_ratio" ratio
 say "  memory: $rss_small kB at start, $rss_after kB after $BIG_BACKLOG tasks, peak $rss_peak kB"
+fi
 
 # --- command handlers ---------------------------------------------------
+if want command; then
 say "== command handlers: $CMD_TASKS tasks running /bin/true"
-best_cmd=0
 for conc in 8 32; do
 	reset; fill "$CMD_TASKS" true
 	start_daemon "$(noop_config "$conc")"
@@ -222,8 +234,10 @@ for conc in 8 32; do
 	[ "$r" -gt "$best_cmd" ] && best_cmd=$r
 done
 record command best "$best_cmd" tasks/s
+fi
 
 # --- enqueue cost -------------------------------------------------------
+if want enqueue; then
 # 8 producers insert one task per transaction while a daemon works a
 # backlog, with the wake-up trigger and without it.
 say "== enqueue: 8 producers while a daemon works a backlog"
@@ -245,6 +259,7 @@ for mode in notify plain; do
 done
 enq_ratio=$(awk -v a="$enq_notify" -v b="$enq_plain" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
 record enqueue ratio_notify_to_plain "$enq_ratio" ratio
+fi
 
 # --- the table ----------------------------------------------------------
 pct() { awk -v a="$1" 'BEGIN { printf "%d%%", a * 100 }'; }
@@ -266,7 +281,7 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 Figures: $csv
 TABLE
 
-if command -v gnuplot >/dev/null 2>&1; then
+if command -v gnuplot >/dev/null 2>&1 && want ceiling && want latency; then
 	grep '^ceiling,shape=' "$csv" |
 		sed 's/ceiling,shape=\([a-z]*\) batch=\([0-9]*\) clients=\([0-9]*\),\([0-9]*\),.*/\1-\2 \3 \4/' >"$out/ceiling.dat"
 	gnuplot <<GP
