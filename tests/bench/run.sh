@@ -294,7 +294,7 @@ plot for [b in series] "< awk '\$1 == \"".b."\"' $out/ceiling.dat" using 2:3 wit
      $best_thru title "pgdispatch, best config" with lines dashtype 2
 set output "$out/latency.png"
 set title "Insert commit to handler start, $LAT_RATE tasks/s into an idle daemon"
-set xlabel "latency (ms)"; set ylabel "share of tasks at or below"; set key off
+set xlabel "latency (ms)"; set ylabel "share of tasks at or below"; set key off; set xrange [0:*]
 stats "$out/latency.dat" using 1 nooutput
 plot "$out/latency.dat" using 1:(\$0 / STATS_records) with steps
 GP
