@@ -611,6 +611,13 @@ daemon_claim(void)
 			if (n >= 0 && ndone > 0)
 				outbox_written(kept);
 			free(kept);
+			if (n < 0 && ndone > 0 && daemon_connected()
+			    && PQstatus(daemon_local.work) == CONNECTION_OK) {
+				/* Perhaps the successes were refused, not the claim: let
+				 * the outbox write them its careful way, then claim alone. */
+				daemon_flush_outcomes();
+				continue;
+			}
 			if (n < 0) {
 				daemon_statement_failed("claim", &err);
 				break;
@@ -671,6 +678,11 @@ daemon_command_error(struct slot *s, struct json_buf *msg)
 		json_buf_printf(msg, "timed out after %lld ms", (long long) s->timeout_ms);
 	else if (WIFEXITED(st) && WEXITSTATUS(st) == 75)
 		json_buf_printf(msg, "exit 75 (handler asked for a retry)");
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && s->child.err_len == 0)
+		/* Where posix_spawn cannot report a failed exec (some libcs, or
+		 * under valgrind), the child exits 127 without a word. */
+		json_buf_printf(msg, "exit 127: cannot run %s: not found or not executable",
+		                s->child.program);
 	else if (WIFEXITED(st))
 		json_buf_printf(msg, "exit %d", WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))

@@ -118,6 +118,9 @@ cmd_start(struct cmd_child *c, char *const *argv, const struct task *t, int max_
 
 	memset(c, 0, sizeof *c);
 	c->in_fd = c->out_fd = c->err_fd = -1;
+	c->program = strdup(argv[0]);
+	if (c->program == NULL)
+		abort();
 	c->max_output = max_output;
 	cmd_build_input(&c->input, t, max_attempts);
 
@@ -151,6 +154,8 @@ fail:
 		cmd_close(&err[i]);
 	}
 	json_buf_free(&c->input);
+	free(c->program);
+	c->program = NULL;
 	c->pid = 0;
 	return false;
 }
@@ -297,4 +302,6 @@ cmd_free(struct cmd_child *c)
 	json_buf_free(&c->out);
 	free(c->err_tail);
 	c->err_tail = NULL;
+	free(c->program);
+	c->program = NULL;
 }

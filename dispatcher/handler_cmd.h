@@ -23,6 +23,7 @@
 
 struct cmd_child {
 	pid_t pid;              /* also the process group id */
+	char *program;          /* argv[0], for messages */
 	int in_fd, out_fd, err_fd;  /* ours; -1 once closed */
 	struct json_buf input;  /* the task JSON, written as the pipe allows */
 	size_t input_off;
