@@ -65,6 +65,7 @@ static struct {
 	struct config *cfg;
 	const char *database;        /* -d, overriding cfg->database */
 	char instance[256];          /* locked_by; fixed for the process's life */
+	char sleeper[300];           /* instance#pid: this process in dispatch.sleepers */
 	PGconn *listen;              /* LISTEN only; never in a transaction */
 	PGconn *work;                /* claims, outcomes, SQL handlers */
 	int signal_fd;
@@ -504,7 +505,7 @@ daemon_wake_busy(void)
 
 	if (daemon_local.wake == DAEMON_AWAKE)
 		return;
-	if (!queue_sleep_unregister(daemon_local.work, daemon_local.instance, &err)) {
+	if (!queue_sleep_unregister(daemon_local.work, daemon_local.sleeper, &err)) {
 		daemon_statement_failed("wake-up unregistration", &err);
 		return;
 	}
@@ -529,7 +530,7 @@ daemon_wake_idle(void)
 	if (daemon_local.wake == DAEMON_ASLEEP)
 		return INT64_MAX;
 	if (daemon_local.wake == DAEMON_AWAKE) {
-		if (!queue_sleep_register(daemon_local.work, daemon_local.instance,
+		if (!queue_sleep_register(daemon_local.work, daemon_local.sleeper,
 		                          (const char *const *) cfg->queues, cfg->nqueues, &err)) {
 			daemon_statement_failed("wake-up registration", &err);
 			return cfg->poll_interval_ms;
@@ -932,6 +933,17 @@ daemon_str_differs(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
+static bool
+daemon_queues_differ(const struct config *a, const struct config *b)
+{
+	if (a->nqueues != b->nqueues)
+		return true;
+	for (size_t i = 0; i < a->nqueues; i++)
+		if (strcmp(a->queues[i], b->queues[i]) != 0)
+			return true;
+	return false;
+}
+
 static void
 daemon_grow_slots(int want)
 {
@@ -975,6 +987,11 @@ daemon_reload(void)
 		fresh->database = old->database != NULL ? daemon_strdup(old->database) : NULL;
 	}
 	reconnect = fresh->notify != old->notify;
+	/* A registration names the queues served: re-register from scratch
+	 * (at the next short claim) when they change, or leave when notify
+	 * goes off. */
+	if (daemon_connected() && (reconnect || daemon_queues_differ(fresh, old)))
+		daemon_wake_busy();
 	daemon_local.cfg = fresh;
 	config_free(old);
 	log_setup(fresh->log_level, fresh->log_format);
@@ -1050,6 +1067,8 @@ daemon_run(struct config *cfg, const char *database)
 	daemon_local.database = database;
 	log_setup(cfg->log_level, cfg->log_format);
 	daemon_instance_name();
+	snprintf(daemon_local.sleeper, sizeof daemon_local.sleeper, "%s#%d", daemon_local.instance,
+	         (int) getpid());
 	daemon_local.signal_fd = signals_setup();
 	if (daemon_local.signal_fd < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
@@ -1066,7 +1085,9 @@ daemon_run(struct config *cfg, const char *database)
 	for (;;) {
 		int64_t now = daemon_now();
 		struct signals_seen sig;
+		const struct outcome *ignored;
 		int npfd = 0, listen_at = -1;
+		bool claim_now;
 
 		pfd_cap = 2 + 3 * daemon_local.nslots;
 		pfds = calloc((size_t) pfd_cap, sizeof *pfds);
@@ -1137,15 +1158,20 @@ daemon_run(struct config *cfg, const char *database)
 
 		if (!daemon_connected() && now >= daemon_local.reconnect_at_ms)
 			(void) daemon_connect();
-		daemon_flush_outcomes();
+		/* Successes wait for the claim below when there is one: it
+		 * records them in the same commit (sql/complete_and_claim.sql). */
+		claim_now = daemon_connected() && !daemon_local.stopping
+		            && daemon_local.running < daemon_local.cfg->concurrency
+		            && (daemon_local.sweep || now >= daemon_local.next_claim_ms);
+		if (!claim_now || outbox_completes(&ignored) == 0)
+			daemon_flush_outcomes();
 		if (daemon_connected() && now >= daemon_local.next_lease_ms) {
 			int64_t every = daemon_min(daemon_local.cfg->lease_ms / 3, daemon_local.cfg->poll_interval_ms);
 
 			daemon_local.next_lease_ms = now + every;
 			daemon_lease_tick();
 		}
-		if (daemon_connected() && !daemon_local.stopping
-		    && (daemon_local.sweep || now >= daemon_local.next_claim_ms))
+		if (claim_now && daemon_connected())
 			daemon_claim();
 		daemon_flush_outcomes();
 

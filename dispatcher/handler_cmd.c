@@ -101,7 +101,10 @@ cmd_spawn(struct cmd_child *c, char *const *argv, char **env, const int in[2], c
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {
-		snprintf(why, whylen, "cannot run %s: %s", argv[0], strerror(rc));
+		/* execvp() would hand a script without "#!" to /bin/sh;
+		 * posix_spawnp() does not, and we do not guess. */
+		snprintf(why, whylen, "cannot run %s: %s%s", argv[0], strerror(rc),
+		         rc == ENOEXEC ? " (a script needs a #! line)" : "");
 		c->pid = 0;
 		return false;
 	}

@@ -1,6 +1,7 @@
 /* SQL handlers as a state machine over a pooled connection; see handler_sql.h. */
 #include "handler_sql.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,25 @@ sql_notice(void *arg, const char *message)
 	log_info("server says: %s", message);
 }
 
+/*
+ * An idle pooled connection may have been closed by the server meanwhile
+ * (a terminated backend, idle_session_timeout): PQstatus() only knows what
+ * the client last saw. A server that closed it has said so on the socket.
+ * Using a dead one would cost the next task an attempt it never ran.
+ */
+static bool
+sql_pool_alive(PGconn *conn)
+{
+	struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+
+	if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return false;
+	/* An idle connection has nothing to say unless the server is going
+	 * away (a FATAL, then EOF); anything to read means: do not trust it,
+	 * a new connection is cheap. */
+	return poll(&pfd, 1, 0) == 0;
+}
+
 static PGconn *
 sql_pool_take(const char *conninfo, const char *application_name, struct db_error *err)
 {
@@ -30,7 +50,7 @@ sql_pool_take(const char *conninfo, const char *application_name, struct db_erro
 
 	while (sql_local.nidle > 0) {
 		conn = sql_local.idle[--sql_local.nidle];
-		if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE)
+		if (sql_pool_alive(conn))
 			return conn;
 		PQfinish(conn);
 	}
@@ -194,6 +214,18 @@ sql_on_ready(struct sql_run *r)
 		if (res != NULL) {
 			ExecStatusType st = PQresultStatus(res);
 
+			if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+				/* libpq would hand out the COPY state forever. End the
+				 * run; sql_finish() closes the connection, which rolls
+				 * the transaction back. */
+				PQclear(res);
+				r->errored = true;
+				r->result = SQL_FAILED;
+				snprintf(r->err.message, sizeof r->err.message,
+				         "COPY is not supported in a SQL handler");
+				r->state = SQL_DONE;
+				return;
+			}
 			if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 				r->step_rows = PQntuples(res);
 			else

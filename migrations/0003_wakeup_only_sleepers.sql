@@ -23,6 +23,10 @@
 -- one interval. The try-lock never queues, so a long producer transaction
 -- cannot make other producers wait behind a daemon.
 --
+-- Rows are keyed by a per-process token (instance name and pid), so two
+-- processes sharing an instance_name, as in a rolling restart, never remove
+-- each other's registrations.
+--
 -- Unlogged: after a crash the table is empty and daemons register again
 -- when they next go idle. A daemon that dies while registered leaves its
 -- rows behind; producers then notify that queue needlessly (correct, only
@@ -37,6 +41,15 @@ CREATE UNLOGGED TABLE dispatch.sleepers (
 CREATE OR REPLACE FUNCTION dispatch.tasks_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- The hand-over needs a snapshot taken after the lock, which only READ
+    -- COMMITTED gives; a REPEATABLE READ or SERIALIZABLE producer could look
+    -- with a snapshot older than a registration and miss it. Such producers
+    -- always notify.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM pg_notify('dispatch_tasks', q.queue)
+           FROM (SELECT DISTINCT queue FROM new_tasks) AS q;
+        RETURN NULL;
+    END IF;
     -- Held to the end of the inserting transaction; see above.
     PERFORM pg_advisory_xact_lock_shared(hashtextextended('pgdispatch.wakeup', 0));
     PERFORM pg_notify('dispatch_tasks', q.queue)

@@ -1,3 +1,3 @@
--- This instance ($1) is busy (its last claim came back full) or stopping:
+-- This process ($1: instance name and pid) is busy (its last claim came back full) or stopping:
 -- producers need not notify on its account.
 DELETE FROM dispatch.sleepers WHERE instance = $1

@@ -344,6 +344,45 @@ START_TEST(test_sql_handler_timeout_is_a_failed_attempt)
 }
 END_TEST
 
+START_TEST(test_sql_handler_copy_fails_the_attempt_and_the_daemon_goes_on)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config(
+	        "  copy:\n    sql: \"COPY (SELECT 1) TO STDOUT\"\n    max_attempts: 1\n"
+	        "  noop:\n    builtin: noop\n", NULL));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('copy')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "failed", 5000, &d);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT last_error FROM dispatch.tasks"),
+	                 "COPY is not supported in a SQL handler");
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'noop'", "complete", 5000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+START_TEST(test_dead_pooled_sql_connection_costs_no_attempt)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config(
+	        "  one:\n    sql: \"SELECT $2\"\n    max_attempts: 1\n", NULL));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('one')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 5000, &d);
+	/* Kill the idle pooled connection the first task used. */
+	ck_assert_int_eq(harness_int(dt_conn,
+	        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	        " WHERE application_name LIKE 'pgdispatch %' AND query LIKE 'COMMIT%'"), 1);
+	harness_sleep_ms(200);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('one')");
+	harness_wait_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks",
+	                   "complete,complete", 5000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 START_TEST(test_bad_config_is_rejected_with_file_line_col)
 {
 	struct harness_proc p;
@@ -383,6 +422,8 @@ daemon_suite(void)
 	tcase_add_test(tc, test_sql_handler_effect_and_completion_commit_together);
 	tcase_add_test(tc, test_slow_sql_handler_blocks_nothing_and_keeps_its_lease);
 	tcase_add_test(tc, test_sql_handler_timeout_is_a_failed_attempt);
+	tcase_add_test(tc, test_sql_handler_copy_fails_the_attempt_and_the_daemon_goes_on);
+	tcase_add_test(tc, test_dead_pooled_sql_connection_costs_no_attempt);
 	tcase_add_test(tc, test_bad_config_is_rejected_with_file_line_col);
 	suite_add_tcase(s, tc);
 	return s;

@@ -113,6 +113,22 @@ START_TEST(test_only_queues_with_sleepers_are_notified)
 }
 END_TEST
 
+START_TEST(test_repeatable_read_producer_always_notifies)
+{
+	PGconn *listener = harness_connect(schema_db);
+	char got[256];
+
+	/* Its snapshot may predate a registration, so it cannot trust the
+	 * registry: it notifies even with no daemon registered. */
+	harness_exec(listener, "LISTEN dispatch_tasks");
+	harness_exec(schema_conn, "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+	                          " INSERT INTO dispatch.tasks (queue, kind) VALUES ('rr', 'k'); COMMIT");
+	ck_assert_int_eq(schema_collect(listener, 500, got, sizeof got), 1);
+	ck_assert_str_eq(got, "rr,");
+	PQfinish(listener);
+}
+END_TEST
+
 /*
  * The hand-over of migrations/0003: an insert that ran before a daemon
  * registered (so it did not notify) keeps the daemon's confirmation from
@@ -241,6 +257,7 @@ schema_suite(void)
 	tcase_add_test(tc, test_insert_statement_notifies_once_per_queue);
 	tcase_add_test(tc, test_only_queues_with_sleepers_are_notified);
 	tcase_add_test(tc, test_registration_is_confirmed_only_after_open_inserts_end);
+	tcase_add_test(tc, test_repeatable_read_producer_always_notifies);
 	tcase_add_test(tc, test_enqueue_applies_defaults);
 	tcase_add_test(tc, test_enqueue_takes_every_argument_and_nulls_mean_default);
 	tcase_add_test(tc, test_queue_stats_counts_and_oldest_due_age);
