@@ -383,6 +383,25 @@ START_TEST(test_dead_pooled_sql_connection_costs_no_attempt)
 }
 END_TEST
 
+START_TEST(test_poll_only_mode_listens_for_nothing_and_still_works)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n",
+	                                          "notify: false\npoll_interval: 300ms"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 5000, &d);
+	/* No LISTEN connection, and no request for notifications. */
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM pg_stat_activity"
+	                                      " WHERE application_name LIKE 'pgdispatch %'"
+	                                      "   AND query LIKE '%LISTEN%'"), 0);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.sleepers"), 0);
+	ck_assert_ptr_nonnull(strstr(harness_daemon_log(&d), "listen=no"));
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 START_TEST(test_bad_config_is_rejected_with_file_line_col)
 {
 	struct harness_proc p;
@@ -424,6 +443,7 @@ daemon_suite(void)
 	tcase_add_test(tc, test_sql_handler_timeout_is_a_failed_attempt);
 	tcase_add_test(tc, test_sql_handler_copy_fails_the_attempt_and_the_daemon_goes_on);
 	tcase_add_test(tc, test_dead_pooled_sql_connection_costs_no_attempt);
+	tcase_add_test(tc, test_poll_only_mode_listens_for_nothing_and_still_works);
 	tcase_add_test(tc, test_bad_config_is_rejected_with_file_line_col);
 	suite_add_tcase(s, tc);
 	return s;
