@@ -67,7 +67,7 @@ static struct {
 	char instance[256];          /* locked_by; fixed for the process's life */
 	char sleeper[300];           /* instance#pid: this process in dispatch.sleepers */
 	PGconn *listen;              /* LISTEN only; never in a transaction */
-	PGconn *work;                /* claims, outcomes, SQL handlers */
+	PGconn *work;                /* claims, outcomes, leases, the reaper */
 	int signal_fd;
 	struct slot *slots;
 	int nslots;

@@ -2,11 +2,12 @@
  * `pgdispatch run`: the daemon's event loop.
  *
  * One thread, one poll(): the LISTEN connection's socket, the self-pipe for
- * signals, and the pipes of running command handlers. The timeout is the
- * nearest of: the next due task (asked of the database), the next lease
- * renewal, the safety poll, a handler's deadline, the reconnect attempt and
- * the end of the shutdown grace. Claims, outcomes and SQL handlers run on a
- * second, "work" connection as short synchronous statements.
+ * signals, the pipes of running command handlers and the connections of
+ * running SQL handlers (handler_sql.c). The timeout is the nearest of: the
+ * next due task (asked of the database), the next lease renewal, the safety
+ * poll, a handler's deadline, the reconnect attempt and the end of the
+ * shutdown grace. Claims, outcomes, lease renewal and the reaper run on a
+ * second, "work" connection as short synchronous statements (queue.c).
  *
  * Vocabulary: a slot is one task in flight (claimed and not yet recorded);
  * the sweep is claiming until a batch comes back short.

@@ -2,8 +2,9 @@
  * libpq behind one door: connecting with safe defaults, running a statement
  * with its result checked, and keeping passwords out of every message.
  *
- * Only the db_* and queue modules include <libpq-fe.h>; callers elsewhere
- * see struct db_error and plain strings.
+ * The modules that talk to PostgreSQL (queue, handler_sql, outbox, migrate,
+ * daemon, main) get <libpq-fe.h> through this header; the rest of the code
+ * (config, json, log, task, handler_cmd) never sees libpq.
  */
 #ifndef PGDISPATCH_DB_H
 #define PGDISPATCH_DB_H
