@@ -9,8 +9,8 @@
  * shutdown grace. Claims, outcomes, lease renewal and the reaper run on a
  * second, "work" connection as short synchronous statements (queue.c).
  *
- * Vocabulary: a slot is one task in flight (claimed and not yet recorded);
- * the sweep is claiming until a batch comes back short.
+ * Vocabulary: a slot (slots.c) is one task in flight, claimed and not yet
+ * recorded; the sweep is claiming until a batch comes back short.
  */
 #ifndef PGDISPATCH_DAEMON_H
 #define PGDISPATCH_DAEMON_H

@@ -1,0 +1,80 @@
+/*
+ * Tasks in flight: one slot per claimed task, from its claim until its
+ * outcome is in the outbox.
+ *
+ * A slot starts the task's handler (a child process, a SQL transaction on
+ * a pooled connection, or a builtin), watches its deadlines, decides the
+ * outcome when it ends (complete, retry with backoff, failed for good, or
+ * released untried) and hands that to the outbox (outbox.c). The daemon's
+ * loop (daemon.c) owns the when; this module owns the what.
+ */
+#ifndef PGDISPATCH_SLOTS_H
+#define PGDISPATCH_SLOTS_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "task.h"
+
+/* Once, before anything else: instance is locked_by (borrowed, must outlive
+ * the slots). */
+void slots_setup(const char *instance);
+
+/* Makes room for want slots (never shrinks). */
+void slots_grow(int want);
+
+/* Tasks in flight. */
+int slots_running(void);
+
+/* True once since a slot was freed (room for the next claim). */
+bool slots_take_freed(void);
+
+/*
+ * Takes a freshly claimed task (ownership of its strings) and starts its
+ * handler per cfg; conninfo is for SQL handlers' connections. A task over
+ * its handler's concurrency limit is released untried; one with no handler
+ * is a failed attempt.
+ */
+void slots_start(const struct config *cfg, const char *conninfo, struct task *t);
+
+/* Kinds whose handler is at its own concurrency limit (names borrowed from
+ * cfg); the claim skips them. */
+size_t slots_full_kinds(const struct config *cfg, const char **names, size_t cap);
+
+/* Adds the fds of running handlers to pfds (room for 3 per slot). */
+int slots_pollfds(struct pollfd *pfds);
+
+/* Handles readiness of one of those fds. */
+void slots_on_ready(int fd, short revents);
+
+/* Reaps exited children (after SIGCHLD) and decides their outcomes. */
+void slots_reap(void);
+
+/* Deadlines: timeouts, the SIGKILL after a SIGTERM, builtin sleeps. */
+void slots_check(int64_t now);
+
+/* The nearest deadline among running tasks, or due if none is nearer. */
+int64_t slots_next_due(int64_t due);
+
+/* The tasks whose leases need renewing: ids[i], attempts[i] of slot at[i];
+ * returns how many (arrays hold slots_capacity() entries). */
+size_t slots_leased(long long *ids, int *attempts, int *at);
+int slots_capacity(void);
+
+/* The lease of slot at was lost: stop its handler, record no outcome. */
+void slots_lease_lost(int at);
+
+/* Shutdown past its grace: stop every handler; their tasks go back
+ * untried (unless they finish with success first). */
+void slots_stop_all(int64_t now);
+
+/* A second signal: kill every handler now and release every task. */
+void slots_kill_all(void);
+
+/* Frees the slots (at exit; none may be running). */
+void slots_free(void);
+
+#endif
