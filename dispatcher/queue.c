@@ -121,6 +121,52 @@ queue_strdup(const char *s)
 	return d;
 }
 
+/* The outcomes of one type as the array parameters the outcome statements
+ * take: ids, attempts, texts (result for a success, else the error) and
+ * delays. The caller frees the four buffers. Returns how many. */
+struct queue_outcome_arrays {
+	struct json_buf ids, attempts, texts, delays;
+};
+
+static size_t
+queue_outcome_arrays(const struct outcome *o, size_t n, enum outcome_type type,
+                     struct queue_outcome_arrays *a)
+{
+	size_t count = 0;
+
+	memset(a, 0, sizeof *a);
+	json_buf_append(&a->ids, "{", 1);
+	json_buf_append(&a->attempts, "{", 1);
+	json_buf_append(&a->texts, "{", 1);
+	json_buf_append(&a->delays, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		const char *sep = count > 0 ? "," : "";
+
+		if (o[i].type != type)
+			continue;
+		json_buf_printf(&a->ids, "%s%lld", sep, o[i].id);
+		json_buf_printf(&a->attempts, "%s%d", sep, o[i].attempt);
+		json_buf_printf(&a->texts, "%s", sep);
+		queue_array_elem(&a->texts, type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
+		json_buf_printf(&a->delays, "%s%lld", sep, (long long) o[i].delay_ms);
+		count++;
+	}
+	json_buf_append(&a->ids, "}", 1);
+	json_buf_append(&a->attempts, "}", 1);
+	json_buf_append(&a->texts, "}", 1);
+	json_buf_append(&a->delays, "}", 1);
+	return count;
+}
+
+static void
+queue_outcome_arrays_free(struct queue_outcome_arrays *a)
+{
+	json_buf_free(&a->ids);
+	json_buf_free(&a->attempts);
+	json_buf_free(&a->texts);
+	json_buf_free(&a->delays);
+}
+
 static int
 queue_cmp_ll(const void *a, const void *b)
 {
@@ -140,7 +186,8 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
             const struct queue_kinds *skip, const struct outcome *done, size_t ndone, bool *kept,
             struct task *out, struct db_error *err)
 {
-	struct json_buf skipped = {0}, ids = {0}, attempts = {0}, results = {0};
+	struct json_buf skipped = {0};
+	struct queue_outcome_arrays a = {0};
 	char limit_s[16], lease_s[24];
 	const char *params[8];
 	int off = ndone > 0 ? 1 : 0;  /* the combined statement leads with a tag */
@@ -156,32 +203,16 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
 	params[3] = lease_s;
 	params[4] = skipped.data;
 	if (ndone > 0) {
-		json_buf_append(&ids, "{", 1);
-		json_buf_append(&attempts, "{", 1);
-		json_buf_append(&results, "{", 1);
-		for (size_t i = 0; i < ndone; i++) {
-			const char *sep = i > 0 ? "," : "";
-
-			json_buf_printf(&ids, "%s%lld", sep, done[i].id);
-			json_buf_printf(&attempts, "%s%d", sep, done[i].attempt);
-			json_buf_printf(&results, "%s", sep);
-			queue_array_elem(&results, done[i].result);
-			kept[i] = false;
-		}
-		json_buf_append(&ids, "}", 1);
-		json_buf_append(&attempts, "}", 1);
-		json_buf_append(&results, "}", 1);
-		params[5] = ids.data;
-		params[6] = attempts.data;
-		params[7] = results.data;
+		(void) queue_outcome_arrays(done, ndone, OUTCOME_COMPLETE, &a);
+		params[5] = a.ids.data;
+		params[6] = a.attempts.data;
+		params[7] = a.texts.data;
 		res = queue_run(conn, "complete_and_claim", 8, params, err);
 	} else {
 		res = queue_run(conn, "claim", 5, params, err);
 	}
 	json_buf_free(&skipped);
-	json_buf_free(&ids);
-	json_buf_free(&attempts);
-	json_buf_free(&results);
+	queue_outcome_arrays_free(&a);
 	if (res == NULL)
 		return -1;
 	if (off) {
@@ -250,55 +281,32 @@ static bool
 queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, size_t n,
                  enum outcome_type type, bool *kept, struct db_error *err)
 {
-	struct json_buf ids = {0}, attempts = {0}, texts = {0}, delays = {0};
+	struct queue_outcome_arrays a;
 	const char *params[5];
 	const char *name = NULL;
-	size_t count = 0;
+	size_t count = queue_outcome_arrays(o, n, type, &a);
 	int nparams = 0;
 	PGresult *res;
-	bool first = true;
 
-	json_buf_append(&ids, "{", 1);
-	json_buf_append(&attempts, "{", 1);
-	json_buf_append(&texts, "{", 1);
-	json_buf_append(&delays, "{", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (o[i].type != type)
-			continue;
-		const char *sep = first ? "" : ",";
-
-		json_buf_printf(&ids, "%s%lld", sep, o[i].id);
-		json_buf_printf(&attempts, "%s%d", sep, o[i].attempt);
-		json_buf_printf(&texts, "%s", sep);
-		queue_array_elem(&texts, type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
-		json_buf_printf(&delays, "%s%lld", sep, (long long) o[i].delay_ms);
-		first = false;
-		count++;
-	}
-	json_buf_append(&ids, "}", 1);
-	json_buf_append(&attempts, "}", 1);
-	json_buf_append(&texts, "}", 1);
-	json_buf_append(&delays, "}", 1);
-
-	params[0] = ids.data;
-	params[1] = attempts.data;
+	params[0] = a.ids.data;
+	params[1] = a.attempts.data;
 	switch (type) {
 	case OUTCOME_COMPLETE:
 		name = "complete";
-		params[2] = texts.data;
+		params[2] = a.texts.data;
 		params[3] = instance;
 		nparams = 4;
 		break;
 	case OUTCOME_RETRY:
 		name = "retry";
-		params[2] = texts.data;
-		params[3] = delays.data;
+		params[2] = a.texts.data;
+		params[3] = a.delays.data;
 		params[4] = instance;
 		nparams = 5;
 		break;
 	case OUTCOME_FAIL:
 		name = "fail";
-		params[2] = texts.data;
+		params[2] = a.texts.data;
 		params[3] = instance;
 		nparams = 4;
 		break;
@@ -309,10 +317,7 @@ queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, si
 		break;
 	}
 	res = count == 0 ? NULL : queue_run(conn, name, nparams, params, err);
-	json_buf_free(&ids);
-	json_buf_free(&attempts);
-	json_buf_free(&texts);
-	json_buf_free(&delays);
+	queue_outcome_arrays_free(&a);
 	if (count == 0)
 		return true;
 	if (res == NULL)
