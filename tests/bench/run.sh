@@ -19,6 +19,7 @@ want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 best_ceiling=0 best_thru=0 best_conc=256 default_thru=0 ratio=0 p50=- p95=- p99=- pmax=-
 big_rate=0 small_rate=0 backlog_ratio=0 best_cmd=0 rss_small=- rss_after=- rss_peak=-
 enq_notify=0 enq_plain=0 enq_ratio=0
+floor50=- floor99=- floor50_off=- floor99_off=- d50_off=- d99_off=-
 bin=$PWD/build/pgdispatch
 out=$PWD/build/bench
 pgbench="$PGDISPATCH_PGBIN/pgbench"
@@ -172,31 +173,73 @@ fi
 if want latency; then
 # Commit time of each insert from track_commit_timestamp, through a bench
 # trigger that records the inserting transaction's id; handler start is the
-# claim's started_at.
+# claim's started_at. The same producers also run against
+# tests/bench/notify_floor.c, a bare listener that marks the tasks started
+# the moment a notification arrives: the floor PostgreSQL sets on this box.
+# Producers commit with synchronous_commit on (as in production), then off:
+# a commit's timestamp is taken before its WAL flush, and its NOTIFY goes
+# out only after it, so "on" puts one fdatasync into every figure.
 say "== latency: $LAT_RATE inserts/s for $LAT_SECS s into an idle daemon"
-reset
+cc -O2 -o "$out/notify_floor" tests/bench/notify_floor.c $(pkg-config --cflags --libs libpq)
 q "CREATE OR REPLACE FUNCTION bench_note_xid() RETURNS trigger LANGUAGE plpgsql AS
    \$\$ BEGIN INSERT INTO bench_commits VALUES (NEW.id, pg_current_xact_id()); RETURN NULL; END \$\$"
 q "CREATE TRIGGER bench_note_xid AFTER INSERT ON dispatch.tasks FOR EACH ROW EXECUTE FUNCTION bench_note_xid()"
-start_daemon "$(noop_config 8)"
-sleep 0.5
 echo "INSERT INTO dispatch.tasks (kind) VALUES ('noop');" >"$out/insert.pgbench"
-"$pgbench" -n -c 1 -R "$LAT_RATE" -T "$LAT_SECS" -f "$out/insert.pgbench" >/dev/null 2>&1
-wait_done 30
-stop_daemon
+produce() {  # produce SYNCHRONOUS_COMMIT
+	PGOPTIONS="-c synchronous_commit=$1" \
+		"$pgbench" -n -c 1 -R "$LAT_RATE" -T "$LAT_SECS" -f "$out/insert.pgbench" >/dev/null 2>&1
+}
+latencies() {  # latencies: started_at minus commit time, in ms, per task
+	echo "SELECT extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000 AS ms
+	        FROM dispatch.tasks t JOIN bench_commits c USING (id)"
+}
+percentiles() {  # percentiles: p50,p95,p99,max,count
+	q "SELECT concat_ws(',', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+	                         round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+	                         round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+	                         round(max(ms)::numeric, 3), count(*))
+	     FROM ($(latencies)) l"
+}
+# Four runs: the daemon, then the bare listener, each with producers at
+# synchronous_commit on and off.
+for who in daemon floor; do
+	for sc in on off; do
+		reset
+		if [ "$who" = daemon ]; then
+			start_daemon "$(noop_config 8)"
+		else
+			q "INSERT INTO dispatch.sleepers (instance, queue) VALUES ('notify_floor', 'default')"
+			"$out/notify_floor" 3 >/dev/null &
+			floor_pid=$!
+		fi
+		sleep 0.5
+		produce "$sc"
+		if [ "$who" = daemon ]; then
+			wait_done 30
+			stop_daemon
+		else
+			wait "$floor_pid"
+			q "DELETE FROM dispatch.sleepers WHERE instance = 'notify_floor'"
+		fi
+		IFS=, read -r l50 l95 l99 lmax ln <<<"$(percentiles)"
+		say "  $who, producer synchronous_commit $sc: p50 $l50 ms, p95 $l95 ms, p99 $l99 ms, max $lmax ms ($ln tasks)"
+		if [ "$who/$sc" = daemon/on ]; then
+			p50=$l50 p95=$l95 p99=$l99 pmax=$lmax
+			record latency p50 "$p50" ms; record latency p95 "$p95" ms; record latency p99 "$p99" ms
+			record latency max "$pmax" ms; record latency samples "$ln" tasks
+			q "COPY (SELECT round(ms::numeric, 3) FROM ($(latencies)) l ORDER BY 1) TO STDOUT" >"$out/latency.dat"
+		else
+			record latency "${who}_sync_commit_${sc}_p50" "$l50" ms
+			record latency "${who}_sync_commit_${sc}_p99" "$l99" ms
+		fi
+		case $who/$sc in
+		daemon/off) d50_off=$l50 d99_off=$l99 ;;
+		floor/on) floor50=$l50 floor99=$l99 ;;
+		floor/off) floor50_off=$l50 floor99_off=$l99 ;;
+		esac
+	done
+done
 q "DROP TRIGGER bench_note_xid ON dispatch.tasks"
-lat=$(q "SELECT concat_ws(',', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 3),
-                                round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 3),
-                                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 3),
-                                round(max(ms)::numeric, 3), count(*))
-           FROM (SELECT extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000 AS ms
-                   FROM dispatch.tasks t JOIN bench_commits c USING (id)) l")
-IFS=, read -r p50 p95 p99 pmax nlat <<<"$lat"
-record latency p50 "$p50" ms; record latency p95 "$p95" ms; record latency p99 "$p99" ms
-record latency max "$pmax" ms; record latency samples "$nlat" tasks
-q "COPY (SELECT round((extract(epoch FROM t.started_at - pg_xact_commit_timestamp(c.xid::text::xid)) * 1000)::numeric, 3)
-          FROM dispatch.tasks t JOIN bench_commits c USING (id) ORDER BY 1) TO STDOUT" >"$out/latency.dat"
-say "  p50 $p50 ms, p95 $p95 ms, p99 $p99 ms, max $pmax ms ($nlat tasks)"
 fi
 
 # --- backlog scaling and memory -----------------------------------------
@@ -279,6 +322,8 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 | throughput, default config (conc. 8)     | $default_thru tasks/s                 |                     |
 | throughput, best config (conc. $best_conc)     | $best_thru tasks/s = $(pct "$ratio") of ceiling | >= 80% of ceiling   |
 | latency p50 / p95 / p99 / max            | $p50 / $p95 / $p99 / $pmax ms | p50 < 0.5, p99 < 3  |
+| latency, producers at sync. commit off   | p50 $d50_off / p99 $d99_off ms     |                     |
+| latency floor, bare listener: on / off   | p50 $floor50 / $floor50_off, p99 $floor99 / $floor99_off ms |                     |
 | backlog $BIG_BACKLOG vs $SMALL_BACKLOG due          | $big_rate vs $small_rate tasks/s = $(pct "$backlog_ratio") | within 10%          |
 | command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
 | daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
