@@ -62,7 +62,7 @@ struct config_key {
 /* Indexes into config_top_keys, for the checks that span keys. */
 enum {
 	TK_DATABASE, TK_INSTANCE_NAME, TK_QUEUES, TK_CONCURRENCY, TK_POLL_INTERVAL,
-	TK_NOTIFY, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
+	TK_NOTIFY, TK_NOTIFY_QUEUE_WARN, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
 	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
 	TK_HANDLERS, TK_COUNT
 };
@@ -76,6 +76,8 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 	[TK_POLL_INTERVAL] = {"poll_interval", CONFIG_DURATION, TOP(poll_interval_ms),
 	                      5 * CONFIG_SEC, 10, CONFIG_HOUR},
 	[TK_NOTIFY] = {"notify", CONFIG_BOOL, TOP(notify), true, 0, 0},
+	[TK_NOTIFY_QUEUE_WARN] = {"notify_queue_warn_percent", CONFIG_INT, TOP(notify_queue_warn_percent),
+	                          10, 1, 100},
 	[TK_LEASE] = {"lease", CONFIG_DURATION, TOP(lease_ms), 30 * CONFIG_SEC, CONFIG_SEC, CONFIG_DAY},
 	[TK_SHUTDOWN_GRACE] = {"shutdown_grace", CONFIG_DURATION, TOP(shutdown_grace_ms),
 	                       30 * CONFIG_SEC, 0, CONFIG_HOUR},

@@ -41,6 +41,7 @@ struct config {
 	int concurrency;             /* tasks in flight at once; default 8 */
 	int64_t poll_interval_ms;    /* default 5s */
 	bool notify;                 /* default true */
+	int notify_queue_warn_percent;  /* warn when the NOTIFY queue is this full; default 10 */
 	int64_t lease_ms;            /* default 30s */
 	int64_t shutdown_grace_ms;   /* default 30s */
 	enum log_level log_level;    /* log.level, default info */

@@ -25,6 +25,7 @@
 #include "embed.h"
 #include "handler_sql.h"
 #include "log.h"
+#include "notify_queue.h"
 #include "outbox.h"
 #include "queue.h"
 #include "slots.h"
@@ -421,10 +422,16 @@ daemon_lease_tick(void)
 		limits[h] = cfg->handlers[h].max_attempts;
 	}
 	back = queue_reap(daemon_local.work, &known, limits, cfg->max_attempts, &err);
-	if (back < 0)
+	if (back < 0) {
 		daemon_statement_failed("lease reaper", &err);
-	else if (back > 0)
+		return;
+	}
+	if (back > 0)
 		daemon_local.sweep = true;
+	/* Checked whether or not this instance listens: producers notify for
+	 * other daemons too, and their commits are what a full queue breaks. */
+	if (!notify_queue_watch(daemon_local.work, cfg->notify_queue_warn_percent, daemon_now(), &err))
+		daemon_statement_failed("NOTIFY queue check", &err);
 }
 
 /* --- shutdown and reload ---------------------------------------------- */

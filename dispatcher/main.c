@@ -13,6 +13,7 @@
 #include "db.h"
 #include "embed.h"
 #include "migrate.h"
+#include "notify_queue.h"
 #include "version.h"
 
 #define EXIT_USAGE 2
@@ -257,6 +258,14 @@ main_status(int argc, char **argv)
 		if (PQntuples(res) == 0)
 			printf("(no tasks)\n");
 		PQclear(res);
+	}
+	if (rc == 0) {
+		double usage = notify_queue_usage(conn, &err);
+
+		if (usage < 0)
+			rc = main_sql_failed("NOTIFY queue usage", &err);
+		else
+			printf("\nNOTIFY queue: %.2f%% full\n", usage);
 	}
 	PQfinish(conn);
 	return rc;

@@ -242,6 +242,43 @@ START_TEST(test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one)
 }
 END_TEST
 
+/*
+ * A session that LISTENs and stays inside a transaction keeps the cluster's
+ * NOTIFY queue from being emptied; once full, every notifying commit fails.
+ * The daemon warns at its threshold and `status` shows the usage. 10,700
+ * notifications of about 8 kB fill a little over 1% of the 8 GB queue.
+ */
+START_TEST(test_filling_notify_queue_is_warned_and_shown_by_status)
+{
+	struct harness_daemon d;
+	struct harness_proc p;
+	const char *args[] = {"status", "-d", dt_db, NULL};
+	PGconn *stuck = harness_connect(dt_db);
+
+	/* Two statements: LISTEN takes effect only when its transaction commits. */
+	harness_exec(stuck, "LISTEN anything");
+	harness_exec(stuck, "BEGIN");
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n",
+	                                          "notify_queue_warn_percent: 1\nlease: 1s"));
+	harness_exec(dt_conn, "SELECT count(pg_notify('fill', i::text || repeat('x', 7950)))"
+	                      "  FROM generate_series(1, 10700) AS i");
+	harness_daemon_wait_log(&d, "NOTIFY queue is filling", 20000);
+	ck_assert_int_eq(harness_run(&p, args), 0);
+	ck_assert_msg(strstr(p.out, "NOTIFY queue: 1.0") != NULL, "%s", p.out);
+	harness_proc_free(&p);
+
+	/* The stuck listener leaves: the queue empties and the daemon says so. */
+	PQfinish(stuck);
+	harness_exec(dt_conn, "SELECT pg_notify('fill', 'nudge')");
+	harness_daemon_wait_log(&d, "NOTIFY queue back under its warning threshold", 10000);
+	ck_assert_int_eq(harness_run(&p, args), 0);
+	ck_assert_msg(strstr(p.out, "NOTIFY queue: 0.00% full") != NULL, "%s", p.out);
+	harness_proc_free(&p);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 daemon_faults_suite(void)
 {
@@ -259,6 +296,7 @@ daemon_faults_suite(void)
 	tcase_add_test(tc, test_sigterm_lets_running_handlers_finish_within_grace);
 	tcase_add_test(tc, test_sigterm_past_grace_returns_tasks_with_attempt_given_back);
 	tcase_add_test(tc, test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one);
+	tcase_add_test(tc, test_filling_notify_queue_is_warned_and_shown_by_status);
 	suite_add_tcase(s, tc);
 	return s;
 }

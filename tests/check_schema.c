@@ -242,6 +242,7 @@ START_TEST(test_status_command_prints_counts_per_queue_and_status)
 	ck_assert_msg(strstr(p.out, "queue") != NULL && strstr(p.out, "oldest_due_s") != NULL, "%s", p.out);
 	ck_assert_msg(strstr(p.out, "\na                    pending               2") != NULL, "%s", p.out);
 	ck_assert_msg(strstr(p.out, "\nb                    failed                1") != NULL, "%s", p.out);
+	ck_assert_msg(strstr(p.out, "\nNOTIFY queue: 0.00% full\n") != NULL, "%s", p.out);
 	harness_proc_free(&p);
 }
 END_TEST

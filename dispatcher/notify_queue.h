@@ -1,0 +1,27 @@
+/*
+ * The health of PostgreSQL's NOTIFY queue: one queue for the whole
+ * cluster, which a listener stuck inside a transaction keeps from being
+ * emptied. When it fills, every notifying transaction fails at commit,
+ * and with the tasks trigger that means the producers' inserts
+ * (../shared/research/pg-pitfalls.md, 1.4). The daemon checks it on its
+ * lease tick and warns well before that; `pgdispatch status` shows it.
+ */
+#ifndef PGDISPATCH_NOTIFY_QUEUE_H
+#define PGDISPATCH_NOTIFY_QUEUE_H
+
+#include <stdint.h>
+
+#include "db.h"
+
+/* Percent of the NOTIFY queue in use, or -1 with err filled. */
+double notify_queue_usage(PGconn *conn, struct db_error *err);
+
+/*
+ * Checks the queue and logs: a warning when usage reaches warn_percent,
+ * repeated every minute while it stays there, and a note when it falls
+ * back. now_ms is the caller's monotonic clock. Returns false with err
+ * filled when the check itself failed.
+ */
+bool notify_queue_watch(PGconn *conn, int warn_percent, int64_t now_ms, struct db_error *err);
+
+#endif
