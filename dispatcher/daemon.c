@@ -43,6 +43,9 @@ static struct {
 	char sleeper[300];           /* instance#pid: this process in dispatch.sleepers */
 	PGconn *listen;              /* LISTEN only; never in a transaction */
 	PGconn *work;                /* claims, outcomes, leases, the reaper */
+	bool connecting;             /* listen and work are on their way up */
+	struct db_connecting listen_up, work_up;
+	bool listen_up_done, work_up_done;
 	int signal_fd;
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
@@ -80,7 +83,7 @@ daemon_min(int64_t a, int64_t b)
 static bool
 daemon_connected(void)
 {
-	return daemon_local.work != NULL;
+	return daemon_local.work != NULL && !daemon_local.connecting;
 }
 
 static const char *
@@ -125,6 +128,7 @@ daemon_disconnect(const char *why)
 	if (daemon_local.work != NULL)
 		PQfinish(daemon_local.work);
 	daemon_local.listen = daemon_local.work = NULL;
+	daemon_local.connecting = false;
 	/* Idle SQL handler connections most likely died with the others. */
 	sql_pool_close();
 	daemon_local.reconnect_at_ms = daemon_now() + daemon_local.reconnect_delay_ms;
@@ -142,41 +146,102 @@ daemon_notice(void *arg, const char *message)
 	log_info("server says: %s", message);
 }
 
-/* Connects, LISTENs, then asks for a sweep. false: retry later. */
-static bool
-daemon_connect(void)
+/*
+ * Connecting never blocks the loop: against an unreachable host a blocking
+ * connect would stall reaping, handler deadlines and signals for up to
+ * connect_timeout. daemon_connect_start() starts both connections; the
+ * loop polls their sockets and daemon_connect_step() moves them on; once
+ * both are up, daemon_connect_finish() LISTENs and prepares. On any failure
+ * daemon_disconnect() schedules the next attempt.
+ */
+static void
+daemon_connect_start(void)
 {
-	char appname[64], safe[512];
+	char appname[64];
 	struct db_error err;
-	PGresult *res;
+	int64_t now = daemon_now();
 
 	/* application_name holds 63 bytes; longer is cut by the server anyway. */
 	snprintf(appname, sizeof appname, "pgdispatch %.52s", daemon_local.instance);
+	daemon_local.connecting = true;
+	daemon_local.listen_up_done = !daemon_local.cfg->notify;
+	daemon_local.work_up_done = false;
 	if (daemon_local.cfg->notify) {
-		daemon_local.listen = db_connect(daemon_conninfo(), appname, &err);
-		if (daemon_local.listen == NULL)
-			goto fail;
+		daemon_local.listen = db_connect_start(daemon_conninfo(), appname, now, &daemon_local.listen_up, &err);
+		if (daemon_local.listen == NULL) {
+			daemon_disconnect(err.message);
+			return;
+		}
+	}
+	daemon_local.work = db_connect_start(daemon_conninfo(), appname, now, &daemon_local.work_up, &err);
+	if (daemon_local.work == NULL)
+		daemon_disconnect(err.message);
+}
+
+/* Both connections are up: LISTEN, prepare, then ask for a sweep. */
+static void
+daemon_connect_finish(void)
+{
+	char safe[512];
+	struct db_error err;
+	PGresult *res;
+
+	daemon_local.connecting = false;
+	if (daemon_local.listen != NULL) {
 		PQsetNoticeProcessor(daemon_local.listen, daemon_notice, NULL);
 		res = db_exec(daemon_local.listen, embed_sql("listen"), 0, NULL, &err);
-		if (res == NULL)
-			goto fail;
+		if (res == NULL) {
+			daemon_disconnect(err.message);
+			return;
+		}
 		PQclear(res);
 	}
-	daemon_local.work = db_connect(daemon_conninfo(), appname, &err);
-	if (daemon_local.work == NULL || !queue_prepare(daemon_local.work, &err))
-		goto fail;
 	PQsetNoticeProcessor(daemon_local.work, daemon_notice, NULL);
+	if (!queue_prepare(daemon_local.work, &err)) {
+		daemon_disconnect(err.message);
+		return;
+	}
 	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);
-	log_info("connected database=\"%s\" listen=%s", safe, daemon_local.cfg->notify ? "yes" : "no");
+	log_info("connected database=\"%s\" listen=%s", safe, daemon_local.listen != NULL ? "yes" : "no");
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	daemon_local.sweep = true;
 	daemon_local.wake = DAEMON_AWAKE;
 	daemon_local.next_lease_ms = daemon_now();
-	return true;
+}
 
-fail:
-	daemon_disconnect(err.message);
-	return false;
+/* Moves one connection on when its socket is ready or its time is up. */
+static bool
+daemon_connect_one(PGconn *conn, struct db_connecting *up, bool *done, short revents, int64_t now)
+{
+	struct db_error err;
+
+	if (*done || (revents == 0 && now < up->deadline_ms))
+		return true;
+	switch (db_connect_continue(conn, daemon_conninfo(), up, now, &err)) {
+	case DB_CONNECT_DONE:
+		*done = true;
+		return true;
+	case DB_CONNECT_WAITING:
+		return true;
+	default:
+		daemon_disconnect(err.message);
+		return false;
+	}
+}
+
+/* After poll(): revents of the listen and work sockets (0 if not polled). */
+static void
+daemon_connect_step(short listen_revents, short work_revents, int64_t now)
+{
+	if (daemon_local.listen != NULL
+	    && !daemon_connect_one(daemon_local.listen, &daemon_local.listen_up, &daemon_local.listen_up_done,
+	                           listen_revents, now))
+		return;
+	if (!daemon_connect_one(daemon_local.work, &daemon_local.work_up, &daemon_local.work_up_done,
+	                        work_revents, now))
+		return;
+	if (daemon_local.listen_up_done && daemon_local.work_up_done)
+		daemon_connect_finish();
 }
 
 /* After a statement failed: reconnect if the connection is gone, else
@@ -510,7 +575,8 @@ daemon_reload(void)
 	log_setup(fresh->log_level, fresh->log_format);
 	slots_grow(fresh->concurrency);
 	log_info("config reloaded from %s", fresh->path);
-	if (reconnect && daemon_connected()) {
+	/* Connected or on the way: either way the LISTEN side must change. */
+	if (reconnect && daemon_local.work != NULL) {
 		daemon_disconnect("notify setting changed");
 		daemon_local.reconnect_at_ms = daemon_now();
 	}
@@ -533,6 +599,11 @@ daemon_poll_timeout(int64_t now)
 		if (!daemon_local.stopping && slots_running() < daemon_local.cfg->concurrency)
 			due = daemon_min(due, daemon_local.next_claim_ms);
 		due = daemon_min(due, daemon_local.next_lease_ms);
+	} else if (daemon_local.connecting) {
+		if (!daemon_local.listen_up_done)
+			due = daemon_min(due, daemon_local.listen_up.deadline_ms);
+		if (!daemon_local.work_up_done)
+			due = daemon_min(due, daemon_local.work_up.deadline_ms);
 	} else {
 		due = daemon_min(due, daemon_local.reconnect_at_ms);
 	}
@@ -583,27 +654,38 @@ daemon_run(struct config *cfg, const char *database)
 	srandom((unsigned) (getpid() ^ daemon_now()));
 	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.instance, cfg->nqueues,
 	         cfg->concurrency);
-	(void) daemon_connect();
+	daemon_connect_start();
 
 	for (;;) {
 		int64_t now = daemon_now();
 
-		if (slots_take_freed())
-			daemon_local.sweep = true;
 		struct signals_seen sig;
 		const struct outcome *ignored;
-		int npfd = 0, listen_at = -1;
+		int npfd = 0, listen_at = -1, up_listen_at = -1, up_work_at = -1, first_slot;
 		bool claim_now;
 
-		pfd_cap = 2 + 3 * slots_capacity();
+		if (slots_take_freed())
+			daemon_local.sweep = true;
+		pfd_cap = 3 + 3 * slots_capacity();
 		pfds = calloc((size_t) pfd_cap, sizeof *pfds);
 		if (pfds == NULL)
 			abort();
 		pfds[npfd++] = (struct pollfd){.fd = daemon_local.signal_fd, .events = POLLIN};
-		if (daemon_local.listen != NULL) {
+		if (daemon_connected() && daemon_local.listen != NULL) {
 			listen_at = npfd;
 			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon_local.listen), .events = POLLIN};
 		}
+		if (daemon_local.connecting && !daemon_local.listen_up_done) {
+			up_listen_at = npfd;
+			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon_local.listen),
+			                               .events = daemon_local.listen_up.events};
+		}
+		if (daemon_local.connecting && !daemon_local.work_up_done) {
+			up_work_at = npfd;
+			pfds[npfd++] = (struct pollfd){.fd = PQsocket(daemon_local.work),
+			                               .events = daemon_local.work_up.events};
+		}
+		first_slot = npfd;
 		npfd += slots_pollfds(pfds + npfd);
 
 		if (poll(pfds, (nfds_t) npfd, daemon_poll_timeout(now)) < 0 && errno != EINTR) {
@@ -626,7 +708,10 @@ daemon_run(struct config *cfg, const char *database)
 
 		if (listen_at >= 0 && daemon_local.listen != NULL && pfds[listen_at].revents != 0)
 			daemon_drain_notifications();
-		for (int p = (listen_at >= 0 ? listen_at + 1 : 1); p < npfd; p++) {
+		if (daemon_local.connecting)
+			daemon_connect_step(up_listen_at >= 0 ? pfds[up_listen_at].revents : 0,
+			                    up_work_at >= 0 ? pfds[up_work_at].revents : 0, now);
+		for (int p = first_slot; p < npfd; p++) {
 			if (pfds[p].revents == 0)
 				continue;
 			slots_on_ready(pfds[p].fd, pfds[p].revents);
@@ -644,8 +729,8 @@ daemon_run(struct config *cfg, const char *database)
 		if (slots_take_freed())
 			daemon_local.sweep = true;
 
-		if (!daemon_connected() && now >= daemon_local.reconnect_at_ms)
-			(void) daemon_connect();
+		if (daemon_local.work == NULL && now >= daemon_local.reconnect_at_ms)
+			daemon_connect_start();
 		/* Successes wait for the claim below when there is one: it
 		 * records them in the same commit (sql/complete_and_claim.sql). */
 		claim_now = daemon_connected() && !daemon_local.stopping

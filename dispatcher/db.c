@@ -1,6 +1,7 @@
 /* libpq connections and checked statements; see db.h. */
 #include "db.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,23 +111,23 @@ db_conninfo_safe(const char *conninfo, char *out, size_t len)
 	PQconninfoFree(opts);
 }
 
-PGconn *
-db_connect(const char *conninfo, const char *application_name, struct db_error *err)
+/*
+ * The keyword arrays for PQconnect*Params. Entries before the expanded
+ * "dbname" are defaults that the connection string may override
+ * (libpq-connect, PQconnectdbParams). Keepalives make a silently dead peer
+ * visible in about 25 s instead of the kernel's two hours
+ * (research/pg-pitfalls.md, 6.2). A server that stops or restarts is seen
+ * at once: its socket closes.
+ */
+static void
+db_connect_params(const char *conninfo, const char *application_name, const char *keys[12],
+                  const char *vals[12])
 {
-	/*
-	 * Array entries before the expanded "dbname" are defaults that the
-	 * connection string may override (libpq-connect, PQconnectdbParams).
-	 * Keepalives make a silently dead peer visible in about 25 s instead of
-	 * the kernel's two hours (research/pg-pitfalls.md, 6.2). A server that
-	 * stops or restarts is seen at once: its socket closes.
-	 */
-	const char *keys[12], *vals[12];
 	int k = 0;
-	PGconn *conn;
 
 	if (getenv("PGCONNECT_TIMEOUT") == NULL) {
 		keys[k] = "connect_timeout";
-		vals[k++] = "10";
+		vals[k++] = DB_CONNECT_TIMEOUT_S;
 	}
 	if (getenv("PGAPPNAME") == NULL && application_name != NULL) {
 		keys[k] = "application_name";
@@ -144,19 +145,85 @@ db_connect(const char *conninfo, const char *application_name, struct db_error *
 	vals[k++] = conninfo != NULL ? conninfo : "";
 	keys[k] = NULL;
 	vals[k] = NULL;
+}
 
-	memset(err, 0, sizeof *err);
-	conn = PQconnectdbParams(keys, vals, 1);
+/* NULL with err filled when conn did not come up; conn is then freed. */
+static PGconn *
+db_connect_check(PGconn *conn, const char *conninfo, struct db_error *err)
+{
 	if (conn == NULL) {
 		snprintf(err->message, sizeof err->message, "out of memory");
 		return NULL;
 	}
-	if (PQstatus(conn) != CONNECTION_OK) {
+	if (PQstatus(conn) == CONNECTION_BAD) {
 		db_redact(PQerrorMessage(conn), conninfo, err->message, sizeof err->message);
 		PQfinish(conn);
 		return NULL;
 	}
 	return conn;
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *application_name, struct db_error *err)
+{
+	const char *keys[12], *vals[12];
+
+	memset(err, 0, sizeof *err);
+	db_connect_params(conninfo, application_name, keys, vals);
+	return db_connect_check(PQconnectdbParams(keys, vals, 1), conninfo, err);
+}
+
+PGconn *
+db_connect_start(const char *conninfo, const char *application_name, int64_t now_ms,
+                 struct db_connecting *c, struct db_error *err)
+{
+	const char *keys[12], *vals[12];
+	PGconn *conn;
+	int64_t timeout_s = atoi(DB_CONNECT_TIMEOUT_S);
+
+	memset(err, 0, sizeof *err);
+	db_connect_params(conninfo, application_name, keys, vals);
+	conn = db_connect_check(PQconnectStartParams(keys, vals, 1), conninfo, err);
+	if (conn == NULL)
+		return NULL;
+	/* PQconnectPoll leaves connect_timeout to its caller: read the one in
+	 * force (ours, the environment's or the connection string's). */
+	{
+		PQconninfoOption *opts = PQconninfo(conn);
+
+		for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+			if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL && atoi(o->val) > 0)
+				timeout_s = atoi(o->val);
+		PQconninfoFree(opts);
+	}
+	c->deadline_ms = now_ms + timeout_s * 1000;
+	/* The first step waits for the socket to be writable (libpq-connect). */
+	c->events = POLLOUT;
+	return conn;
+}
+
+enum db_connect_state
+db_connect_continue(PGconn *conn, const char *conninfo, struct db_connecting *c, int64_t now_ms,
+                    struct db_error *err)
+{
+	memset(err, 0, sizeof *err);
+	if (now_ms >= c->deadline_ms) {
+		snprintf(err->message, sizeof err->message, "timeout expired while connecting");
+		return DB_CONNECT_FAILED;
+	}
+	switch (PQconnectPoll(conn)) {
+	case PGRES_POLLING_OK:
+		return DB_CONNECT_DONE;
+	case PGRES_POLLING_READING:
+		c->events = POLLIN;
+		return DB_CONNECT_WAITING;
+	case PGRES_POLLING_WRITING:
+		c->events = POLLOUT;
+		return DB_CONNECT_WAITING;
+	default:
+		db_redact(PQerrorMessage(conn), conninfo, err->message, sizeof err->message);
+		return DB_CONNECT_FAILED;
+	}
 }
 
 /* Returns res when it succeeded, else clears it and fills err. */

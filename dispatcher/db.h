@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -31,6 +32,32 @@ struct db_error {
  */
 PGconn *db_connect(const char *conninfo, const char *application_name,
                    struct db_error *err) DB_MUSTCHECK;
+
+/* Our connect_timeout unless the environment or conninfo sets one. */
+#define DB_CONNECT_TIMEOUT_S "10"
+
+/* A connection on its way up, for callers that must not block. */
+struct db_connecting {
+	int64_t deadline_ms;  /* connect_timeout, on the caller's clock */
+	short events;         /* what to poll() the socket (PQsocket) for next */
+};
+
+enum db_connect_state { DB_CONNECT_WAITING, DB_CONNECT_DONE, DB_CONNECT_FAILED };
+
+/*
+ * db_connect() without waiting: starts the connection (PQconnectStartParams,
+ * same defaults) and fills c. The caller polls PQsocket(conn) for c->events,
+ * then calls db_connect_continue(), until it returns DONE or FAILED; it
+ * should also call it once c->deadline_ms has passed. Returns NULL with err
+ * filled when the connection cannot even start.
+ */
+PGconn *db_connect_start(const char *conninfo, const char *application_name, int64_t now_ms,
+                         struct db_connecting *c, struct db_error *err) DB_MUSTCHECK;
+
+/* One step of a started connection. FAILED fills err (the caller
+ * PQfinish()es conn); past the deadline, FAILED says so. */
+enum db_connect_state db_connect_continue(PGconn *conn, const char *conninfo, struct db_connecting *c,
+                                          int64_t now_ms, struct db_error *err);
 
 /*
  * Runs sql with text parameters on conn. Returns the result when it is

@@ -1,12 +1,17 @@
 /*
  * End to end, under faults: a cut LISTEN connection, two daemons on one
  * backlog, kill -9, a restarted PostgreSQL, SIGTERM with handlers running,
- * SIGHUP with a good and a bad config.
+ * SIGHUP with a good and a bad config, a full NOTIFY queue, a server that
+ * never answers.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon_test.h"
@@ -279,6 +284,65 @@ START_TEST(test_filling_notify_queue_is_warned_and_shown_by_status)
 }
 END_TEST
 
+/* A TCP port on 127.0.0.1 that accepts connections and never answers. */
+static int
+faults_silent_server(int *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(s, (struct sockaddr *) &a, sizeof a), 0);
+	ck_assert_int_eq(listen(s, 16), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *) &a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+/*
+ * Connecting never blocks the loop. A server that takes the TCP connection
+ * and never answers: the daemon times the attempt out itself (libpq leaves
+ * connect_timeout to callers that poll), and a SIGTERM in the middle of a
+ * 60-second attempt stops it at once.
+ */
+START_TEST(test_silent_server_connects_time_out_and_sigterm_still_stops_at_once)
+{
+	struct harness_daemon d;
+	char conninfo[128];
+	const char *args[] = {"run", "-c", NULL, "-d", conninfo, NULL};
+	struct timespec t0, t1;
+	int port, s = faults_silent_server(&port);
+
+	memset(&d, 0, sizeof d);
+	snprintf(d.config_path, sizeof d.config_path, "%s",
+	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
+	args[2] = d.config_path;
+	snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=none connect_timeout=1", port);
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, "timeout expired", 10000);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+
+	memset(&d, 0, sizeof d);
+	snprintf(d.config_path, sizeof d.config_path, "%s",
+	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
+	args[2] = d.config_path;
+	snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=none connect_timeout=60", port);
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, "starting", 10000);
+	harness_sleep_ms(500);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* A blocking connect would hold the signal for the full 60 s. */
+	ck_assert_msg(t1.tv_sec - t0.tv_sec < 20, "SIGTERM took %ld s", (long) (t1.tv_sec - t0.tv_sec));
+	ck_assert_msg(strstr(harness_daemon_log(&d), " connected ") == NULL, "%s", harness_daemon_log(&d));
+	harness_daemon_free(&d);
+	close(s);
+}
+END_TEST
+
 Suite *
 daemon_faults_suite(void)
 {
@@ -297,6 +361,7 @@ daemon_faults_suite(void)
 	tcase_add_test(tc, test_sigterm_past_grace_returns_tasks_with_attempt_given_back);
 	tcase_add_test(tc, test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one);
 	tcase_add_test(tc, test_filling_notify_queue_is_warned_and_shown_by_status);
+	tcase_add_test(tc, test_silent_server_connects_time_out_and_sigterm_still_stops_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
