@@ -24,6 +24,8 @@ static const char main_usage[] =
 	"Usage:\n"
 	"  pgdispatch run [-c FILE] [-d CONNINFO]     run the daemon (foreground, logs to stderr)\n"
 	"  pgdispatch migrate [-d CONNINFO]           apply pending schema migrations\n"
+	"  pgdispatch roles [-d CONNINFO] [--print]   set up roles dispatch_producer and\n"
+	"                                             dispatch_worker (--print: show the SQL)\n"
 	"  pgdispatch check-config [-c FILE]          validate a config file\n"
 	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
 	"                     [--max-attempts N] KIND [JSON]   add a task; prints its id\n"
@@ -58,6 +60,7 @@ struct main_opts {
 	const char *run_at;     /* --run-at */
 	const char *priority;   /* --priority */
 	const char *max_attempts;  /* --max-attempts */
+	bool print;             /* --print */
 	char **args;            /* positional arguments */
 	int nargs;
 };
@@ -65,7 +68,7 @@ struct main_opts {
 /*
  * Parses argv after the command name. allowed lists the short names of the
  * options the command takes ('d', 'c', 'q' queue, 'r' run-at, 'p'
- * priority, 'm' max-attempts); max_args bounds the positional arguments.
+ * priority, 'm' max-attempts, 'P' print); max_args bounds the positional arguments.
  * Returns 0, or EXIT_USAGE having said why.
  */
 static int
@@ -79,6 +82,7 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 		{"run-at", required_argument, NULL, 'r'},
 		{"priority", required_argument, NULL, 'p'},
 		{"max-attempts", required_argument, NULL, 'm'},
+		{"print", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	char msg[200];
@@ -104,6 +108,7 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 		case 'r': opts->run_at = optarg; break;
 		case 'p': opts->priority = optarg; break;
 		case 'm': opts->max_attempts = optarg; break;
+		case 'P': opts->print = true; break;
 		}
 	}
 	opts->args = argv + optind;
@@ -142,6 +147,79 @@ main_migrate(int argc, char **argv)
 	if (conn == NULL)
 		return EXIT_FAILURE;
 	rc = migrate_run(conn, stdout, stderr);
+	PQfinish(conn);
+	return rc;
+}
+
+/* What sql/roles.sql says as it goes. NOTICEs ("created role ...") are
+ * kept in arg (a struct main_roles_said) and printed only once the script
+ * has committed: a role created by a run that failed later was rolled back
+ * with it. Anything graver goes to stderr at once. */
+struct main_roles_said {
+	char text[512];
+	size_t len;
+};
+
+static void
+main_roles_notice(void *arg, const PGresult *res)
+{
+	struct main_roles_said *said = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (sev != NULL && strcmp(sev, "NOTICE") == 0 && msg != NULL) {
+		int n = snprintf(said->text + said->len, sizeof said->text - said->len, "%s\n", msg);
+
+		if (n > 0 && (size_t) n < sizeof said->text - said->len)
+			said->len += (size_t) n;
+	} else {
+		fprintf(stderr, "pgdispatch: %s", PQresultErrorMessage(res));
+	}
+}
+
+/*
+ * The roles script is compiled in like the migrations, so an installed
+ * pgdispatch can set up roles with no source tree at hand; --print hands it
+ * to a DBA who would rather read it first or run it with psql. It is not
+ * part of migrate: creating roles needs CREATEROLE, which the schema owner
+ * that migrates need not have, and roles are a choice, not a schema change.
+ */
+static int
+main_roles(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	struct main_roles_said said = {.len = 0};
+	PGconn *conn;
+	PGresult *res;
+	int rc = main_parse(argc, argv, "dP", 0, 0, &opts);
+
+	if (rc != 0)
+		return rc;
+	if (opts.print) {
+		if (opts.database != NULL)
+			return main_usage_error("--print connects nowhere; drop -d");
+		fputs(embed_sql("roles"), stdout);
+		return EXIT_SUCCESS;
+	}
+	conn = main_connect(opts.database, "pgdispatch roles");
+	if (conn == NULL)
+		return EXIT_FAILURE;
+	PQsetNoticeReceiver(conn, main_roles_notice, &said);
+	/* Several statements, one transaction (the script's own BEGIN and
+	 * COMMIT): the simple query protocol, so PQexec. */
+	res = PQexec(conn, embed_sql("roles"));
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		fprintf(stderr, "pgdispatch: roles: %s%s%s", state != NULL ? state : "",
+		        state != NULL ? ": " : "", PQerrorMessage(conn));
+		rc = EXIT_FAILURE;
+	} else {
+		fputs(said.text, stdout);
+		printf("granted dispatch_producer and dispatch_worker their privileges in database %s\n",
+		       PQdb(conn));
+	}
+	PQclear(res);
 	PQfinish(conn);
 	return rc;
 }
@@ -277,6 +355,7 @@ static const struct main_command {
 } main_commands[] = {
 	{"run", main_run},
 	{"migrate", main_migrate},
+	{"roles", main_roles},
 	{"check-config", main_check_config},
 	{"enqueue", main_enqueue},
 	{"status", main_status},

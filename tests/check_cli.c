@@ -34,9 +34,24 @@ START_TEST(test_help_lists_commands_and_exits_0)
 }
 END_TEST
 
+/* An installed pgdispatch hands out sql/roles.sql with no source tree
+ * and no database. */
+START_TEST(test_roles_print_shows_the_roles_script)
+{
+	struct harness_proc p;
+	const char *args[] = {"roles", "--print", NULL};
+
+	ck_assert_int_eq(cli_run(&p, args), 0);
+	ck_assert_ptr_nonnull(strstr(p.out, "GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker;"));
+	ck_assert_ptr_nonnull(strstr(p.out, "\nCOMMIT;\n"));
+	ck_assert_str_eq(p.err, "");
+	harness_proc_free(&p);
+}
+END_TEST
+
 /* Each of these is a usage error: exit 2 and a message that says why. */
 static const struct {
-	const char *args[4];
+	const char *args[5];
 	const char *says;
 } cli_bad[] = {
 	{{NULL}, "no command given"},
@@ -44,6 +59,8 @@ static const struct {
 	{{"migrate", "--bogus", NULL}, "unknown option '--bogus'"},
 	{{"migrate", "-d", NULL}, "needs a value"},
 	{{"migrate", "extra", NULL}, "unexpected argument 'extra'"},
+	{{"roles", "--print", "-d", "dbname=x", NULL}, "--print connects nowhere"},
+	{{"enqueue", "--print", "k", NULL}, "unknown option '--print'"},
 };
 
 START_TEST(test_usage_errors_exit_2_with_reason)
@@ -87,6 +104,7 @@ cli_suite(void)
 
 	tcase_add_test(tc, test_version_prints_version_and_exits_0);
 	tcase_add_test(tc, test_help_lists_commands_and_exits_0);
+	tcase_add_test(tc, test_roles_print_shows_the_roles_script);
 	tcase_add_loop_test(tc, test_usage_errors_exit_2_with_reason, 0,
 	                    (int) (sizeof cli_bad / sizeof cli_bad[0]));
 	tcase_add_loop_test(tc, test_connection_error_never_shows_password, 0,

@@ -288,7 +288,10 @@ START_TEST(test_sql_handler_effect_and_completion_commit_together)
 {
 	struct harness_daemon d;
 
-	harness_exec(dt_conn, "CREATE TABLE effects (task_id bigint, v jsonb)");
+	/* An application table: dispatch_worker does not reach it, the daemon's
+	 * login role needs its own grant. */
+	harness_exec(dt_conn, "CREATE TABLE effects (task_id bigint, v jsonb);"
+	                      " GRANT INSERT ON effects TO " HARNESS_WORKER);
 	harness_daemon_start(&d, dt_db, dt_config(
 	        "  ok:\n    sql: \"INSERT INTO effects VALUES ($2, $1)\"\n"
 	        "  bad:\n    sql: \"WITH i AS (INSERT INTO effects VALUES ($2, $1) RETURNING 1) SELECT 1 / 0 FROM i\"\n"

@@ -95,7 +95,10 @@ START_TEST(test_two_daemons_run_each_of_10000_tasks_once)
 	struct harness_daemon a, b;
 	const char *handlers = "  count:\n    sql: \"INSERT INTO invocations (task_id) VALUES ($2)\"\n";
 
-	harness_exec(dt_conn, "CREATE TABLE invocations (task_id bigint NOT NULL)");
+	/* The handler's table is the application's: the daemon's login role
+	 * needs a grant of its own (dispatch_worker covers schema dispatch only). */
+	harness_exec(dt_conn, "CREATE TABLE invocations (task_id bigint NOT NULL);"
+	                      " GRANT INSERT ON invocations TO " HARNESS_WORKER);
 	harness_daemon_start(&a, dt_db, dt_config(handlers, "concurrency: 16\nlog: {level: info}"));
 	harness_daemon_start(&b, dt_db, dt_config(handlers, "concurrency: 16\nlog: {level: info}"));
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'count' FROM generate_series(1, 10000)");

@@ -211,15 +211,58 @@ harness_run(struct harness_proc *p, const char *const *args)
 	return harness_finish(p);
 }
 
+/*
+ * The login roles are cluster-wide and outlive the test's database, so each
+ * is made only when missing; a concurrent run on a shared $PGHOST may make
+ * it first.
+ */
+static const char harness_login_roles_sql[] =
+	"DO $$\n"
+	"DECLARE\n"
+	"    r text[];\n"
+	"BEGIN\n"
+	"    FOREACH r SLICE 1 IN ARRAY ARRAY[['" HARNESS_WORKER "', 'dispatch_worker'],\n"
+	"                                      ['" HARNESS_PRODUCER "', 'dispatch_producer']] LOOP\n"
+	"        BEGIN\n"
+	"            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r[1]) THEN\n"
+	"                EXECUTE format('CREATE ROLE %I LOGIN', r[1]);\n"
+	"            END IF;\n"
+	"            IF NOT pg_has_role(r[1], r[2], 'MEMBER') THEN\n"
+	"                EXECUTE format('GRANT %I TO %I', r[2], r[1]);\n"
+	"            END IF;\n"
+	"        EXCEPTION WHEN duplicate_object OR unique_violation THEN\n"
+	"            NULL;\n"
+	"        END;\n"
+	"    END LOOP;\n"
+	"END\n"
+	"$$";
+
 void
 harness_migrate(const char *conninfo)
 {
 	struct harness_proc p;
-	const char *args[] = {"migrate", "-d", conninfo, NULL};
-	int rc = harness_run(&p, args);
+	const char *migrate[] = {"migrate", "-d", conninfo, NULL};
+	const char *roles[] = {"roles", "-d", conninfo, NULL};
+	PGconn *conn;
+	int rc = harness_run(&p, migrate);
 
 	ck_assert_msg(rc == 0, "migrate exited %d: %s", rc, p.err);
 	harness_proc_free(&p);
+	rc = harness_run(&p, roles);
+	ck_assert_msg(rc == 0, "roles exited %d: %s", rc, p.err);
+	harness_proc_free(&p);
+	conn = harness_connect(conninfo);
+	harness_exec(conn, harness_login_roles_sql);
+	PQfinish(conn);
+}
+
+const char *
+harness_as(const char *conninfo, const char *role)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof buf, "%s user=%s", conninfo, role);
+	return buf;
 }
 
 void
@@ -311,8 +354,10 @@ harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int ti
 void
 harness_daemon_start(struct harness_daemon *d, const char *conninfo, const char *yaml)
 {
-	const char *args[] = {"run", "-c", d->config_path, "-d", conninfo, NULL};
+	char worker[256];
+	const char *args[] = {"run", "-c", d->config_path, "-d", worker, NULL};
 
+	snprintf(worker, sizeof worker, "%s", harness_as(conninfo, HARNESS_WORKER));
 	memset(d, 0, sizeof *d);
 	snprintf(d->config_path, sizeof d->config_path, "%s", harness_write_temp(yaml));
 	harness_start(&d->proc, args);

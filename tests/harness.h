@@ -22,6 +22,7 @@ Suite *json_suite(void);
 Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
+Suite *roles_suite(void);
 Suite *schema_suite(void);
 
 /*
@@ -47,8 +48,25 @@ void harness_exec(PGconn *conn, const char *sql);
 const char *harness_value(PGconn *conn, const char *sql);
 long long harness_int(PGconn *conn, const char *sql);
 
-/* Applies all migrations to conninfo with the real binary, or fails. */
+/*
+ * Login roles for the tests, made once per cluster by harness_migrate():
+ * HARNESS_WORKER holds only dispatch_worker, HARNESS_PRODUCER only
+ * dispatch_producer (sql/roles.sql). Every daemon a test starts connects
+ * as HARNESS_WORKER; test setup and checks keep the owner's connection.
+ */
+#define HARNESS_WORKER "pgdispatch_test_worker"
+#define HARNESS_PRODUCER "pgdispatch_test_producer"
+
+/*
+ * Sets up conninfo's database as a deployment does, with the real binary
+ * and as the owner: `pgdispatch migrate`, then `pgdispatch roles`, then
+ * makes sure the login roles above exist and hold their group role.
+ * Fails the test on any error.
+ */
 void harness_migrate(const char *conninfo);
+
+/* conninfo with user=role appended (static buffer). */
+const char *harness_as(const char *conninfo, const char *role);
 
 /* A subprocess whose stdout and stderr go to temporary files. */
 struct harness_proc {
@@ -77,7 +95,10 @@ int harness_run(struct harness_proc *p, const char *const *args);
 
 /*
  * A daemon under test: `pgdispatch run -c CONFIG -d CONNINFO` with the
- * config written from yaml to a temporary file.
+ * config written from yaml to a temporary file, connected as
+ * HARNESS_WORKER: every daemon test also proves that dispatch_worker is
+ * enough. A table a SQL handler uses needs a grant to HARNESS_WORKER, as
+ * users grant it to their daemon's login role.
  */
 struct harness_daemon {
 	struct harness_proc proc;

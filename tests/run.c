@@ -38,6 +38,7 @@ main(void)
 	if (db) {
 		srunner_add_suite(sr, migrate_suite());
 		srunner_add_suite(sr, schema_suite());
+		srunner_add_suite(sr, roles_suite());
 		srunner_add_suite(sr, daemon_suite());
 		srunner_add_suite(sr, daemon_faults_suite());
 	}

@@ -1,0 +1,131 @@
+-- Least-privilege roles for pgdispatch. `pgdispatch roles` runs this file
+-- (it is compiled in), `pgdispatch roles --print` prints it, and it runs
+-- as is with `psql -v ON_ERROR_STOP=1 -f sql/roles.sql`.
+--
+--   dispatch_producer  adds tasks and reads them: nothing that changes a
+--                      task once it exists
+--   dispatch_worker    what `pgdispatch run` does, and nothing more
+--
+-- Both are NOLOGIN group roles: GRANT them to the login roles of
+-- applications and daemons. Roles belong to the cluster, privileges to a
+-- database: run this once in every database that holds a dispatch
+-- schema, as the schema's owner (who needs CREATEROLE the first time,
+-- while the roles do not exist yet), and again after every
+-- `pgdispatch migrate`. Running it again is always safe: it takes the two
+-- roles' privileges on schema dispatch away and grants the list below
+-- afresh, in one transaction, so a database ends up with exactly this list
+-- whatever an older version granted.
+--
+-- No ALTER DEFAULT PRIVILEGES: an object a later migration adds is granted
+-- here by name, deliberately, or not at all. A migration that adds an
+-- object the daemon or producers use must add its line below
+-- (tests/check_roles.c lists every object of the schema and fails until
+-- the new one is accounted for).
+BEGIN;
+
+-- Two runs at once in one database would collide on the catalog rows
+-- they both rewrite ("tuple concurrently updated"): take turns.
+SELECT pg_advisory_xact_lock(hashtextextended('pgdispatch.roles', 0));
+
+-- Grants name the schema's objects, so they must exist.
+DO $$
+BEGIN
+    IF to_regclass('dispatch.tasks') IS NULL THEN
+        RAISE EXCEPTION 'dispatch.tasks does not exist in this database'
+            USING HINT = 'Run pgdispatch migrate first.';
+    END IF;
+END
+$$;
+
+-- Create the roles only when missing. Two databases of one cluster set up
+-- at the same moment race on the name; the loser finds the role made.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['dispatch_producer', 'dispatch_worker'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+                RAISE NOTICE 'created role %', r;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Start from nothing on schema dispatch (revoking a table's privileges
+-- revokes its column privileges too).
+REVOKE ALL ON SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
+REVOKE ALL ON ALL TABLES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
+
+-- Both: name anything in the schema at all.
+GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker;
+
+-- Producers -----------------------------------------------------------------
+
+-- INSERT names the columns a task is described by. The rest (status,
+-- attempts, locked_by, lease and result columns, timestamps) take their
+-- defaults, so a producer can only add a pending task, never one that
+-- looks claimed or finished. The id is an identity column: its sequence
+-- needs no grant.
+GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts) ON dispatch.tasks
+    TO dispatch_producer;
+-- Reading its tasks back (status, result, last_error), and RETURNING id.
+GRANT SELECT ON dispatch.tasks TO dispatch_producer;
+-- The same insert through the function (it runs with the caller's rights,
+-- so the INSERT grant above is what it uses).
+GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int)
+    TO dispatch_producer;
+-- The wake-up trigger (migrations/0003) runs with the inserter's rights
+-- and asks which queues have a waiting daemon; the queue column is all it
+-- reads, so instance names stay hidden.
+GRANT SELECT (queue) ON dispatch.sleepers TO dispatch_producer;
+-- `pgdispatch status` and `TABLE dispatch.queue_stats`.
+GRANT SELECT ON dispatch.queue_stats TO dispatch_producer;
+
+-- Workers -------------------------------------------------------------------
+
+-- The claim, the next-due probe, the ownership check and the reaper read
+-- tasks.
+GRANT SELECT ON dispatch.tasks TO dispatch_worker;
+-- Exactly the columns the daemon's statements set: the claim (status,
+-- attempts, locked_by, lease_expires_at, started_at), renewal
+-- (lease_expires_at), outcomes (result, last_error, finished_at),
+-- retries and the reaper (run_at) and release (attempts). A task's
+-- queue, kind, payload, priority and max_attempts stay as the producer
+-- wrote them. Column UPDATE is also what FOR NO KEY UPDATE needs. No
+-- INSERT and no DELETE: the daemon neither adds nor removes tasks (a SQL
+-- handler that enqueues follow-up tasks needs dispatch_producer as well).
+GRANT UPDATE (status, attempts, locked_by, lease_expires_at, started_at, finished_at,
+              result, last_error, run_at) ON dispatch.tasks
+    TO dispatch_worker;
+-- Registering as waiting for work and leaving again (sql/sleep_register,
+-- sql/sleep_unregister); DELETE ... WHERE instance = $1 needs SELECT.
+GRANT SELECT, INSERT, DELETE ON dispatch.sleepers TO dispatch_worker;
+-- `pgdispatch status` with the daemon's credentials: nothing the SELECT
+-- on tasks above does not already show.
+GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
+-- Not granted: dispatch.schema_migrations (the daemon never reads the
+-- ledger; migrate runs as the owner), EXECUTE of dispatch.enqueue, and
+-- dispatch.tasks_notify() (a trigger function runs whoever inserts; no one
+-- calls it). Advisory locks, pg_notify and LISTEN need no grant.
+
+-- A GRANT by someone who does not own the objects is only a WARNING, and
+-- the roles would be left with nothing. Say so as an error instead.
+DO $$
+BEGIN
+    IF NOT has_column_privilege('dispatch_worker', 'dispatch.tasks', 'status', 'UPDATE')
+       OR NOT has_column_privilege('dispatch_producer', 'dispatch.tasks', 'kind', 'INSERT')
+       OR NOT has_table_privilege('dispatch_producer', 'dispatch.queue_stats', 'SELECT') THEN
+        RAISE EXCEPTION 'the grants did not take effect'
+            USING HINT = 'Run this as the owner of schema dispatch (the role that ran pgdispatch migrate).';
+    END IF;
+END
+$$;
+
+COMMIT;
