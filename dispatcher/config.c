@@ -19,7 +19,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@
 enum config_type {
 	CONFIG_STRING,       /* char *; min is the least length, 0: empty means unset */
 	CONFIG_LIST,         /* char **, NULL-terminated; min is the least count */
+	CONFIG_ENV_NAMES,    /* a CONFIG_LIST of environment variable names, each once */
 	CONFIG_BOOL,         /* bool */
 	CONFIG_INT,          /* int */
 	CONFIG_INT64,        /* int64_t */
@@ -64,7 +67,7 @@ enum {
 	TK_DATABASE, TK_INSTANCE_NAME, TK_QUEUES, TK_CONCURRENCY, TK_POLL_INTERVAL,
 	TK_NOTIFY, TK_NOTIFY_QUEUE_WARN, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
 	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
-	TK_HANDLERS, TK_COUNT
+	TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_COUNT
 };
 
 #define TOP(field) offsetof(struct config, field)
@@ -92,12 +95,15 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 	[TK_BACKOFF_MAX] = {"backoff.max", CONFIG_DURATION, TOP(backoff_max_ms),
 	                    CONFIG_HOUR, 1, 30 * CONFIG_DAY},
 	[TK_HANDLERS] = {"handlers", CONFIG_HANDLERS, 0, 0, 0, 0},
+	[TK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, TOP(env_passthrough), 0, 0, 0},
+	[TK_USER] = {"user", CONFIG_STRING, TOP(user), 0, 0, 0},
+	[TK_GROUP] = {"group", CONFIG_STRING, TOP(group), 0, 0, 0},
 };
 
 /* Indexes into config_handler_keys. */
 enum {
 	HK_COMMAND, HK_SQL, HK_BUILTIN, HK_TIMEOUT, HK_MAX_ATTEMPTS, HK_BACKOFF,
-	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_COUNT
+	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_ENV_PASSTHROUGH, HK_COUNT
 };
 
 /* The bounds of inherited keys repeat the top level's: a handler may not
@@ -117,6 +123,9 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	                    CONFIG_INHERIT, 1, 30 * CONFIG_DAY},
 	[HK_CONCURRENCY] = {"concurrency", CONFIG_INT, HANDLER(concurrency), 0, 0, 1024},
 	[HK_MAX_OUTPUT] = {"max_output", CONFIG_INT64, HANDLER(max_output), 1048576, 0, 1073741824},
+	/* Replaces the top-level list for this handler: a secret in the
+	 * daemon's environment can go to the one handler that needs it. */
+	[HK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, HANDLER(env_passthrough), 0, 0, 0},
 };
 
 /* Names of enum values, indexed by the value, for messages (log.c parses
@@ -286,6 +295,8 @@ config_expect(enum config_type type, char *buf, size_t len)
 		return "a string";
 	case CONFIG_LIST:
 		return "a list of strings";
+	case CONFIG_ENV_NAMES:
+		return "a list of environment variable names";
 	case CONFIG_BOOL:
 		return "true or false";
 	case CONFIG_INT:
@@ -425,6 +436,31 @@ config_free_list(char **list)
 	free(list);
 }
 
+/*
+ * An item of an env_passthrough list (the current event): a name as the
+ * shell writes one, not yet in list[0..n-1], and not a variable the daemon
+ * sets per task.
+ */
+static bool
+config_env_name(struct config_parser *p, const char *name, char *const *list, size_t n)
+{
+	const char *s = config_scalar(p);
+
+	for (const char *c = s; *c != '\0'; c++)
+		if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')
+		      || (c > s && *c >= '0' && *c <= '9')))
+			return config_error(p, p->event.start_mark, "%s: '%.64s' is not an environment "
+			                    "variable name (letters, digits and _, not starting with a digit)",
+			                    name, s);
+	if (strncmp(s, "PGDISPATCH_TASK_", 16) == 0)
+		return config_error(p, p->event.start_mark, "%s: %.64s is set by the daemon for each task",
+		                    name, s);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return config_error(p, p->event.start_mark, "%s: %.64s is listed twice", name, s);
+	return true;
+}
+
 /* Reads a list of non-empty strings; the current event starts it. */
 static bool
 config_read_list(struct config_parser *p, const struct config_key *key, const char *name,
@@ -446,6 +482,8 @@ config_read_list(struct config_parser *p, const struct config_key *key, const ch
 			                    name, n + 1, config_node_name(p->event.type));
 		if (config_scalar(p)[0] == '\0')
 			return config_error(p, p->event.start_mark, "%s: item %zu is empty", name, n + 1);
+		if (key->type == CONFIG_ENV_NAMES && !config_env_name(p, name, *out, n))
+			return false;
 		/* *out always holds what is read so far, so an error frees it. */
 		grown = realloc(*out, (n + 2) * sizeof *grown);
 		if (grown == NULL)
@@ -472,10 +510,11 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 	const char *s;
 	int64_t v = 0;
 	int rc = 0;
+	bool list = key->type == CONFIG_LIST || key->type == CONFIG_ENV_NAMES;
 
-	if (key->type == CONFIG_LIST && p->event.type == YAML_SEQUENCE_START_EVENT)
+	if (list && p->event.type == YAML_SEQUENCE_START_EVENT)
 		return config_read_list(p, key, name, (char ***) field);
-	if (key->type == CONFIG_LIST || p->event.type != YAML_SCALAR_EVENT)
+	if (list || p->event.type != YAML_SCALAR_EVENT)
 		return config_error(p, at, "%s: expected %s, got %s", name,
 		                    config_expect(key->type, expect, sizeof expect),
 		                    config_node_name(p->event.type));
@@ -736,6 +775,57 @@ config_check_backoff(struct config_parser *p, const char *scope, int64_t initial
 	                    scope, a, b);
 }
 
+/* A list that was given as [] is empty, not absent: NULL would mean "not
+ * set" (the default, or the top level's list) to its users. */
+static bool
+config_empty_list(struct config_parser *p, char ***list, const struct config_seen *seen)
+{
+	if (*list != NULL || !seen->set)
+		return true;
+	if ((*list = calloc(1, sizeof **list)) == NULL)
+		return config_error(p, seen->value, "out of memory");
+	return true;
+}
+
+/* The default env_passthrough, when the file gives none. */
+static bool
+config_env_default(struct config_parser *p, struct config *cfg)
+{
+	static const char *const names[] = {CONFIG_ENV_DEFAULT};
+	size_t n = sizeof names / sizeof names[0];
+
+	if ((cfg->env_passthrough = calloc(n + 1, sizeof *cfg->env_passthrough)) == NULL)
+		return config_error(p, p->event.start_mark, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if ((cfg->env_passthrough[i] = strdup(names[i])) == NULL)
+			return config_error(p, p->event.start_mark, "out of memory");
+	return true;
+}
+
+/*
+ * user and group must exist on this host: a typo is a config error with
+ * its line, not a daemon that fails at its first start as root. Whether
+ * the switch is possible at all (are we root?) is settled when the daemon
+ * starts (privs.c), so check-config works for anyone.
+ */
+static bool
+config_check_user(struct config_parser *p, const struct config *cfg)
+{
+	const struct config_seen *user = &p->top[TK_USER], *group = &p->top[TK_GROUP];
+
+	errno = 0;
+	if (cfg->user != NULL && getpwnam(cfg->user) == NULL)
+		return config_error(p, user->value, "user: %.64s: %s", cfg->user,
+		                    errno != 0 ? strerror(errno) : "no such user on this host");
+	errno = 0;
+	if (cfg->group != NULL && getgrnam(cfg->group) == NULL)
+		return config_error(p, group->value, "group: %.64s: %s", cfg->group,
+		                    errno != 0 ? strerror(errno) : "no such group on this host");
+	if (cfg->group != NULL && cfg->user == NULL)
+		return config_error(p, group->key, "group: needs user (the daemon switches both or neither)");
+	return true;
+}
+
 /* What can only be settled once the whole file is read. */
 static bool
 config_finish(struct config_parser *p, struct config *cfg)
@@ -750,6 +840,11 @@ config_finish(struct config_parser *p, struct config *cfg)
 	if (!config_check_backoff(p, "", cfg->backoff_initial_ms, cfg->backoff_max_ms,
 	                          &p->top[TK_BACKOFF_INITIAL], &p->top[TK_BACKOFF_MAX]))
 		return false;
+	if (!p->top[TK_ENV_PASSTHROUGH].set && !config_env_default(p, cfg))
+		return false;
+	if (!config_empty_list(p, &cfg->env_passthrough, &p->top[TK_ENV_PASSTHROUGH])
+	    || !config_check_user(p, cfg))
+		return false;
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		struct handler_config *h = &cfg->handlers[i];
 		const struct config_seen *seen = p->handlers[i].seen;
@@ -763,6 +858,8 @@ config_finish(struct config_parser *p, struct config *cfg)
 			h->backoff_initial_ms = cfg->backoff_initial_ms;
 		if (h->backoff_max_ms == CONFIG_INHERIT)
 			h->backoff_max_ms = cfg->backoff_max_ms;
+		if (!config_empty_list(p, &h->env_passthrough, &seen[HK_ENV_PASSTHROUGH]))
+			return false;
 		snprintf(scope, sizeof scope, "handlers.%s.", h->kind);
 		if (!config_check_backoff(p, scope, h->backoff_initial_ms, h->backoff_max_ms,
 		                          &seen[HK_BACKOFF_INITIAL], &seen[HK_BACKOFF_MAX]))
@@ -821,10 +918,14 @@ config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		free(cfg->handlers[i].kind);
 		config_free_list(cfg->handlers[i].argv);
+		config_free_list(cfg->handlers[i].env_passthrough);
 		free(cfg->handlers[i].sql);
 	}
 	free(cfg->handlers);
 	config_free_list(cfg->queues);
+	config_free_list(cfg->env_passthrough);
+	free(cfg->user);
+	free(cfg->group);
 	free(cfg->instance_name);
 	free(cfg->database);
 	free(cfg->path);

@@ -30,6 +30,7 @@ struct handler_config {
 	int64_t backoff_max_ms;      /* default: top-level backoff.max */
 	int concurrency;             /* 0: only the global limit applies */
 	int64_t max_output;          /* bytes of stdout kept as result; default 1 MiB */
+	char **env_passthrough;      /* NULL-terminated names; NULL: the top level's list */
 };
 
 struct config {
@@ -53,7 +54,19 @@ struct config {
 	int64_t backoff_max_ms;      /* backoff.max, default 1h */
 	struct handler_config *handlers;
 	size_t nhandlers;
+	/* The daemon's environment variables a command handler gets, by name
+	 * (NULL-terminated, possibly empty); default CONFIG_ENV_DEFAULT. */
+	char **env_passthrough;
+	/* Run as this user (and group, default the user's primary group) once
+	 * started as root; NULL: stay as started. Checked to exist on this
+	 * host when the file is read; privs.c does the switch. */
+	char *user;
+	char *group;
 };
+
+/* The default env_passthrough: what programs need to find their tools,
+ * their home, their locale and their time zone, and nothing secret. */
+#define CONFIG_ENV_DEFAULT "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"
 
 /*
  * Reads and validates the file at path. Returns a config that the caller

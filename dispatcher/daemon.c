@@ -554,6 +554,10 @@ daemon_reload(void)
 		log_error("reload failed, keeping the running config: %s", err);
 		return;
 	}
+	/* The drop at startup is one-way (privs.c). */
+	if (daemon_str_differs(fresh->user, old->user) || daemon_str_differs(fresh->group, old->group))
+		log_warn("user and group change only on restart; the daemon keeps running as uid %d",
+		         (int) geteuid());
 	if (daemon_str_differs(fresh->instance_name, old->instance_name))
 		log_warn("instance_name changes only on restart: tasks in flight are claimed under "
 		         "the current name");

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "log.h"
 
 extern char **environ;
 
@@ -36,26 +38,39 @@ cmd_build_input(struct json_buf *b, const struct task *t, int max_attempts)
 }
 
 /*
- * The child's environment: ours plus the task variables. The returned
- * array borrows environ's strings and vars; the caller frees the array.
+ * The child's environment: the variables of ours that passthrough names,
+ * plus the task variables, and nothing else. Inheriting the daemon's whole
+ * environment would hand every handler PGPASSWORD, PGSERVICEFILE and
+ * whatever secrets the service manager gave the daemon; a handler gets
+ * only what the config names. The returned array borrows environ's strings
+ * and vars; the caller frees the array.
  */
 static char **
-cmd_build_env(const struct task *t, char vars[3][96])
+cmd_build_env(const struct task *t, char *const *passthrough, char vars[3][96])
 {
 	size_t n = 0, k = 0;
 	char **env;
 
-	while (environ[n] != NULL)
+	while (passthrough != NULL && passthrough[n] != NULL)
 		n++;
 	env = calloc(n + 4, sizeof *env);
 	if (env == NULL)
 		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(passthrough[i]);
+
+		/* The config refuses these names; the task's own values win. */
+		if (strncmp(passthrough[i], "PGDISPATCH_TASK_", 16) == 0)
+			continue;
+		for (char **e = environ; *e != NULL; e++)
+			if (strncmp(*e, passthrough[i], len) == 0 && (*e)[len] == '=') {
+				env[k++] = *e;
+				break;
+			}
+	}
 	snprintf(vars[0], 96, "PGDISPATCH_TASK_ID=%lld", t->id);
 	snprintf(vars[1], 96, "PGDISPATCH_TASK_KIND=%.70s", t->kind);
 	snprintf(vars[2], 96, "PGDISPATCH_TASK_ATTEMPT=%d", t->attempt);
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "PGDISPATCH_TASK_", 16) != 0)
-			env[k++] = environ[i];
 	env[k++] = vars[0];
 	env[k++] = vars[1];
 	env[k++] = vars[2];
@@ -111,9 +126,25 @@ cmd_spawn(struct cmd_child *c, char *const *argv, char **env, const int in[2], c
 	return true;
 }
 
+/*
+ * A handler's descendant that outlives it (a daemonized helper, a
+ * grandchild the handler did not wait for) is reparented to the nearest
+ * subreaper, else to init. In a container init may be a process that never
+ * reaps, and each such orphan would stay a zombie. As the subreaper, the
+ * daemon reaps them in its loop (slots_reap() waits for any child).
+ */
+void
+cmd_setup(void)
+{
+#ifdef PR_SET_CHILD_SUBREAPER
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		log_warn("cannot become the subreaper of handlers' orphans: %s", strerror(errno));
+#endif
+}
+
 bool
-cmd_start(struct cmd_child *c, char *const *argv, const struct task *t, int max_attempts,
-          int64_t max_output, char *why, size_t whylen)
+cmd_start(struct cmd_child *c, char *const *argv, char *const *passthrough, const struct task *t,
+          int max_attempts, int64_t max_output, char *why, size_t whylen)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
 	char vars[3][96];
@@ -127,7 +158,7 @@ cmd_start(struct cmd_child *c, char *const *argv, const struct task *t, int max_
 	c->max_output = max_output;
 	cmd_build_input(&c->input, t, max_attempts);
 
-	env = cmd_build_env(t, vars);
+	env = cmd_build_env(t, passthrough, vars);
 	/* O_CLOEXEC everywhere: no child inherits another child's pipes or our
 	 * database sockets (libpq sets FD_CLOEXEC on its own). */
 	if (env == NULL || pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0
@@ -229,6 +260,7 @@ cmd_read(struct cmd_child *c, int *fd, bool is_out)
 		ssize_t r = read(*fd, buf, sizeof buf);
 
 		if (r > 0) {
+			*(is_out ? &c->out_total : &c->err_total) += r;
 			if (is_out)
 				cmd_keep_out(c, buf, (size_t) r);
 			else

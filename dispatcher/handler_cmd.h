@@ -1,12 +1,20 @@
 /*
  * Command handlers: one child process per attempt, no shell.
  *
- * The child gets the task as one JSON object on stdin and
- * PGDISPATCH_TASK_{ID,KIND,ATTEMPT} in its environment, runs in a process
- * group of its own (so a timeout can stop everything it started), and its
- * stdout (up to max_output bytes) and the tail of its stderr are captured
- * without blocking the loop. What the daemon does with the exit status is
- * decided in daemon.c.
+ * The child gets the task as one JSON object on stdin and a clean
+ * environment: the variables the config passes through (env_passthrough)
+ * and PGDISPATCH_TASK_{ID,KIND,ATTEMPT}, nothing else of the daemon's. It
+ * runs in a process group of its own (so a timeout can stop everything it
+ * started), and its stdout (up to max_output bytes) and the tail of its
+ * stderr are captured without blocking the loop. What the daemon does with
+ * the exit status is decided in slots.c.
+ *
+ * Hostile handlers are expected: one that floods a pipe costs the daemon a
+ * bounded buffer, one that closes stdin unread costs an EPIPE, one that
+ * leaves a descendant holding its pipes open ends when its own process
+ * does. The daemon is a child subreaper (Linux), so descendants orphaned by
+ * a handler are reaped here rather than left as zombies wherever init may
+ * or may not reap them.
  */
 #ifndef PGDISPATCH_HANDLER_CMD_H
 #define PGDISPATCH_HANDLER_CMD_H
@@ -30,6 +38,8 @@ struct cmd_child {
 	struct json_buf out;    /* stdout, at most max_output bytes */
 	int64_t max_output;
 	bool out_truncated;
+	int64_t out_total;      /* bytes of stdout read, kept or not */
+	int64_t err_total;      /* bytes of stderr read */
 	char *err_tail;         /* the last CMD_STDERR_TAIL bytes, at least; allocated
 	                         * (2 * CMD_STDERR_TAIL) on the first byte, so a slot
 	                         * that never runs a command stays small */
@@ -39,14 +49,20 @@ struct cmd_child {
 	int status;             /* from waitpid, once exited */
 };
 
+/* Once, at startup: makes this process the subreaper of its handlers'
+ * orphans (a no-op where the system has no such thing). */
+void cmd_setup(void);
+
 /*
- * Starts argv for task t. Returns true with c running, or false with
- * why[] set: pipes or processes ran out, or the program cannot be executed
- * ("cannot run PROGRAM: No such file or directory"). Either way the
- * attempt fails and the daemon goes on.
+ * Starts argv for task t, with the variables of ours named in passthrough
+ * (NULL-terminated, borrowed) in its environment. Returns true with c
+ * running, or false with why[] set: pipes or processes ran out, or the
+ * program cannot be executed ("cannot run PROGRAM: No such file or
+ * directory"). Either way the attempt fails and the daemon goes on.
  */
-bool cmd_start(struct cmd_child *c, char *const *argv, const struct task *t, int max_attempts,
-               int64_t max_output, char *why, size_t whylen);
+bool cmd_start(struct cmd_child *c, char *const *argv, char *const *passthrough,
+               const struct task *t, int max_attempts, int64_t max_output, char *why,
+               size_t whylen);
 
 /* Adds c's open pipes to pfds (room for 3 more); returns how many added. */
 int cmd_pollfds(const struct cmd_child *c, struct pollfd *pfds);

@@ -12,8 +12,10 @@
 #include "daemon.h"
 #include "db.h"
 #include "embed.h"
+#include "log.h"
 #include "migrate.h"
 #include "notify_queue.h"
+#include "privs.h"
 #include "version.h"
 
 #define EXIT_USAGE 2
@@ -29,7 +31,7 @@ static const char main_usage[] =
 	"  pgdispatch check-config [-c FILE]          validate a config file\n"
 	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
 	"                     [--max-attempts N] KIND [JSON]   add a task; prints its id\n"
-	"  pgdispatch status [-d CONNINFO]            tasks per queue and status\n"
+	"  pgdispatch status [-d CONNINFO]            tasks per queue and status, NOTIFY queue use\n"
 	"  pgdispatch --version | --help\n"
 	"\n"
 	"Options:\n"
@@ -257,6 +259,7 @@ main_check_config(int argc, char **argv)
 static int
 main_run(int argc, char **argv)
 {
+	char err[1024];
 	struct main_opts opts = {0};
 	struct config *cfg;
 	int rc = main_parse(argc, argv, "cd", 0, 0, &opts);
@@ -266,6 +269,21 @@ main_run(int argc, char **argv)
 	cfg = main_load_config(&opts);
 	if (cfg == NULL)
 		return EXIT_USAGE;
+	/* Before the first connection: every connection, the first and each
+	 * reconnect, is made as the same user. */
+	log_setup(cfg->log_level, cfg->log_format);
+	switch (privs_drop(cfg, err, sizeof err)) {
+	case PRIVS_OK:
+		break;
+	case PRIVS_REFUSED:
+		log_error("%s", err);
+		config_free(cfg);
+		return EXIT_USAGE;
+	case PRIVS_FAILED:
+		log_error("%s", err);
+		config_free(cfg);
+		return EXIT_FAILURE;
+	}
 	return daemon_run(cfg, opts.database);
 }
 

@@ -72,6 +72,7 @@ void
 slots_setup(const char *instance)
 {
 	slots_local.instance = instance;
+	cmd_setup();
 }
 
 int
@@ -334,7 +335,8 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		slots_start_sql(s, conninfo, h->sql);
 		return;
 	case HANDLER_COMMAND:
-		if (!cmd_start(&s->child, h->argv, &s->task, s->max_attempts, h->max_output, why, sizeof why)) {
+		if (!cmd_start(&s->child, h->argv, h->env_passthrough != NULL ? h->env_passthrough : cfg->env_passthrough,
+		               &s->task, s->max_attempts, h->max_output, why, sizeof why)) {
 			slots_failed(s, why);
 			s->type = HANDLER_BUILTIN;  /* nothing to free in child */
 			slots_free_one(s);
@@ -343,28 +345,65 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 	}
 }
 
-/* last_error for a command that did not exit 0. */
+/* "SIGSEGV" for 11: the name people search for, then the description. */
+static void
+slots_signal_text(struct json_buf *msg, int sig)
+{
+	const char *abbrev = sigabbrev_np(sig);
+
+	if (abbrev != NULL)
+		json_buf_printf(msg, "killed by SIG%s (signal %d, %s)", abbrev, sig, strsignal(sig));
+	else
+		json_buf_printf(msg, "killed by signal %d (%s)", sig, strsignal(sig));
+}
+
+/*
+ * last_error for a command that did not exit 0: what ended it, then what
+ * else went wrong with its pipes, then the tail of its stderr. Every part
+ * is bounded, whatever the handler wrote.
+ */
 static void
 slots_command_error(struct slot *s, struct json_buf *msg)
 {
-	int st = s->child.status;
+	const struct cmd_child *c = &s->child;
+	int st = c->status;
 
-	if (s->timed_out)
+	if (s->timed_out) {
 		json_buf_printf(msg, "timed out after %lld ms", (long long) s->timeout_ms);
-	else if (WIFEXITED(st) && WEXITSTATUS(st) == 75)
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+			json_buf_printf(msg, "; it ignored SIGTERM and was killed with SIGKILL %d ms later",
+			                SLOTS_KILL_GRACE_MS);
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 75) {
 		json_buf_printf(msg, "exit 75 (handler asked for a retry)");
-	else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && s->child.err_len == 0)
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && c->err_total == 0) {
 		/* Where posix_spawn cannot report a failed exec (some libcs, or
 		 * under valgrind), the child exits 127 without a word. */
-		json_buf_printf(msg, "exit 127: cannot run %s: not found or not executable",
-		                s->child.program);
-	else if (WIFEXITED(st))
+		json_buf_printf(msg, "exit 127: cannot run %s: not found or not executable", c->program);
+	} else if (WIFEXITED(st)) {
 		json_buf_printf(msg, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		json_buf_printf(msg, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-	if (s->child.err_len > 0) {
-		json_buf_printf(msg, s->child.err_truncated ? ": ...stderr tail: " : ": stderr: ");
-		json_append_text(msg, s->child.err_tail, s->child.err_len);
+	} else if (WIFSIGNALED(st)) {
+		slots_signal_text(msg, WTERMSIG(st));
+		if (WCOREDUMP(st))
+			json_buf_printf(msg, ", core dumped");
+	}
+	if (c->input_off < c->input.len)
+		json_buf_printf(msg, "; its stdin closed after %zu of the task's %zu bytes", c->input_off,
+		                c->input.len);
+	if (c->out_truncated)
+		json_buf_printf(msg, "; stdout truncated to max_output (%lld of %lld bytes kept)",
+		                (long long) c->max_output, (long long) c->out_total);
+	if (c->err_len > 0) {
+		size_t from = 0;
+
+		if (c->err_truncated) {
+			/* The buffer holds at least the last CMD_STDERR_TAIL bytes. */
+			from = c->err_len > CMD_STDERR_TAIL ? c->err_len - CMD_STDERR_TAIL : 0;
+			json_buf_printf(msg, ": stderr, last %zu of %lld bytes: ", c->err_len - from,
+			                (long long) c->err_total);
+		} else {
+			json_buf_printf(msg, ": stderr: ");
+		}
+		json_append_text(msg, c->err_tail + from, c->err_len - from);
 		while (msg->len > 0 && (msg->data[msg->len - 1] == '\n' || msg->data[msg->len - 1] == ' '))
 			msg->data[--msg->len] = '\0';
 	}
@@ -387,8 +426,8 @@ slots_command_done(struct slot *s)
 		char *result = NULL;
 
 		if (s->child.out_truncated)
-			log_warn("task=%lld kind=%s stdout truncated to %lld bytes", s->task.id, s->task.kind,
-			         (long long) s->child.max_output);
+			log_warn("task=%lld kind=%s stdout truncated to %lld bytes (of %lld)", s->task.id,
+			         s->task.kind, (long long) s->child.max_output, (long long) s->child.out_total);
 		if (out->len > 0 && !s->child.out_truncated && json_valid(out->data, out->len)) {
 			result = slots_strdup(out->data);
 		} else if (out->len > 0) {
@@ -418,9 +457,11 @@ slots_reap(void)
 		int status;
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 
+		int i;
+
 		if (pid <= 0)
 			return;
-		for (int i = 0; i < slots_local.nslots; i++) {
+		for (i = 0; i < slots_local.nslots; i++) {
 			struct slot *s = &slots_local.slots[i];
 
 			if (s->used && s->type == HANDLER_COMMAND && s->child.pid == pid) {
@@ -431,6 +472,9 @@ slots_reap(void)
 				break;
 			}
 		}
+		if (i == slots_local.nslots)
+			/* A handler's orphan, reparented to us (cmd_setup()). */
+			log_debug("pid=%d reaped a process a handler left behind", (int) pid);
 	}
 }
 

@@ -76,6 +76,9 @@ static const char config_full[] =
 	"backoff:\n"
 	"  initial: 500ms\n"
 	"  max: 2h\n"
+	"env_passthrough: [PATH, app_token_2]\n"
+	"user: root\n"
+	"group: root\n"
 	"handlers:\n"
 	"  send_email:\n"
 	"    command:\n"
@@ -86,6 +89,7 @@ static const char config_full[] =
 	"    backoff: {initial: 2s, max: 1d}\n"
 	"    concurrency: 4\n"
 	"    max_output: 4096\n"
+	"    env_passthrough: [SMTP_PASSWORD]\n"
 	"  apply_config:\n"
 	"    sql: \"SELECT app.apply_config($1)\"\n"
 	"  nap:\n"
@@ -118,6 +122,11 @@ START_TEST(test_full_config_reads_every_key)
 	ck_assert_int_eq(cfg->max_attempts, 7);
 	ck_assert_int_eq(cfg->backoff_initial_ms, 500);
 	ck_assert_int_eq(cfg->backoff_max_ms, 7200000);
+	ck_assert_str_eq(cfg->env_passthrough[0], "PATH");
+	ck_assert_str_eq(cfg->env_passthrough[1], "app_token_2");
+	ck_assert_ptr_null(cfg->env_passthrough[2]);
+	ck_assert_str_eq(cfg->user, "root");
+	ck_assert_str_eq(cfg->group, "root");
 	ck_assert_uint_eq(cfg->nhandlers, 5);
 
 	h = config_handler(cfg, "send_email");
@@ -134,9 +143,13 @@ START_TEST(test_full_config_reads_every_key)
 	ck_assert_int_eq(h->backoff_max_ms, 86400000);
 	ck_assert_int_eq(h->concurrency, 4);
 	ck_assert_int_eq(h->max_output, 4096);
+	ck_assert_str_eq(h->env_passthrough[0], "SMTP_PASSWORD");
+	ck_assert_ptr_null(h->env_passthrough[1]);
 
 	h = config_handler(cfg, "apply_config");
 	ck_assert_ptr_nonnull(h);
+	/* Not given: the top level's list applies. */
+	ck_assert_ptr_null(h->env_passthrough);
 	ck_assert_int_eq(h->type, HANDLER_SQL);
 	ck_assert_str_eq(h->sql, "SELECT app.apply_config($1)");
 	ck_assert_ptr_null(h->argv);
@@ -182,6 +195,33 @@ START_TEST(test_empty_map_gives_every_default)
 	ck_assert_uint_eq(cfg->nhandlers, 0);
 	ck_assert_ptr_null(cfg->handlers);
 	ck_assert_ptr_null(config_handler(cfg, "anything"));
+	ck_assert_ptr_null(cfg->user);
+	ck_assert_ptr_null(cfg->group);
+	{
+		const char *want[] = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", NULL};
+
+		for (int i = 0; want[i] != NULL; i++)
+			ck_assert_str_eq(cfg->env_passthrough[i], want[i]);
+		ck_assert_ptr_null(cfg->env_passthrough[6]);
+	}
+	config_free(cfg);
+}
+END_TEST
+
+/* [] passes nothing through, which is not the same as leaving the key
+ * out; a handler's [] overrides a top-level list. */
+START_TEST(test_empty_env_passthrough_passes_nothing)
+{
+	struct config *cfg = config_test_ok("env_passthrough: []\nuser: ~\n"
+	                                    "handlers:\n  a: {builtin: noop}\n"
+	                                    "  b: {builtin: noop, env_passthrough: []}\n");
+
+	ck_assert_ptr_nonnull(cfg->env_passthrough);
+	ck_assert_ptr_null(cfg->env_passthrough[0]);
+	ck_assert_ptr_null(config_handler(cfg, "a")->env_passthrough);
+	ck_assert_ptr_nonnull(config_handler(cfg, "b")->env_passthrough);
+	ck_assert_ptr_null(config_handler(cfg, "b")->env_passthrough[0]);
+	ck_assert_ptr_null(cfg->user);
 	config_free(cfg);
 }
 END_TEST
@@ -446,6 +486,27 @@ static const struct {
 	 "1:1: the file is empty, expected a map of settings (write {} for all defaults)"},
 	{"two documents", "{}\n---\n{}\n",
 	 "2:1: expected one yaml document, found a second"},
+	{"scalar for env_passthrough", "env_passthrough: PATH\n",
+	 "1:18: env_passthrough: expected a list of environment variable names, got a scalar"},
+	{"env_passthrough name with =", "env_passthrough: [PATH, 'A=b']\n",
+	 "1:25: env_passthrough: 'A=b' is not an environment variable name (letters, digits and _, "
+	 "not starting with a digit)"},
+	{"env_passthrough name starting with a digit", "handlers:\n  e:\n    builtin: noop\n"
+	 "    env_passthrough:\n      - HOME\n      - 1PASSWORD\n",
+	 "6:9: handlers.e.env_passthrough: '1PASSWORD' is not an environment variable name (letters, "
+	 "digits and _, not starting with a digit)"},
+	{"env_passthrough of a task variable", "env_passthrough: [PGDISPATCH_TASK_ID]\n",
+	 "1:19: env_passthrough: PGDISPATCH_TASK_ID is set by the daemon for each task"},
+	{"env_passthrough name twice", "env_passthrough: [PATH, HOME, PATH]\n",
+	 "1:31: env_passthrough: PATH is listed twice"},
+	{"unknown user", "concurrency: 2\nuser: no-such-user-pgdispatch\n",
+	 "2:7: user: no-such-user-pgdispatch: no such user on this host"},
+	{"unknown group", "user: root\ngroup: no-such-group-pgdispatch\n",
+	 "2:8: group: no-such-group-pgdispatch: no such group on this host"},
+	{"group without user", "group: root\n",
+	 "1:1: group: needs user (the daemon switches both or neither)"},
+	{"list for user", "user: [root]\n",
+	 "1:7: user: expected a string, got a list"},
 };
 
 START_TEST(test_bad_config_names_file_line_column)
@@ -492,6 +553,7 @@ config_suite(void)
 	tcase_add_test(tc, test_full_config_reads_every_key);
 	tcase_add_test(tc, test_empty_map_gives_every_default);
 	tcase_add_test(tc, test_empty_and_null_strings_leave_defaults);
+	tcase_add_test(tc, test_empty_env_passthrough_passes_nothing);
 	tcase_add_test(tc, test_handlers_inherit_top_level_after_whole_file);
 	tcase_add_loop_test(tc, test_bool_accepts_true_and_false_spellings, 0,
 	                    sizeof config_bools / sizeof config_bools[0]);

@@ -207,8 +207,7 @@ START_TEST(test_timeout_kills_the_handler_and_costs_one_attempt)
 }
 END_TEST
 
-/* Peak resident memory of a process, from /proc (kB). */
-static long
+long
 dt_peak_rss_kb(pid_t pid)
 {
 	char path[64], line[256];
