@@ -105,8 +105,11 @@ GRANT UPDATE (status, attempts, locked_by, lease_expires_at, started_at, finishe
               result, last_error, run_at) ON dispatch.tasks
     TO dispatch_worker;
 -- Registering as waiting for work and leaving again (sql/sleep_register,
--- sql/sleep_unregister); DELETE ... WHERE instance = $1 needs SELECT.
+-- sql/sleep_unregister); DELETE ... WHERE instance = $1 needs SELECT. A
+-- registration refreshes the process's own rows after a reconnect
+-- (backend_pid, since) and removes those of dead daemons.
 GRANT SELECT, INSERT, DELETE ON dispatch.sleepers TO dispatch_worker;
+GRANT UPDATE (backend_pid, since) ON dispatch.sleepers TO dispatch_worker;
 -- `pgdispatch status` with the daemon's credentials: nothing the SELECT
 -- on tasks above does not already show.
 GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;

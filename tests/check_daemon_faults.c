@@ -346,6 +346,32 @@ START_TEST(test_silent_server_connects_time_out_and_sigterm_still_stops_at_once)
 }
 END_TEST
 
+/*
+ * A daemon killed while waiting for work leaves its registration behind;
+ * the next daemon to register removes it (its backend is gone), so
+ * producers stop notifying for nobody
+ * (migrations/0004_sleepers_backend_pid.sql).
+ */
+START_TEST(test_registration_of_a_killed_daemon_is_removed_by_the_next)
+{
+	struct harness_daemon a, b;
+
+	harness_daemon_start(&a, dt_db, dt_config("  noop:\n    builtin: noop\n", "instance_name: first"));
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.sleepers", "1", 10000, &a);
+	ck_assert_int_eq(harness_daemon_stop(&a, SIGKILL), 128 + SIGKILL);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgdispatch first'",
+	                   "0", 10000, NULL);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.sleepers"), 1);
+
+	harness_daemon_start(&b, dt_db, dt_config("  noop:\n    builtin: noop\n", "instance_name: second"));
+	harness_wait_value(dt_conn, "SELECT string_agg(split_part(instance, '#', 1), ',') FROM dispatch.sleepers",
+	                   "second", 10000, &b);
+	ck_assert_int_eq(harness_daemon_stop(&b, SIGTERM), 0);
+	harness_daemon_free(&a);
+	harness_daemon_free(&b);
+}
+END_TEST
+
 Suite *
 daemon_faults_suite(void)
 {
@@ -365,6 +391,7 @@ daemon_faults_suite(void)
 	tcase_add_test(tc, test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one);
 	tcase_add_test(tc, test_filling_notify_queue_is_warned_and_shown_by_status);
 	tcase_add_test(tc, test_silent_server_connects_time_out_and_sigterm_still_stops_at_once);
+	tcase_add_test(tc, test_registration_of_a_killed_daemon_is_removed_by_the_next);
 	suite_add_tcase(s, tc);
 	return s;
 }

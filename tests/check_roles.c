@@ -78,7 +78,9 @@ static const char roles_privileges_sql[] =
  * and either way update this list.
  */
 static const char roles_expected[] =
+	"column sleepers.backend_pid worker:UPDATE\n"
 	"column sleepers.queue producer:SELECT\n"
+	"column sleepers.since worker:UPDATE\n"
 	"column tasks.attempts worker:UPDATE\n"
 	"column tasks.finished_at worker:UPDATE\n"
 	"column tasks.kind producer:INSERT\n"
