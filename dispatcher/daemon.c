@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "db.h"
 #include "embed.h"
 #include "handler_sql.h"
@@ -66,15 +66,6 @@ static struct {
 } daemon_local;
 
 static int64_t
-daemon_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 daemon_min(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
@@ -114,7 +105,7 @@ daemon_flush_outcomes(void)
 	struct db_error err;
 
 	if (daemon_connected()
-	    && outbox_flush(daemon_local.work, daemon_local.instance, daemon_now(), &err) == OUTBOX_CONN_LOST)
+	    && outbox_flush(daemon_local.work, daemon_local.instance, clock_now_ms(), &err) == OUTBOX_CONN_LOST)
 		daemon_disconnect(err.message);
 }
 
@@ -131,7 +122,7 @@ daemon_disconnect(const char *why)
 	daemon_local.connecting = false;
 	/* Idle SQL handler connections most likely died with the others. */
 	sql_pool_close();
-	daemon_local.reconnect_at_ms = daemon_now() + daemon_local.reconnect_delay_ms;
+	daemon_local.reconnect_at_ms = clock_now_ms() + daemon_local.reconnect_delay_ms;
 	log_warn("database connection lost: %s; reconnecting in %lld ms", why,
 	         (long long) daemon_local.reconnect_delay_ms);
 	daemon_local.reconnect_delay_ms *= 2;
@@ -159,7 +150,7 @@ daemon_connect_start(void)
 {
 	char appname[64];
 	struct db_error err;
-	int64_t now = daemon_now();
+	int64_t now = clock_now_ms();
 
 	/* application_name holds 63 bytes; longer is cut by the server anyway. */
 	snprintf(appname, sizeof appname, "pgdispatch %.52s", daemon_local.instance);
@@ -206,7 +197,7 @@ daemon_connect_finish(void)
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	daemon_local.sweep = true;
 	daemon_local.wake = DAEMON_AWAKE;
-	daemon_local.next_lease_ms = daemon_now();
+	daemon_local.next_lease_ms = clock_now_ms();
 }
 
 /* Moves one connection on when its socket is ready or its time is up. */
@@ -450,7 +441,7 @@ daemon_claim(void)
 			next = daemon_min(next, daemon_wake_idle());
 	}
 	daemon_local.next_queue++;
-	now = daemon_now();
+	now = clock_now_ms();
 	daemon_local.next_claim_ms = now + next;
 }
 
@@ -495,7 +486,7 @@ daemon_lease_tick(void)
 		daemon_local.sweep = true;
 	/* Checked whether or not this instance listens: producers notify for
 	 * other daemons too, and their commits are what a full queue breaks. */
-	if (!notify_queue_watch(daemon_local.work, cfg->notify_queue_warn_percent, daemon_now(), &err))
+	if (!notify_queue_watch(daemon_local.work, cfg->notify_queue_warn_percent, clock_now_ms(), &err))
 		daemon_statement_failed("NOTIFY queue check", &err);
 }
 
@@ -582,7 +573,7 @@ daemon_reload(void)
 	/* Connected or on the way: either way the LISTEN side must change. */
 	if (reconnect && daemon_local.work != NULL) {
 		daemon_disconnect("notify setting changed");
-		daemon_local.reconnect_at_ms = daemon_now();
+		daemon_local.reconnect_at_ms = clock_now_ms();
 	}
 	daemon_local.sweep = true;
 }
@@ -655,13 +646,13 @@ daemon_run(struct config *cfg, const char *database)
 	slots_grow(cfg->concurrency);
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	daemon_local.contended_ms = DAEMON_CONTENDED_WAIT_MS;
-	srandom((unsigned) (getpid() ^ daemon_now()));
+	srandom((unsigned) (getpid() ^ clock_now_ms()));
 	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.instance, cfg->nqueues,
 	         cfg->concurrency);
 	daemon_connect_start();
 
 	for (;;) {
-		int64_t now = daemon_now();
+		int64_t now = clock_now_ms();
 
 		struct signals_seen sig;
 		const struct outcome *ignored;
@@ -697,7 +688,7 @@ daemon_run(struct config *cfg, const char *database)
 			free(pfds);
 			return EXIT_FAILURE;
 		}
-		now = daemon_now();
+		now = clock_now_ms();
 
 		sig = signals_take();
 		if (sig.stop > 0 && (daemon_local.stopping || sig.stop > 1)) {

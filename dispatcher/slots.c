@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 
+#include "clock.h"
 #include "handler_cmd.h"
 #include "handler_sql.h"
 #include "json.h"
@@ -48,15 +48,6 @@ static struct {
 	bool freed;                  /* a slot was freed since slots_take_freed() */
 	const char *instance;        /* locked_by, borrowed */
 } slots_local;
-
-static int64_t
-slots_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *
 slots_strdup(const char *s)
@@ -212,7 +203,7 @@ static void
 slots_sql_done(struct slot *s)
 {
 	const struct sql_run *r = &s->sql;
-	int64_t ms = slots_now() - s->started_ms;
+	int64_t ms = clock_now_ms() - s->started_ms;
 	char text[1200];
 
 	if (s->lease_lost)
@@ -287,7 +278,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 	s->used = true;
 	s->task = *t;
 	slots_local.running++;
-	s->started_ms = slots_now();
+	s->started_ms = clock_now_ms();
 	s->max_attempts = t->max_attempts > 0 ? t->max_attempts : h != NULL ? h->max_attempts : cfg->max_attempts;
 	s->backoff_initial_ms = h != NULL ? h->backoff_initial_ms : cfg->backoff_initial_ms;
 	s->backoff_max_ms = h != NULL ? h->backoff_max_ms : cfg->backoff_max_ms;
@@ -414,7 +405,7 @@ static void
 slots_command_done(struct slot *s)
 {
 	int st = s->child.status;
-	int64_t ms = slots_now() - s->started_ms;
+	int64_t ms = clock_now_ms() - s->started_ms;
 
 	if (s->lease_lost) {
 		log_warn("task=%lld kind=%s attempt=%d handler ended after its lease was lost; "
@@ -528,7 +519,7 @@ slots_lease_lost_one(struct slot *s)
 	s->lease_lost = true;
 	if (s->type == HANDLER_COMMAND) {
 		cmd_signal(&s->child, SIGTERM);
-		s->kill_at_ms = slots_now() + SLOTS_KILL_GRACE_MS;
+		s->kill_at_ms = clock_now_ms() + SLOTS_KILL_GRACE_MS;
 	} else if (s->type == HANDLER_SQL) {
 		sql_cancel(&s->sql);
 	} else {
