@@ -40,7 +40,7 @@ cd "$(dirname "$0")/../.."
 scale=${SOAK_SCALE:-1}
 KILL_TASKS=$((20000 / scale))
 TERM_TASKS=$((4000 / scale))
-NOOP_TASKS=$((100000 / scale))
+NOOP_TASKS=$((200000 / scale))
 DAEMONS="a b c"
 NDAEMONS=3
 CMD_CONC=16
@@ -210,7 +210,7 @@ run_phase() {
 # to the table.
 tally() {
 	local conc=$1 bound=$2 records=$3 row tasks complete pending inprog failed reclaims
-	local invocations=- duplicates=- doubled=- unrecorded=-
+	local invocations=- duplicates=- doubled=- unrecorded=- worst=-
 	row=$(q "SELECT count(*), count(*) FILTER (WHERE status = 'complete'),
 	                count(*) FILTER (WHERE status = 'pending'),
 	                count(*) FILTER (WHERE status = 'in_progress'),
@@ -230,12 +230,19 @@ tally() {
 		                (SELECT count(*) FROM dispatch.tasks t
 		                  WHERE t.queue = '$phase' AND t.status = 'complete'
 		                    AND NOT EXISTS (SELECT 1 FROM soak_invocations i
-		                                     WHERE i.id = t.id AND i.attempt = t.attempts))")
-		IFS='|' read -r invocations duplicates doubled unrecorded <<<"$row"
+		                                     WHERE i.id = t.id AND i.attempt = t.attempts)),
+		                -- worst: the most runs of one daemon process that were
+		                -- run again, i.e. what one kill cost at most.
+		                (SELECT coalesce(max(n), 0) FROM
+		                   (SELECT count(*) AS n FROM soak_invocations i
+		                     WHERE EXISTS (SELECT 1 FROM soak_invocations j
+		                                    WHERE j.id = i.id AND j.attempt > i.attempt)
+		                     GROUP BY i.pid) w)")
+		IFS='|' read -r invocations duplicates doubled unrecorded worst <<<"$row"
 	fi
 	say "$phase: $tasks tasks: $complete complete, $pending pending, $inprog in_progress, $failed failed;" \
 	    "$kills kills, $restarts PostgreSQL restarts; invocations $invocations, duplicates $duplicates," \
-	    "same attempt twice $doubled, re-claims $reclaims, bound $bound; $elapsed s"
+	    "most from one daemon process $worst, same attempt twice $doubled, re-claims $reclaims, bound $bound; $elapsed s"
 	[ "$complete" = "$tasks" ] || fail "$phase: only $complete of $tasks tasks complete"
 	[ "$inprog" = 0 ] || fail "$phase: $inprog tasks stuck in_progress"
 	[ "$pending" = 0 ] || fail "$phase: $pending tasks stuck pending"
@@ -244,6 +251,8 @@ tally() {
 	if [ -n "$records" ]; then
 		[ "$unrecorded" = 0 ] || fail "$phase: $unrecorded complete tasks without a recorded run (lost)"
 		[ "$duplicates" -le "$bound" ] || fail "$phase: $duplicates duplicate runs, more than the bound $bound"
+		[ "$worst" -le $((conc * (1 + restarts))) ] ||
+			fail "$phase: one daemon process left $worst runs to be run again, more than $conc per kill or restart"
 		# Only a graceful stop past its grace gives an attempt back, and
 		# handlers here take milliseconds: one attempt, one run.
 		[ "$doubled" = 0 ] || fail "$phase: $doubled attempts ran twice"
@@ -255,8 +264,8 @@ tally() {
 		     TO STDOUT (FORMAT csv, HEADER)" >"$out/$phase-tasks.csv"
 		say "$phase: rows saved in $out/$phase-tasks.csv"
 	fi
-	table+=$(printf '| %-5s | %6s | %5s | %8s | %11s | %10s | %9s | %5s | %6s s |' \
-	         "$phase" "$tasks" "$kills" "$restarts" "$invocations" "$duplicates" "$reclaims" "$bound" "$elapsed")$'\n'
+	table+=$(printf '| %-5s | %6s | %5s | %8s | %11s | %10s | %13s | %9s | %5s | %6s s |' \
+	         "$phase" "$tasks" "$kills" "$restarts" "$invocations" "$duplicates" "$worst" "$reclaims" "$bound" "$elapsed")$'\n'
 }
 
 fill() {  # fill COUNT KIND
@@ -303,12 +312,13 @@ tally "$NOOP_CONC" $((NOOP_CONC * kills + NDAEMONS * NOOP_CONC * restarts)) ""
 	echo "pgdispatch soak ($(nproc) cores, PostgreSQL $(q "SHOW server_version"), fsync on, lease $LEASE," \
 	     "$((SECONDS - t_start)) s in all): $([ "$failed" = 0 ] && echo PASS || echo FAIL)"
 	echo
-	echo "| phase | tasks  | kills | restarts | invocations | duplicates | re-claims | bound | duration |"
-	echo "|-------|--------|-------|----------|-------------|------------|-----------|-------|----------|"
+	echo "| phase | tasks  | kills | restarts | invocations | duplicates | worst process | re-claims | bound | duration |"
+	echo "|-------|--------|-------|----------|-------------|------------|---------------|-----------|-------|----------|"
 	printf '%s' "$table"
 	echo
 	echo "kills: SIGKILL (kill, noop) or SIGTERM (term) of a random daemon, each started again;"
 	echo "restarts: pg_ctl restart -m immediate; duplicates: recorded handler runs beyond one per task;"
+	echo "worst process: most duplicates from one daemon process (at most concurrency per kill or restart);"
 	echo "re-claims: sum of attempts - 1; bound: concurrency x kills + daemons x concurrency x restarts."
 	echo "Logs and records: $out/"
 } | tee "$out/table.md"
