@@ -62,36 +62,38 @@ fail() { say "FAIL: $*"; failed=1; }
 now_ms() { local us=${EPOCHREALTIME/./}; echo $((us / 1000)); }
 
 "$bin" migrate >/dev/null
-q "CREATE TABLE soak_invocations (id bigint, attempt int, daemon text, pid int)"
+q "CREATE TABLE soak_invocations (id bigint, attempt int, run text)"
 
 # --- daemons ------------------------------------------------------------
 
-declare -A pid
-phase=""
+declare -A pid runs
+phase="" conc="" level="" handler=""
 
-# config NAME CONCURRENCY LOG_LEVEL HANDLER_YAML
-config() {
-	cat >"$out/$phase-$1.yaml" <<YAML
-instance_name: soak-$1
-queues: [$phase]
-concurrency: $2
-lease: $LEASE
-poll_interval: 1s
-shutdown_grace: ${GRACE_S}s
-max_attempts: 1000
-log: {level: $3}
-handlers:
-  $4
-YAML
-}
+# config CONCURRENCY LOG_LEVEL HANDLER_YAML: the phase's daemon settings.
+# In HANDLER_YAML, @RUN@ becomes the name of one daemon process, as "b3"
+# for the third start of daemon b: the handler records it.
+config() { conc=$1 level=$2 handler=$3; }
 
 # The daemon runs under a subshell that records its exit status: bash
 # would print a "Killed" line for every SIGKILLed child of its own, and we
 # need the status to tell a crash from a kill.
 start() {  # start NAME
 	local f=$out/pid.$1
+	runs[$1]=$((${runs[$1]:-0} + 1))
+	cat >"$out/$phase-$1.yaml" <<YAML
+instance_name: soak-$1
+queues: [$phase]
+concurrency: $conc
+lease: $LEASE
+poll_interval: 1s
+shutdown_grace: ${GRACE_S}s
+max_attempts: 1000
+log: {level: $level}
+handlers:
+  ${handler//@RUN@/$1${runs[$1]}}
+YAML
 	rm -f "$f"
-	echo "soak: starting at $(date +%T.%N)" >>"$out/$phase-$1.log"
+	echo "soak: starting $1${runs[$1]} at $(date +%T.%N)" >>"$out/$phase-$1.log"
 	( "$bin" run -c "$out/$phase-$1.yaml" 2>>"$out/$phase-$1.log" &
 	  echo $! >"$f.tmp" && mv "$f.tmp" "$f"
 	  rc=0; wait $! || rc=$?
@@ -231,13 +233,13 @@ tally() {
 		                  WHERE t.queue = '$phase' AND t.status = 'complete'
 		                    AND NOT EXISTS (SELECT 1 FROM soak_invocations i
 		                                     WHERE i.id = t.id AND i.attempt = t.attempts)),
-		                -- worst: the most runs of one daemon process that were
-		                -- run again, i.e. what one kill cost at most.
+		                -- worst: the most handler runs of one daemon process
+		                -- that were run again: what one kill cost at most.
 		                (SELECT coalesce(max(n), 0) FROM
 		                   (SELECT count(*) AS n FROM soak_invocations i
 		                     WHERE EXISTS (SELECT 1 FROM soak_invocations j
 		                                    WHERE j.id = i.id AND j.attempt > i.attempt)
-		                     GROUP BY i.pid) w)")
+		                     GROUP BY i.run) w)")
 		IFS='|' read -r invocations duplicates doubled unrecorded worst <<<"$row"
 	fi
 	say "$phase: $tasks tasks: $complete complete, $pending pending, $inprog in_progress, $failed failed;" \
@@ -279,9 +281,7 @@ t_start=$SECONDS
 phase=kill
 say "$phase: $KILL_TASKS command tasks, $NDAEMONS daemons x concurrency $CMD_CONC, SIGKILL every ~2 s"
 : >"$out/$phase.records"
-for n in $DAEMONS; do
-	config "$n" "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.records, $n]}"
-done
+config "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.records, @RUN@]}"
 fill "$KILL_TASKS" record
 run_phase KILL 1 180
 tally "$CMD_CONC" $((CMD_CONC * kills + NDAEMONS * CMD_CONC * restarts)) "$out/$phase.records"
@@ -290,9 +290,7 @@ tally "$CMD_CONC" $((CMD_CONC * kills + NDAEMONS * CMD_CONC * restarts)) "$out/$
 phase=term
 say "$phase: $TERM_TASKS command tasks, SIGTERM every ~2 s"
 : >"$out/$phase.records"
-for n in $DAEMONS; do
-	config "$n" "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.records, $n]}"
-done
+config "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.records, @RUN@]}"
 fill "$TERM_TASKS" record
 run_phase TERM 0 90
 tally "$CMD_CONC" 0 "$out/$phase.records"
@@ -300,9 +298,7 @@ tally "$CMD_CONC" 0 "$out/$phase.records"
 # --- noop: builtin noop at full speed, SIGKILL, one PostgreSQL restart ---
 phase=noop
 say "$phase: $NOOP_TASKS builtin noop tasks, $NDAEMONS daemons x concurrency $NOOP_CONC, SIGKILL every ~2 s"
-for n in $DAEMONS; do
-	config "$n" "$NOOP_CONC" warn "noop: {builtin: noop}"
-done
+config "$NOOP_CONC" warn "noop: {builtin: noop}"
 fill "$NOOP_TASKS" noop
 run_phase KILL 1 90
 tally "$NOOP_CONC" $((NOOP_CONC * kills + NDAEMONS * NOOP_CONC * restarts)) ""
