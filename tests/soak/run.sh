@@ -39,7 +39,7 @@ cd "$(dirname "$0")/../.."
 # SOAK_SCALE=N divides every task count by N (for developing this script).
 scale=${SOAK_SCALE:-1}
 KILL_TASKS=$((20000 / scale))
-TERM_TASKS=$((4000 / scale))
+TERM_TASKS=$((8000 / scale))
 NOOP_TASKS=$((200000 / scale))
 DAEMONS="a b c"
 NDAEMONS=3
