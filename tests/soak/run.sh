@@ -211,7 +211,7 @@ run_phase() {
 # command phases, its invocation records), prints the figures, adds a row
 # to the table.
 tally() {
-	local conc=$1 bound=$2 records=$3 row tasks complete pending inprog failed reclaims
+	local conc=$1 bound=$2 records=$3 row tasks complete pending inprog nfailed reclaims
 	local invocations=- duplicates=- doubled=- unrecorded=- worst=-
 	row=$(q "SELECT count(*), count(*) FILTER (WHERE status = 'complete'),
 	                count(*) FILTER (WHERE status = 'pending'),
@@ -219,7 +219,7 @@ tally() {
 	                count(*) FILTER (WHERE status = 'failed'),
 	                coalesce(sum(attempts - 1), 0)
 	           FROM dispatch.tasks WHERE queue = '$phase'")
-	IFS='|' read -r tasks complete pending inprog failed reclaims <<<"$row"
+	IFS='|' read -r tasks complete pending inprog nfailed reclaims <<<"$row"
 	if [ -n "$records" ]; then
 		q "TRUNCATE soak_invocations"
 		psql -X -q -v ON_ERROR_STOP=1 -c "\\copy soak_invocations FROM '$records' (DELIMITER ' ')"
@@ -242,13 +242,13 @@ tally() {
 		                     GROUP BY i.run) w)")
 		IFS='|' read -r invocations duplicates doubled unrecorded worst <<<"$row"
 	fi
-	say "$phase: $tasks tasks: $complete complete, $pending pending, $inprog in_progress, $failed failed;" \
+	say "$phase: $tasks tasks: $complete complete, $pending pending, $inprog in_progress, $nfailed failed;" \
 	    "$kills kills, $restarts PostgreSQL restarts; invocations $invocations, duplicates $duplicates," \
 	    "most from one daemon process $worst, same attempt twice $doubled, re-claims $reclaims, bound $bound; $elapsed s"
 	[ "$complete" = "$tasks" ] || fail "$phase: only $complete of $tasks tasks complete"
 	[ "$inprog" = 0 ] || fail "$phase: $inprog tasks stuck in_progress"
 	[ "$pending" = 0 ] || fail "$phase: $pending tasks stuck pending"
-	[ "$failed" = 0 ] || fail "$phase: $failed tasks failed"
+	[ "$nfailed" = 0 ] || fail "$phase: $nfailed tasks failed"
 	[ "$reclaims" -le "$bound" ] || fail "$phase: $reclaims re-claims, more than the bound $bound"
 	if [ -n "$records" ]; then
 		[ "$unrecorded" = 0 ] || fail "$phase: $unrecorded complete tasks without a recorded run (lost)"
