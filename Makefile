@@ -5,6 +5,9 @@
 #                        examples/demo/ against a scratch PostgreSQL
 #   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
 #                        a short run); figures in build/bench/
+#   make soak            three daemons killed over and over, PostgreSQL
+#                        restarted: asserts nothing lost, stuck or run too
+#                        often (under 5 minutes); figures in build/soak/
 #   make check           install missing packages, build, run every test
 #                        against a scratch PostgreSQL (or $PGHOST when set)
 #   make check-unit      the unit tier only (no database)
@@ -45,7 +48,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit scratch-db demo bench install uninstall clean
+.PHONY: all deps check check-unit scratch-db demo bench soak install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -99,6 +102,16 @@ bench: deps
 	PGDISPATCH_SCRATCH_DURABLE=1 \
 	PGDISPATCH_SCRATCH_CONF="$$(printf 'track_commit_timestamp = on\nautovacuum_naptime = 1s\nmax_wal_size = 4GB')" \
 		QUICK=$(QUICK) tests/pg_scratch.sh tests/bench/run.sh
+
+soak: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/soak-record
+	PGDISPATCH_SCRATCH_DURABLE=1 PGDISPATCH_SCRATCH_CONF="autovacuum_naptime = 1s" \
+		tests/pg_scratch.sh tests/soak/run.sh
+
+# The soak's handler, static where the C library allows: it starts faster.
+$(BUILD)/soak-record: tests/soak/record.c | $(BUILD)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -static -o $@ $< || \
+		$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
 
 install: $(BUILD)/pgdispatch
 	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch
