@@ -66,7 +66,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit scratch-db demo bench install uninstall clean
+.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo bench install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -120,6 +120,44 @@ bench: deps
 	PGDISPATCH_SCRATCH_DURABLE=1 \
 	PGDISPATCH_SCRATCH_CONF="$$(printf 'track_commit_timestamp = on\nautovacuum_naptime = 1s\nmax_wal_size = 4GB')" \
 		QUICK=$(QUICK) tests/pg_scratch.sh tests/bench/run.sh
+
+# Fuzzing: libFuzzer targets in tests/fuzz/, built with clang and ASan +
+# UBSan into build/fuzz (apart from every other build). Each runs for
+# FUZZ_SECONDS; the first crash fails `make fuzz`, leaving its input in
+# build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang-14
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Idispatcher -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+# What each target links besides its harness: the module it fuzzes and
+# what that module calls.
+FUZZ_config_OBJ := config.o log.o
+FUZZ_json_OBJ   := json.o log.o
+FUZZ_LIBS = $(shell pkg-config --libs yaml-0.1)
+FUZZ_config_SEEDS := tests/fuzz/seeds/config $(wildcard examples/*/*.yaml)
+FUZZ_json_SEEDS   := tests/fuzz/seeds/json
+
+fuzz-deps:
+	@tests/deps.sh fuzz
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/fuzz_config $(FUZZ_BUILD)/fuzz_json
+	tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_config config $(FUZZ_SECONDS) $(FUZZ_config_SEEDS)
+	tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_json json $(FUZZ_SECONDS) $(FUZZ_json_SEEDS)
+
+$(FUZZ_BUILD)/obj/%.o: dispatcher/%.c dispatcher/*.h | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c dispatcher/*.h | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/fuzz_%.o $$(addprefix $(FUZZ_BUILD)/obj/,$$(FUZZ_$$*_OBJ))
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
 
 install: $(BUILD)/pgdispatch
 	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch
