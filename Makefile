@@ -35,13 +35,17 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) \
 LDFLAGS_ALL = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
 # SANITIZE=1: its own build directory, so sanitized and plain objects never
-# mix. _FORTIFY_SOURCE is left out there: its checked copies (__memcpy_chk
-# and friends) would run instead of the calls ASan intercepts. -O1 keeps
-# stack traces readable. Reports go to files (tests/sanitize_run.sh) rather
-# than stderr, because the daemon's stderr is what tests read.
+# mix. Reports go to files (tests/sanitize_run.sh) rather than stderr,
+# because the daemon's stderr is what tests read. Built with clang: its one
+# runtime writes ASan, LSan and UBSan reports alike to log_path, where gcc's
+# separate libubsan prints UBSan's to stderr whatever UBSAN_OPTIONS says.
+# _FORTIFY_SOURCE is left out: its checked copies (__memcpy_chk and
+# friends) would run instead of the calls ASan intercepts. -O1 keeps stack
+# traces readable.
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ifeq ($(SANITIZE),1)
 BUILD    := build/san
+CC       := clang-14
 HARDEN   := -fstack-protector-strong -fPIE
 OPT      := -O1 -g
 CFLAGS_ALL += $(SAN_FLAGS)
@@ -71,7 +75,7 @@ EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 all: $(BUILD)/pgdispatch
 
 deps:
-	@tests/deps.sh
+	@tests/deps.sh $(if $(filter 1,$(SANITIZE)),clang)
 
 $(BUILD)/pgdispatch: $(BUILD)/obj/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
@@ -139,7 +143,7 @@ FUZZ_config_SEEDS := tests/fuzz/seeds/config $(wildcard examples/*/*.yaml)
 FUZZ_json_SEEDS   := tests/fuzz/seeds/json
 
 fuzz-deps:
-	@tests/deps.sh fuzz
+	@tests/deps.sh clang
 
 fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/fuzz_config $(FUZZ_BUILD)/fuzz_json

@@ -8,7 +8,7 @@
 # report printed there could be missed, or break a test that compares the
 # log. Every sanitized process (the test runner, each test's fork, each
 # daemon, each `pgdispatch migrate`) instead writes its reports to
-# REPORT_DIR/asan.PID or REPORT_DIR/ubsan.PID, and this script fails when
+# REPORT_DIR/report.PID, and this script fails when
 # any such file exists after COMMAND, printing them, whatever COMMAND
 # returned. LeakSanitizer is on: a daemon stopped with SIGTERM exits through
 # main() and is leak-checked like any other process.
@@ -27,9 +27,10 @@ mkdir -p "$dir"
 chmod 1777 "$dir"
 
 # Options the caller already set come first, so ours win for the ones that
-# decide whether a report is seen.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$dir/asan"
-UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan"
+# decide whether a report is seen. clang's runtime reads both variables
+# for the one log_path that ASan, LSan and UBSan share.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$dir/report"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1:log_path=$dir/report"
 export ASAN_OPTIONS UBSAN_OPTIONS
 
 rc=0
