@@ -127,9 +127,10 @@ bench: deps
 
 # Fuzzing: libFuzzer targets in tests/fuzz/, built with clang and ASan +
 # UBSan into build/fuzz (apart from every other build). Each runs for
-# FUZZ_SECONDS; the first crash fails `make fuzz`, leaving its input in
-# build/fuzz/artifacts/.
+# FUZZ_SECONDS (FUZZ_TARGETS=config runs one); the first crash fails
+# `make fuzz`, leaving its input in build/fuzz/artifacts/.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config json
 FUZZ_CC      ?= clang-14
 FUZZ_BUILD   := build/fuzz
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Idispatcher -fno-omit-frame-pointer \
@@ -146,9 +147,8 @@ fuzz-deps:
 	@tests/deps.sh clang
 
 fuzz: fuzz-deps
-	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/fuzz_config $(FUZZ_BUILD)/fuzz_json
-	tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_config config $(FUZZ_SECONDS) $(FUZZ_config_SEEDS)
-	tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_json json $(FUZZ_SECONDS) $(FUZZ_json_SEEDS)
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+	$(foreach t,$(FUZZ_TARGETS),tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_$(t) $(t) $(FUZZ_SECONDS) $(FUZZ_$(t)_SEEDS) &&) true
 
 $(FUZZ_BUILD)/obj/%.o: dispatcher/%.c dispatcher/*.h | $(FUZZ_BUILD)/obj
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c -o $@ $<
