@@ -22,14 +22,11 @@ dir=$1
 shift
 rm -rf "$dir"
 mkdir -p "$dir"
-# The scratch server runs as postgres under root; it is not sanitized, but
-# keep the directory writable for anything sanitized it might start.
-chmod 1777 "$dir"
 
 # Options the caller already set come first, so ours win for the ones that
 # decide whether a report is seen. clang's runtime reads both variables
 # for the one log_path that ASan, LSan and UBSan share.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:log_path=$dir/report"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:detect_stack_use_after_return=1:log_path=$dir/report"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1:log_path=$dir/report"
 export ASAN_OPTIONS UBSAN_OPTIONS
 
