@@ -11,6 +11,11 @@
 #   make check           install missing packages, build, run every test
 #                        against a scratch PostgreSQL (or $PGHOST when set)
 #   make check-unit      the unit tier only (no database)
+#   make check SANITIZE=1   the same, built with AddressSanitizer, LeakSanitizer
+#                        and UndefinedBehaviorSanitizer in build/san; any
+#                        report, from the tests or a daemon they start, fails
+#   make fuzz            run the libFuzzer targets in tests/fuzz/ for
+#                        FUZZ_SECONDS each (default 60); a crash fails
 #   make scratch-db      a shell with a throwaway PostgreSQL, removed on exit
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make clean           remove build/
@@ -18,6 +23,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   := build
+SANITIZE ?=
 
 PKGS      := libpq yaml-0.1
 PKGS_TEST := $(PKGS) check
@@ -30,6 +36,25 @@ OPT      ?= -O2 -g
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) \
              -I$(BUILD) -Idispatcher $(CFLAGS)
 LDFLAGS_ALL = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+
+# SANITIZE=1: its own build directory, so sanitized and plain objects never
+# mix. Reports go to files (tests/sanitize_run.sh) rather than stderr,
+# because the daemon's stderr is what tests read. Built with clang: its one
+# runtime writes ASan, LSan and UBSan reports alike to log_path, where gcc's
+# separate libubsan prints UBSan's to stderr whatever UBSAN_OPTIONS says.
+# _FORTIFY_SOURCE is left out: its checked copies (__memcpy_chk and
+# friends) would run instead of the calls ASan intercepts. -O1 keeps stack
+# traces readable.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+BUILD    := build/san
+CC       := clang-14
+HARDEN   := -fstack-protector-strong -fPIE
+OPT      := -O1 -g
+CFLAGS_ALL += $(SAN_FLAGS)
+LDFLAGS_ALL += $(SAN_FLAGS)
+SAN_RUN  := tests/sanitize_run.sh $(abspath $(BUILD)/sanitizer-reports)
+endif
 
 # pkg-config is asked lazily (=, not :=) so that `make deps` can install it
 # before the first compile needs it.
@@ -48,12 +73,12 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit scratch-db demo bench soak install uninstall clean
+.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo bench soak install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
 deps:
-	@tests/deps.sh
+	@tests/deps.sh $(if $(filter 1,$(SANITIZE)),clang)
 
 $(BUILD)/pgdispatch: $(BUILD)/obj/main.o $(LIB_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
@@ -82,11 +107,11 @@ TEST_ENV = PGDISPATCH_BIN=$(abspath $(BUILD)/pgdispatch) PGDISPATCH_SRC=$(CURDIR
 
 check: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch
-	$(TEST_ENV) tests/pg_scratch.sh $(BUILD)/check_pgdispatch
+	$(TEST_ENV) $(SAN_RUN) tests/pg_scratch.sh $(BUILD)/check_pgdispatch
 
 check-unit: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch
-	env -u PGHOST $(TEST_ENV) PGDISPATCH_TIER=unit $(BUILD)/check_pgdispatch
+	env -u PGHOST $(TEST_ENV) PGDISPATCH_TIER=unit $(SAN_RUN) $(BUILD)/check_pgdispatch
 
 scratch-db: deps all
 	PATH=$(abspath $(BUILD)):$$PATH tests/pg_scratch.sh
@@ -112,6 +137,44 @@ soak: deps
 $(BUILD)/soak-record: tests/soak/record.c | $(BUILD)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -static -o $@ $< || \
 		$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
+
+# Fuzzing: libFuzzer targets in tests/fuzz/, built with clang and ASan +
+# UBSan into build/fuzz (apart from every other build). Each runs for
+# FUZZ_SECONDS (FUZZ_TARGETS=config runs one); the first crash fails
+# `make fuzz`, leaving its input in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config json
+FUZZ_CC      ?= clang-14
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Idispatcher -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+# What each target links besides its harness: the module it fuzzes and
+# what that module calls.
+FUZZ_config_OBJ := config.o log.o
+FUZZ_json_OBJ   := json.o log.o
+FUZZ_LIBS = $(shell pkg-config --libs yaml-0.1)
+FUZZ_config_SEEDS := tests/fuzz/seeds/config $(wildcard examples/*/*.yaml)
+FUZZ_json_SEEDS   := tests/fuzz/seeds/json
+
+fuzz-deps:
+	@tests/deps.sh clang
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+	$(foreach t,$(FUZZ_TARGETS),tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_$(t) $(t) $(FUZZ_SECONDS) $(FUZZ_$(t)_SEEDS) &&) true
+
+$(FUZZ_BUILD)/obj/%.o: dispatcher/%.c dispatcher/*.h | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c dispatcher/*.h | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/fuzz_%.o $$(addprefix $(FUZZ_BUILD)/obj/,$$(FUZZ_$$*_OBJ))
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
 
 install: $(BUILD)/pgdispatch
 	install -D -m 0755 $(BUILD)/pgdispatch $(DESTDIR)$(PREFIX)/bin/pgdispatch

@@ -156,7 +156,8 @@ struct config_parser {
 	yaml_parser_t yaml;
 	yaml_event_t event;          /* owned; deleted before the next is read */
 	const char *path;
-	FILE *file;
+	const unsigned char *text;   /* the whole file, borrowed */
+	size_t len;
 	char *err;
 	size_t errlen;
 	struct config_seen top[TK_COUNT];
@@ -188,10 +189,10 @@ static yaml_mark_t
 config_offset_mark(struct config_parser *p, size_t offset)
 {
 	yaml_mark_t mark = {0, 0, 0};
-	int c;
 
-	rewind(p->file);
-	for (size_t i = 0; i < offset && (c = getc(p->file)) != EOF; i++) {
+	for (size_t i = 0; i < offset && i < p->len; i++) {
+		unsigned char c = p->text[i];
+
 		if (c == '\n') {
 			mark.line++;
 			mark.column = 0;
@@ -868,14 +869,60 @@ config_finish(struct config_parser *p, struct config *cfg)
 	return true;
 }
 
+/* Reads all of f into a new buffer of *len bytes plus a NUL, or returns
+ * NULL with errno set: EFBIG past CONFIG_MAX_BYTES. */
+static char *
+config_slurp(FILE *f, size_t *len)
+{
+	size_t cap = 0, n = 0;
+	char *buf = NULL, *grown;
+
+	for (;;) {
+		if (n == cap) {
+			/* One byte past the limit: a file of exactly the limit is
+			 * read whole, one byte more is refused. */
+			if (cap > CONFIG_MAX_BYTES) {
+				free(buf);
+				errno = EFBIG;
+				return NULL;
+			}
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > CONFIG_MAX_BYTES)
+				cap = CONFIG_MAX_BYTES + 1;
+			if ((grown = realloc(buf, cap + 1)) == NULL) {
+				free(buf);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = grown;
+		}
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		errno = EIO;
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/*
+ * The whole file is read first and parsed from memory: config_parse() is
+ * then the one path for files, tests and the fuzzer (tests/fuzz/), and a
+ * reader error's offset maps to a line without reading the file twice.
+ */
 struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
-	struct config_parser p = {.path = path, .err = err, .errlen = errlen};
 	struct config *cfg;
 	struct stat st;
+	char *text = NULL;
+	size_t len = 0;
 	FILE *f;
-	bool ok;
 
 	f = fopen(path, "rb");
 	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -887,22 +934,42 @@ config_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
+	text = config_slurp(f, &len);
+	fclose(f);
+	if (text == NULL) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "%s: larger than %d bytes, too large for a configuration file",
+			         path, CONFIG_MAX_BYTES);
+		else
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return NULL;
+	}
+	cfg = config_parse(path, text, len, err, errlen);
+	free(text);
+	return cfg;
+}
+
+struct config *
+config_parse(const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct config_parser p = {.path = path, .text = (const unsigned char *) text, .len = len,
+	                          .err = err, .errlen = errlen};
+	struct config *cfg;
+	bool ok;
+
 	cfg = calloc(1, sizeof *cfg);
 	if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !yaml_parser_initialize(&p.yaml)) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		free(cfg != NULL ? cfg->path : NULL);
 		free(cfg);
-		fclose(f);
 		return NULL;
 	}
-	p.file = f;
-	yaml_parser_set_input_file(&p.yaml, f);
+	yaml_parser_set_input_string(&p.yaml, p.text, len);
 	config_defaults(cfg, config_top_keys, TK_COUNT);
 	ok = config_read_file(&p, cfg) && config_finish(&p, cfg);
 	yaml_event_delete(&p.event);
 	yaml_parser_delete(&p.yaml);
 	free(p.handlers);
-	fclose(f);
 	if (!ok) {
 		config_free(cfg);
 		return NULL;

@@ -76,6 +76,18 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* config_load() refuses larger files: a configuration is a few kB, and a
+ * path to something endless (/dev/zero) must not exhaust memory. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+/*
+ * Parses text[0..len) (it need not end in NUL) as config_load() parses a
+ * file; path names it in messages and becomes cfg->path. Same ownership
+ * and errors as config_load().
+ */
+struct config *config_parse(const char *path, const char *text, size_t len, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 void config_free(struct config *cfg);
 
 /* The handler for kind, or NULL. Borrowed from cfg. */

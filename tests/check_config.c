@@ -542,6 +542,65 @@ START_TEST(test_missing_file_says_cannot_open)
 }
 END_TEST
 
+START_TEST(test_parse_reads_memory_that_does_not_end_in_nul)
+{
+	/* What follows len must not be read: the fuzzer passes such buffers. */
+	static const char text[] = "queues: [mail]queues: [again]";
+	char err[256];
+	struct config *cfg = config_parse("inline", text, strlen("queues: [mail]"), err, sizeof err);
+
+	ck_assert_msg(cfg != NULL, "rejected: %s", err);
+	ck_assert_str_eq(cfg->path, "inline");
+	ck_assert_uint_eq(cfg->nqueues, 1);
+	ck_assert_str_eq(cfg->queues[0], "mail");
+	config_free(cfg);
+
+	cfg = config_parse("inline", "a: 1\n  \xff", 8, err, sizeof err);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "inline:2:3: invalid yaml: invalid leading UTF-8 octet");
+}
+END_TEST
+
+/* Writes n bytes: a valid config padded with a comment to exactly n. */
+static void
+config_test_write_sized(size_t n, char *path, size_t len)
+{
+	char *text = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(text);
+	memset(text, '#', n);
+	memcpy(text, "{}\n", 3);
+	text[n - 1] = '\n';
+	text[n] = '\0';
+	config_test_write(text, path, len);
+	free(text);
+}
+
+START_TEST(test_file_over_the_size_limit_is_refused)
+{
+	char path[512], err[1024], want[1024];
+	struct config *cfg;
+
+	config_test_write_sized(CONFIG_MAX_BYTES, path, sizeof path);
+	cfg = config_load(path, err, sizeof err);
+	unlink(path);
+	ck_assert_msg(cfg != NULL, "a file of exactly the limit was rejected: %s", err);
+	config_free(cfg);
+
+	config_test_write_sized(CONFIG_MAX_BYTES + 1, path, sizeof path);
+	cfg = config_load(path, err, sizeof err);
+	unlink(path);
+	ck_assert_ptr_null(cfg);
+	snprintf(want, sizeof want, "%s: larger than 1048576 bytes, too large for a configuration file", path);
+	ck_assert_str_eq(err, want);
+
+	/* An endless file ends too. */
+	cfg = config_load("/dev/zero", err, sizeof err);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "/dev/zero: larger than 1048576 bytes, too large for a configuration file");
+}
+END_TEST
+
 Suite *
 config_suite(void)
 {
@@ -569,6 +628,8 @@ config_suite(void)
 	tcase_add_loop_test(bad, test_bad_config_names_file_line_column, 0,
 	                    sizeof config_bad / sizeof config_bad[0]);
 	tcase_add_test(bad, test_missing_file_says_cannot_open);
+	tcase_add_test(bad, test_file_over_the_size_limit_is_refused);
+	tcase_add_test(tc, test_parse_reads_memory_that_does_not_end_in_nul);
 	suite_add_tcase(s, bad);
 	return s;
 }

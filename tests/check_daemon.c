@@ -184,14 +184,14 @@ START_TEST(test_timeout_kills_the_handler_and_costs_one_attempt)
 
 	snprintf(pid_path, sizeof pid_path, "%s", harness_write_temp(""));
 	snprintf(handlers, sizeof handlers,
-	         "  slow:\n    command: [%s, %s, '60']\n    timeout: 300ms\n    max_attempts: 2\n"
+	         "  slow:\n    command: [%s, %s, '60']\n    timeout: 1s\n    max_attempts: 2\n"
 	         "    backoff: {initial: 10ms, max: 10ms}\n",
 	         harness_handler("sleeper.sh"), pid_path);
 	harness_daemon_start(&d, dt_db, dt_config(handlers, NULL));
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('slow')");
-	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "failed", 15000, &d);
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "failed", 20000, &d);
 	ck_assert_str_eq(harness_value(dt_conn, "SELECT concat_ws('|', attempts, last_error) FROM dispatch.tasks"),
-	                 "2|timed out after 300 ms");
+	                 "2|timed out after 1000 ms");
 	/* Both attempts' processes are gone, not left running. */
 	f = fopen(pid_path, "r");
 	ck_assert_ptr_nonnull(f);
@@ -224,6 +224,22 @@ dt_peak_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* How much the daemon's peak RSS may grow while 100 MB go through it. Under
+ * AddressSanitizer (make check SANITIZE=1) freed memory waits in a
+ * quarantine and stack frames live on a separate fake stack, so the peak
+ * grows by several MB however little is kept; the bound there still fails
+ * if the output were kept whole (over 100 MB). */
+#if defined(__SANITIZE_ADDRESS__)   /* gcc */
+#define DT_RSS_SLACK_KB (48 * 1024)
+#elif defined(__has_feature)         /* clang */
+#if __has_feature(address_sanitizer)
+#define DT_RSS_SLACK_KB (48 * 1024)
+#endif
+#endif
+#ifndef DT_RSS_SLACK_KB
+#define DT_RSS_SLACK_KB 4096
+#endif
+
 START_TEST(test_flood_of_stdout_is_truncated_and_memory_stays_flat)
 {
 	struct harness_daemon d;
@@ -243,7 +259,7 @@ START_TEST(test_flood_of_stdout_is_truncated_and_memory_stays_flat)
 	        "SELECT concat_ws('|', jsonb_typeof(result), length(result #>> '{}'),"
 	        "       result #>> '{}' = repeat('x', 65536)) FROM dispatch.tasks"),
 	        "string|65536|t");
-	ck_assert_msg(after - before < 4096, "peak RSS grew from %ld kB to %ld kB", before, after);
+	ck_assert_msg(after - before < DT_RSS_SLACK_KB, "peak RSS grew from %ld kB to %ld kB", before, after);
 	ck_assert_ptr_nonnull(strstr(harness_daemon_log(&d), "stdout truncated to 65536 bytes"));
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);

@@ -1,5 +1,7 @@
 #!/bin/sh
 # Makes sure the build and test dependencies are installed (`make deps`).
+# `tests/deps.sh clang` adds clang-14 and its sanitizer and libFuzzer
+# runtimes (libclang-rt-14-dev), for `make check SANITIZE=1` and `make fuzz`.
 #
 # A no-op when everything is present. Otherwise, as root, installs the
 # missing Debian packages with apt-get; as anyone else, prints the one
@@ -26,6 +28,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	need postgresql
 fi
 command -v psql >/dev/null 2>&1 || need postgresql-client
+if [ "${1:-}" = clang ]; then
+	command -v clang-14 >/dev/null 2>&1 || need clang-14
+	rt=$(clang-14 --print-runtime-dir 2>/dev/null || true)
+	if ! ls "$rt"/libclang_rt.asan-*.a "$rt"/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
+		need libclang-rt-14-dev
+	fi
+fi
 
 [ -z "$missing" ] && exit 0
 
