@@ -224,21 +224,8 @@ dt_peak_rss_kb(pid_t pid)
 	return kb;
 }
 
-/* How much the daemon's peak RSS may grow while 100 MB go through it. Under
- * AddressSanitizer (make check SANITIZE=1) freed memory waits in a
- * quarantine and stack frames live on a separate fake stack, so the peak
- * grows by several MB however little is kept; the bound there still fails
- * if the output were kept whole (over 100 MB). */
-#if defined(__SANITIZE_ADDRESS__)   /* gcc */
-#define DT_RSS_SLACK_KB (48 * 1024)
-#elif defined(__has_feature)         /* clang */
-#if __has_feature(address_sanitizer)
-#define DT_RSS_SLACK_KB (48 * 1024)
-#endif
-#endif
-#ifndef DT_RSS_SLACK_KB
-#define DT_RSS_SLACK_KB 4096
-#endif
+/* How much the daemon's peak RSS may grow while 100 MB go through it. */
+#define DT_RSS_SLACK_KB (4096 + DT_ASAN_SLACK_KB)
 
 START_TEST(test_flood_of_stdout_is_truncated_and_memory_stays_flat)
 {

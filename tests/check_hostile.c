@@ -33,7 +33,7 @@
 /* How much the daemon's peak RSS may grow while a flood goes through it:
  * the captured output is bounded to 64 KiB of stdout and a few KiB of
  * stderr; the rest is allocator and libpq noise. */
-#define HOSTILE_RSS_GROWTH_KB 8192
+#define HOSTILE_RSS_GROWTH_KB (8192 + DT_ASAN_SLACK_KB)
 
 /* A process's state letter from /proc (R, S, Z...), or 0 if it is gone. */
 static char
