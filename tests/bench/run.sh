@@ -336,10 +336,10 @@ if command -v gnuplot >/dev/null 2>&1 && want ceiling && want latency; then
 	grep '^ceiling,shape=' "$csv" |
 		sed 's/ceiling,shape=\([a-z]*\) batch=\([0-9]*\) clients=\([0-9]*\),\([0-9]*\),.*/\1-\2 \3 \4/' >"$out/ceiling.dat"
 	gnuplot <<GP
-set terminal pngcairo size 800,500 noenhanced
+set terminal pngcairo size 900,500 noenhanced
 set output "$out/ceiling.png"
 set title "Ceiling: the daemon's claim + complete under pgbench (rows/s)"
-set xlabel "pgbench clients"; set ylabel "rows/s"; set key top left; set grid
+set xlabel "pgbench clients"; set ylabel "rows/s"; set key outside right; set grid
 series = "$(awk '{print $1}' "$out/ceiling.dat" | sort -u | tr '\n' ' ')"
 plot for [b in series] "< awk '\$1 == \"".b."\"' $out/ceiling.dat" using 2:3 with linespoints title b, \
      $best_thru title "pgdispatch, best config" with lines dashtype 2
