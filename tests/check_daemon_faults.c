@@ -303,6 +303,21 @@ faults_silent_server(int *port)
 	return s;
 }
 
+/* Starts a daemon against 127.0.0.1:port without waiting for it to connect. */
+static void
+faults_start_against(struct harness_daemon *d, int port, int connect_timeout_s)
+{
+	static char conninfo[128];
+	const char *args[] = {"run", "-c", d->config_path, "-d", conninfo, NULL};
+
+	memset(d, 0, sizeof *d);
+	snprintf(d->config_path, sizeof d->config_path, "%s",
+	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
+	snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=none connect_timeout=%d", port,
+	         connect_timeout_s);
+	harness_start(&d->proc, args);
+}
+
 /*
  * Connecting never blocks the loop. A server that takes the TCP connection
  * and never answers: the daemon times the attempt out itself (libpq leaves
@@ -312,27 +327,15 @@ faults_silent_server(int *port)
 START_TEST(test_silent_server_connects_time_out_and_sigterm_still_stops_at_once)
 {
 	struct harness_daemon d;
-	char conninfo[128];
-	const char *args[] = {"run", "-c", NULL, "-d", conninfo, NULL};
 	struct timespec t0, t1;
 	int port, s = faults_silent_server(&port);
 
-	memset(&d, 0, sizeof d);
-	snprintf(d.config_path, sizeof d.config_path, "%s",
-	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
-	args[2] = d.config_path;
-	snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=none connect_timeout=1", port);
-	harness_start(&d.proc, args);
+	faults_start_against(&d, port, 1);
 	harness_daemon_wait_log(&d, "timeout expired", 10000);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 
-	memset(&d, 0, sizeof d);
-	snprintf(d.config_path, sizeof d.config_path, "%s",
-	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
-	args[2] = d.config_path;
-	snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d dbname=none connect_timeout=60", port);
-	harness_start(&d.proc, args);
+	faults_start_against(&d, port, 60);
 	harness_daemon_wait_log(&d, "starting", 10000);
 	harness_sleep_ms(500);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
