@@ -46,6 +46,7 @@ static struct {
 	bool connecting;             /* listen and work are on their way up */
 	struct db_connecting listen_up, work_up;
 	bool listen_up_done, work_up_done;
+	int connect_failures;        /* attempts failed since the last success */
 	int signal_fd;
 	size_t next_queue;           /* round-robin start among queues */
 	bool sweep;                  /* claim at once */
@@ -118,6 +119,8 @@ daemon_disconnect(const char *why)
 		PQfinish(daemon_local.listen);
 	if (daemon_local.work != NULL)
 		PQfinish(daemon_local.work);
+	if (daemon_local.connecting)
+		daemon_local.connect_failures++;
 	daemon_local.listen = daemon_local.work = NULL;
 	daemon_local.connecting = false;
 	/* Idle SQL handler connections most likely died with the others. */
@@ -158,13 +161,15 @@ daemon_connect_start(void)
 	daemon_local.listen_up_done = !daemon_local.cfg->notify;
 	daemon_local.work_up_done = false;
 	if (daemon_local.cfg->notify) {
-		daemon_local.listen = db_connect_start(daemon_conninfo(), appname, now, &daemon_local.listen_up, &err);
+		daemon_local.listen = db_connect_start(daemon_conninfo(), appname, daemon_local.connect_failures, now,
+		                                       &daemon_local.listen_up, &err);
 		if (daemon_local.listen == NULL) {
 			daemon_disconnect(err.message);
 			return;
 		}
 	}
-	daemon_local.work = db_connect_start(daemon_conninfo(), appname, now, &daemon_local.work_up, &err);
+	daemon_local.work = db_connect_start(daemon_conninfo(), appname, daemon_local.connect_failures, now,
+	                                     &daemon_local.work_up, &err);
 	if (daemon_local.work == NULL)
 		daemon_disconnect(err.message);
 }
@@ -195,6 +200,7 @@ daemon_connect_finish(void)
 	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);
 	log_info("connected database=\"%s\" listen=%s", safe, daemon_local.listen != NULL ? "yes" : "no");
 	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
+	daemon_local.connect_failures = 0;
 	daemon_local.sweep = true;
 	daemon_local.wake = DAEMON_AWAKE;
 	daemon_local.next_lease_ms = clock_now_ms();
@@ -602,8 +608,14 @@ daemon_poll_timeout(int64_t now)
 	} else {
 		due = daemon_min(due, daemon_local.reconnect_at_ms);
 	}
-	if (daemon_local.stopping && !daemon_local.stop_handlers_sent)
+	/* The grace ends for running handlers only; after them, the last
+	 * outcomes get their own wait (the loop in daemon_run). Counting the
+	 * grace's end with nothing running made poll() return at once until
+	 * that wait was over. */
+	if (daemon_local.stopping && !daemon_local.stop_handlers_sent && slots_running() > 0)
 		due = daemon_min(due, daemon_local.stop_deadline_ms);
+	if (daemon_local.stopping && slots_running() == 0 && outbox_count() > 0)
+		due = daemon_min(due, daemon_local.stop_deadline_ms + DAEMON_OUTCOME_WAIT_MS);
 	due = slots_next_due(due);
 	if (due <= now)
 		return 0;

@@ -119,9 +119,12 @@ db_conninfo_safe(const char *conninfo, char *out, size_t len)
  * (research/pg-pitfalls.md, 6.2). A server that stops or restarts is seen
  * at once: its socket closes.
  */
-static void
-db_connect_params(const char *conninfo, const char *application_name, const char *keys[12],
-                  const char *vals[12])
+#define DB_MAX_PARAMS 16
+
+/* Fills keys and vals, NULL-ended; returns the index of the NULL. */
+static int
+db_connect_params(const char *conninfo, const char *application_name, const char *keys[DB_MAX_PARAMS],
+                  const char *vals[DB_MAX_PARAMS])
 {
 	int k = 0;
 
@@ -145,6 +148,95 @@ db_connect_params(const char *conninfo, const char *application_name, const char
 	vals[k++] = conninfo != NULL ? conninfo : "";
 	keys[k] = NULL;
 	vals[k] = NULL;
+	return k;
+}
+
+/* Elements of a comma-separated libpq list ("" and NULL: none). */
+static int
+db_list_count(const char *list)
+{
+	int n = 1;
+
+	if (list == NULL || list[0] == '\0')
+		return 0;
+	for (const char *p = list; *p != '\0'; p++)
+		n += *p == ',';
+	return n;
+}
+
+/* list, of n elements, rotated left by k, into out. */
+static void
+db_list_rotate(const char *list, int n, int k, char *out, size_t len)
+{
+	const char *p = list;
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < k; i++)
+		p = strchr(p, ',') + 1;
+	for (int i = 0; i < n; i++) {
+		size_t elem = strcspn(p, ",");
+
+		if (used + elem + 2 > len)
+			return;
+		if (i > 0)
+			out[used++] = ',';
+		memcpy(out + used, p, elem);
+		used += elem;
+		out[used] = '\0';
+		p = p[elem] == ',' ? p + elem + 1 : list;
+	}
+}
+
+/* What a host, hostaddr or port list is: the connection string's, else
+ * the environment's, as libpq would take it. */
+static const char *
+db_list_value(PQconninfoOption *opts, const char *keyword, const char *env)
+{
+	for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val != NULL && o->val[0] != '\0')
+			return o->val;
+	return getenv(env);
+}
+
+/*
+ * libpq tries the hosts of a multi-host connection string in turn, giving
+ * each connect_timeout, but only in its blocking connect: PQconnectPoll
+ * moves to the next host only when one refuses. A host that never answers
+ * (a failed primary's address, research/pg-pitfalls.md 6.1) would take
+ * the whole deadline of every attempt, and the daemon would never reach
+ * the next host. So attempt N starts N hosts further along the list, the
+ * host, hostaddr and port lists rotated together, appended after the
+ * connection string so that they override it. Returns the new end.
+ */
+static int
+db_rotate_hosts(const char *conninfo, int attempt, const char *keys[DB_MAX_PARAMS],
+                const char *vals[DB_MAX_PARAMS], int k, char bufs[3][1024])
+{
+	static const char *const lists[3][2] = {{"host", "PGHOST"}, {"hostaddr", "PGHOSTADDR"}, {"port", "PGPORT"}};
+	PQconninfoOption *opts = PQconninfoParse(conninfo != NULL ? conninfo : "", NULL);
+	int n;
+
+	if (opts == NULL)
+		return k;
+	n = db_list_count(db_list_value(opts, "host", "PGHOST"));
+	if (n < 2)
+		n = db_list_count(db_list_value(opts, "hostaddr", "PGHOSTADDR"));
+	if (n >= 2 && attempt % n != 0) {
+		for (int l = 0; l < 3; l++) {
+			const char *list = db_list_value(opts, lists[l][0], lists[l][1]);
+
+			if (db_list_count(list) != n)
+				continue;
+			db_list_rotate(list, n, attempt % n, bufs[l], sizeof bufs[l]);
+			keys[k] = lists[l][0];
+			vals[k++] = bufs[l];
+		}
+		keys[k] = NULL;
+		vals[k] = NULL;
+	}
+	PQconninfoFree(opts);
+	return k;
 }
 
 /* NULL with err filled when conn did not come up; conn is then freed. */
@@ -166,23 +258,26 @@ db_connect_check(PGconn *conn, const char *conninfo, struct db_error *err)
 PGconn *
 db_connect(const char *conninfo, const char *application_name, struct db_error *err)
 {
-	const char *keys[12], *vals[12];
+	const char *keys[DB_MAX_PARAMS], *vals[DB_MAX_PARAMS];
 
 	memset(err, 0, sizeof *err);
-	db_connect_params(conninfo, application_name, keys, vals);
+	(void) db_connect_params(conninfo, application_name, keys, vals);
 	return db_connect_check(PQconnectdbParams(keys, vals, 1), conninfo, err);
 }
 
 PGconn *
-db_connect_start(const char *conninfo, const char *application_name, int64_t now_ms,
+db_connect_start(const char *conninfo, const char *application_name, int attempt, int64_t now_ms,
                  struct db_connecting *c, struct db_error *err)
 {
-	const char *keys[12], *vals[12];
+	const char *keys[DB_MAX_PARAMS], *vals[DB_MAX_PARAMS];
+	char rotated[3][1024];
 	PGconn *conn;
 	int64_t timeout_s = atoi(DB_CONNECT_TIMEOUT_S);
+	int k;
 
 	memset(err, 0, sizeof *err);
-	db_connect_params(conninfo, application_name, keys, vals);
+	k = db_connect_params(conninfo, application_name, keys, vals);
+	(void) db_rotate_hosts(conninfo, attempt, keys, vals, k, rotated);
 	conn = db_connect_check(PQconnectStartParams(keys, vals, 1), conninfo, err);
 	if (conn == NULL)
 		return NULL;
@@ -208,7 +303,10 @@ db_connect_continue(PGconn *conn, const char *conninfo, struct db_connecting *c,
 {
 	memset(err, 0, sizeof *err);
 	if (now_ms >= c->deadline_ms) {
-		snprintf(err->message, sizeof err->message, "timeout expired while connecting");
+		const char *host = PQhost(conn);
+
+		snprintf(err->message, sizeof err->message, "timeout expired while connecting to %s port %s",
+		         host != NULL && host[0] != '\0' ? host : "the server", PQport(conn) != NULL ? PQport(conn) : "");
 		return DB_CONNECT_FAILED;
 	}
 	switch (PQconnectPoll(conn)) {

@@ -48,10 +48,13 @@ enum db_connect_state { DB_CONNECT_WAITING, DB_CONNECT_DONE, DB_CONNECT_FAILED }
  * db_connect() without waiting: starts the connection (PQconnectStartParams,
  * same defaults) and fills c. The caller polls PQsocket(conn) for c->events,
  * then calls db_connect_continue(), until it returns DONE or FAILED; it
- * should also call it once c->deadline_ms has passed. Returns NULL with err
- * filled when the connection cannot even start.
+ * should also call it once c->deadline_ms has passed. attempt counts the
+ * caller's failed attempts since its last success: with several hosts,
+ * each attempt starts one host further along (see db.c). Returns NULL with
+ * err filled when the connection cannot even start. Host names are still
+ * resolved with a blocking getaddrinfo() inside libpq; hostaddr avoids it.
  */
-PGconn *db_connect_start(const char *conninfo, const char *application_name, int64_t now_ms,
+PGconn *db_connect_start(const char *conninfo, const char *application_name, int attempt, int64_t now_ms,
                          struct db_connecting *c, struct db_error *err) DB_MUSTCHECK;
 
 /* One step of a started connection. FAILED fills err (the caller

@@ -284,6 +284,7 @@ main_run(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_FAILURE;
 	}
+	privs_protect();
 	return daemon_run(cfg, opts.database);
 }
 

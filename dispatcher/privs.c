@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -120,4 +121,15 @@ privs_drop(const struct config *cfg, char *err, size_t errlen)
 		log_warn("config=%s cannot be read as user %s (%s): a reload on SIGHUP will fail and "
 		         "keep the running config", cfg->path, t.name, strerror(errno));
 	return PRIVS_OK;
+}
+
+void
+privs_protect(void)
+{
+	/* Not dumpable: the files under /proc/PID belong to root, and
+	 * same-user ptrace is refused. A root drop clears the flag too, but
+	 * under systemd's User= the daemon starts unprivileged and never
+	 * drops. */
+	if (prctl(PR_SET_DUMPABLE, 0) != 0)
+		log_warn("cannot protect the daemon's memory from its handlers: %s", strerror(errno));
 }

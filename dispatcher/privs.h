@@ -29,4 +29,12 @@ enum privs_result {
 enum privs_result privs_drop(const struct config *cfg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/*
+ * Keeps handlers, which run as the daemon's user, out of the daemon's
+ * memory: /proc/PID/environ (PGPASSWORD), /proc/PID/mem, ptrace. A clean
+ * handler environment (env_passthrough) means little if a handler can
+ * read `/proc/$PPID/environ`. Handlers are unaffected: exec resets it.
+ */
+void privs_protect(void);
+
 #endif

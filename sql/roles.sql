@@ -116,7 +116,10 @@ GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
 -- Not granted: dispatch.schema_migrations (the daemon never reads the
 -- ledger; migrate runs as the owner), EXECUTE of dispatch.enqueue, and
 -- dispatch.tasks_notify() (a trigger function runs whoever inserts; no one
--- calls it). Advisory locks, pg_notify and LISTEN need no grant.
+-- calls it). PUBLIC keeps PostgreSQL's default EXECUTE on functions, which
+-- gives nothing here: both run with the caller's rights, so without the
+-- grants above a call fails on the table. Advisory locks, pg_notify and
+-- LISTEN need no grant.
 
 -- A GRANT by someone who does not own the objects is only a WARNING, and
 -- the roles would be left with nothing. Say so as an error instead.

@@ -375,6 +375,35 @@ START_TEST(test_registration_of_a_killed_daemon_is_removed_by_the_next)
 }
 END_TEST
 
+/*
+ * Failover with several hosts (research/pg-pitfalls.md, 6.1): the first
+ * host never answers, the second is the server. libpq's own per-host
+ * timeout works only in its blocking connect, so the daemon starts each
+ * new attempt one host further along; it connects on the second attempt.
+ */
+START_TEST(test_silent_first_host_is_passed_over_for_the_next)
+{
+	struct harness_daemon d;
+	char conninfo[1024];
+	const char *args[] = {"run", "-c", d.config_path, "-d", conninfo, NULL};
+	int port, s = faults_silent_server(&port);
+
+	memset(&d, 0, sizeof d);
+	snprintf(d.config_path, sizeof d.config_path, "%s",
+	         harness_write_temp(dt_config("  noop:\n    builtin: noop\n", NULL)));
+	snprintf(conninfo, sizeof conninfo, "%s host=127.0.0.1,%s port=%d,%s connect_timeout=2", dt_db,
+	         getenv("PGHOST"), port, getenv("PGPORT") != NULL ? getenv("PGPORT") : "5432");
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, "timeout expired while connecting to 127.0.0.1", 10000);
+	harness_daemon_wait_log(&d, " connected ", 10000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 10000, &d);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	close(s);
+}
+END_TEST
+
 Suite *
 daemon_faults_suite(void)
 {
@@ -394,6 +423,7 @@ daemon_faults_suite(void)
 	tcase_add_test(tc, test_sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one);
 	tcase_add_test(tc, test_filling_notify_queue_is_warned_and_shown_by_status);
 	tcase_add_test(tc, test_silent_server_connects_time_out_and_sigterm_still_stops_at_once);
+	tcase_add_test(tc, test_silent_first_host_is_passed_over_for_the_next);
 	tcase_add_test(tc, test_registration_of_a_killed_daemon_is_removed_by_the_next);
 	suite_add_tcase(s, tc);
 	return s;

@@ -208,7 +208,9 @@ for who in daemon floor; do
 		if [ "$who" = daemon ]; then
 			start_daemon "$(noop_config 8)"
 		else
-			q "INSERT INTO dispatch.sleepers (instance, queue) VALUES ('notify_floor', 'default')"
+			# No backend_pid: psql's session ends at once, and a
+			# registration (sql/sleep_register.sql) would remove the row.
+			q "INSERT INTO dispatch.sleepers (instance, queue, backend_pid) VALUES ('notify_floor', 'default', NULL)"
 			"$out/notify_floor" 3 >/dev/null &
 			floor_pid=$!
 		fi
