@@ -25,6 +25,7 @@
 #include "embed.h"
 #include "handler_sql.h"
 #include "log.h"
+#include "mem.h"
 #include "notify_queue.h"
 #include "outbox.h"
 #include "queue.h"
@@ -85,16 +86,6 @@ daemon_conninfo(void)
 }
 
 /* --- outcomes --------------------------------------------------------- */
-
-static char *
-daemon_strdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		abort();
-	return d;
-}
 
 static void daemon_disconnect(const char *why);
 
@@ -563,7 +554,7 @@ daemon_reload(void)
 	if (daemon_str_differs(fresh->database, old->database)) {
 		log_warn("database changes only on restart; keeping the current one");
 		free(fresh->database);
-		fresh->database = old->database != NULL ? daemon_strdup(old->database) : NULL;
+		fresh->database = old->database != NULL ? mem_strdup(old->database) : NULL;
 	}
 	reconnect = fresh->notify != old->notify;
 	/* A registration names the queues served: re-register from scratch

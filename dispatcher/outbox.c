@@ -8,6 +8,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "mem.h"
 #include "queue.h"
 
 #define OUTBOX_RETRY_MS 1000  /* pause after a write failed for a passing reason */
@@ -17,16 +18,6 @@ static struct {
 	size_t count, cap;
 	int64_t next_try_ms;
 } outbox_local;
-
-static char *
-outbox_strdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		abort();
-	return d;
-}
 
 void
 outbox_add(struct outcome o)
@@ -116,7 +107,7 @@ outbox_write_single(PGconn *conn, const char *instance, struct outcome *o, bool 
 		json_append_text(&note, text, strlen(text));
 		json_append_string(&quoted, note.data, note.len);
 		free(o->result);
-		o->result = outbox_strdup(quoted.data);
+		o->result = mem_strdup(quoted.data);
 		json_buf_free(&note);
 		json_buf_free(&quoted);
 		if (queue_write_outcomes(conn, instance, o, 1, kept, &err))

@@ -15,6 +15,7 @@
 #include "embed.h"
 #include "json.h"
 #include "log.h"
+#include "mem.h"
 
 /*
  * The statements the daemon runs on its work connection, prepared once per
@@ -107,18 +108,6 @@ queue_array_text(struct json_buf *b, const char *const *v, size_t n)
 		queue_array_elem(b, v[i]);
 	}
 	json_buf_append(b, "}", 1);
-}
-
-static char *
-queue_strdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL) {
-		fprintf(stderr, "pgdispatch: out of memory\n");
-		abort();
-	}
-	return d;
 }
 
 /* The outcomes of one type as the array parameters the outcome statements
@@ -235,9 +224,9 @@ queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, in
 		if (n == limit)
 			break;
 		out[n].id = atoll(PQgetvalue(res, r, off + 0));
-		out[n].queue = queue_strdup(PQgetvalue(res, r, off + 1));
-		out[n].kind = queue_strdup(PQgetvalue(res, r, off + 2));
-		out[n].payload = queue_strdup(PQgetvalue(res, r, off + 3));
+		out[n].queue = mem_strdup(PQgetvalue(res, r, off + 1));
+		out[n].kind = mem_strdup(PQgetvalue(res, r, off + 2));
+		out[n].payload = mem_strdup(PQgetvalue(res, r, off + 3));
 		out[n].attempt = atoi(PQgetvalue(res, r, off + 4));
 		out[n].max_attempts = atoi(PQgetvalue(res, r, off + 5));
 		n++;

@@ -13,6 +13,7 @@
 #include "handler_sql.h"
 #include "json.h"
 #include "log.h"
+#include "mem.h"
 #include "outbox.h"
 
 #define SLOTS_KILL_GRACE_MS 2000     /* SIGTERM, then SIGKILL this much later */
@@ -48,16 +49,6 @@ static struct {
 	bool freed;                  /* a slot was freed since slots_take_freed() */
 	const char *instance;        /* locked_by, borrowed */
 } slots_local;
-
-static char *
-slots_strdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		abort();
-	return d;
-}
 
 void
 slots_setup(const char *instance)
@@ -95,7 +86,7 @@ static void
 slots_attempt_failed(const struct task *t, int max_attempts, int64_t initial_ms, int64_t max_ms,
                       const char *error)
 {
-	struct outcome o = {.id = t->id, .attempt = t->attempt, .error = slots_strdup(error)};
+	struct outcome o = {.id = t->id, .attempt = t->attempt, .error = mem_strdup(error)};
 
 	if (t->attempt >= max_attempts) {
 		o.type = OUTCOME_FAIL;
@@ -420,12 +411,12 @@ slots_command_done(struct slot *s)
 			log_warn("task=%lld kind=%s stdout truncated to %lld bytes (of %lld)", s->task.id,
 			         s->task.kind, (long long) s->child.max_output, (long long) s->child.out_total);
 		if (out->len > 0 && !s->child.out_truncated && json_valid(out->data, out->len)) {
-			result = slots_strdup(out->data);
+			result = mem_strdup(out->data);
 		} else if (out->len > 0) {
 			struct json_buf quoted = {0};
 
 			json_append_string(&quoted, out->data, out->len);
-			result = slots_strdup(quoted.data);
+			result = mem_strdup(quoted.data);
 			json_buf_free(&quoted);
 		}
 		slots_complete(&s->task, result, ms);
