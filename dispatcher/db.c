@@ -324,8 +324,7 @@ db_connect_continue(PGconn *conn, const char *conninfo, struct db_connecting *c,
 	}
 }
 
-/* Returns res when it succeeded, else clears it and fills err. */
-static PGresult *
+PGresult *
 db_check(PGconn *conn, PGresult *res, struct db_error *err)
 {
 	const char *state;

@@ -74,6 +74,11 @@ PGresult *db_exec(PGconn *conn, const char *sql, int nparams,
 PGresult *db_exec_prepared(PGconn *conn, const char *name, int nparams,
                            const char *const *params, struct db_error *err) DB_MUSTCHECK;
 
+/* A result as db_exec() returns it: res when PGRES_COMMAND_OK or
+ * PGRES_TUPLES_OK, else NULL with res cleared and err filled (for results
+ * taken with PQgetResult()). */
+PGresult *db_check(PGconn *conn, PGresult *res, struct db_error *err) DB_MUSTCHECK;
+
 /* Formats err as "SQLSTATE: message" or "message". Borrowed buffer. */
 const char *db_error_text(const struct db_error *err, char *buf, size_t len);
 

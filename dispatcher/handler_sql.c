@@ -106,7 +106,7 @@ sql_send(struct sql_run *r)
 		ok = PQsendQueryParams(r->conn, r->statement, 2, types, params, NULL, NULL, 0);
 		break;
 	case SQL_COMPLETE:
-		ok = queue_send_complete_one(r->conn, r->instance, r->task);
+		ok = queue_send_complete_one(r->conn, r->task);
 		break;
 	case SQL_COMMIT:
 		ok = PQsendQuery(r->conn, "COMMIT");

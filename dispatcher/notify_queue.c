@@ -28,13 +28,9 @@ notify_queue_usage(PGconn *conn, struct db_error *err)
 	return usage;
 }
 
-bool
-notify_queue_watch(PGconn *conn, int warn_percent, int64_t now_ms, struct db_error *err)
+void
+notify_queue_judge(double usage, int warn_percent, int64_t now_ms)
 {
-	double usage = notify_queue_usage(conn, err);
-
-	if (usage < 0)
-		return false;
 	if (usage >= warn_percent) {
 		if (!notify_queue_local.warned || now_ms - notify_queue_local.last_warn_ms >= NOTIFY_QUEUE_REPEAT_MS) {
 			/* PostgreSQL's own log names the blocking PID once the queue
@@ -51,5 +47,4 @@ notify_queue_watch(PGconn *conn, int warn_percent, int64_t now_ms, struct db_err
 		log_info("usage=%.2f%% NOTIFY queue back under its warning threshold", usage);
 		notify_queue_local.warned = false;
 	}
-	return true;
 }

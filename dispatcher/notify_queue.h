@@ -3,7 +3,7 @@
  * cluster, which a listener stuck inside a transaction keeps from being
  * emptied. When it fills, every notifying transaction fails at commit,
  * and with the tasks trigger that means the producers' inserts
- * (../shared/research/pg-pitfalls.md, 1.4). The daemon checks it on its
+ * (docs/postgres-notes.md). The daemon checks it on its
  * lease tick and warns well before that; `pgdispatch status` shows it.
  */
 #ifndef PGDISPATCH_NOTIFY_QUEUE_H
@@ -17,11 +17,11 @@
 double notify_queue_usage(PGconn *conn, struct db_error *err);
 
 /*
- * Checks the queue and logs: a warning when usage reaches warn_percent,
- * repeated every minute while it stays there, and a note when it falls
- * back. now_ms is the caller's monotonic clock. Returns false with err
- * filled when the check itself failed.
+ * Judges a reading of the queue (sql/notify_queue_usage.sql, percent) and
+ * logs: a warning when usage reaches warn_percent, repeated every minute
+ * while it stays there, and a note when it falls back. now_ms is the
+ * caller's monotonic clock.
  */
-bool notify_queue_watch(PGconn *conn, int warn_percent, int64_t now_ms, struct db_error *err);
+void notify_queue_judge(double usage, int warn_percent, int64_t now_ms);
 
 #endif

@@ -6,16 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
-#include "queue.h"
 
-#define OUTBOX_RETRY_MS 1000  /* pause after a write failed for a passing reason */
+#define OUTBOX_RETRY_MS 1000   /* pause after a write failed for a passing reason */
+#define OUTBOX_LOCKED_MS 250   /* pause before trying rows another session held */
 
 static struct {
-	struct outcome *items;
+	struct outcome *items;       /* items[0..sending) are on their way */
 	size_t count, cap;
+	size_t sending;              /* 0: no write on its way */
+	size_t single;               /* items[0..single) are to be written one at a time */
+	bool noted;                  /* items[0]'s result was replaced by a note */
 	int64_t next_try_ms;
 } outbox_local;
 
@@ -42,36 +46,231 @@ outbox_count(void)
 	return outbox_local.count;
 }
 
+bool
+outbox_busy(void)
+{
+	return outbox_local.sending > 0;
+}
+
 int64_t
 outbox_next_try_ms(void)
 {
+	if (outbox_local.count == 0 || outbox_local.sending > 0)
+		return INT64_MAX;
 	return outbox_local.next_try_ms;
 }
 
 size_t
-outbox_completes(const struct outcome **items)
+outbox_held(long long *ids, long long *tokens, size_t at, size_t cap)
 {
-	for (size_t i = 0; i < outbox_local.count; i++)
-		if (outbox_local.items[i].type != OUTCOME_COMPLETE)
-			return 0;
-	*items = outbox_local.items;
-	return outbox_local.next_try_ms == 0 ? outbox_local.count : 0;
+	for (size_t i = 0; i < outbox_local.count && at < cap; i++) {
+		ids[at] = outbox_local.items[i].id;
+		tokens[at++] = outbox_local.items[i].token;
+	}
+	return at;
+}
+
+/* Removes items[i] (freeing its strings), keeping the order of the rest. */
+static void
+outbox_remove(size_t i)
+{
+	outcome_clear(&outbox_local.items[i]);
+	memmove(&outbox_local.items[i], &outbox_local.items[i + 1],
+	        (outbox_local.count - i - 1) * sizeof outbox_local.items[0]);
+	outbox_local.count--;
+	if (i < outbox_local.sending)
+		outbox_local.sending--;
+	if (i < outbox_local.single)
+		outbox_local.single--;
+}
+
+static void
+outbox_log_lost(const struct outcome *o)
+{
+	log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
+	         "the row was left as another instance set it",
+	         o->id, o->attempt, outcome_type_name(o->type));
 }
 
 void
-outbox_written(const bool *kept)
+outbox_lost(long long id, long long token)
 {
-	for (size_t i = 0; i < outbox_local.count; i++) {
-		const struct outcome *o = &outbox_local.items[i];
+	/* One on its way is settled by its own write's fate. */
+	for (size_t i = outbox_local.sending; i < outbox_local.count; i++)
+		if (outbox_local.items[i].id == id && outbox_local.items[i].token == token) {
+			outbox_log_lost(&outbox_local.items[i]);
+			outbox_remove(i);
+			return;
+		}
+}
 
-		if (!kept[i])
-			log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
-			         "the row was left as another instance set it",
-			         o->id, o->attempt, outcome_type_name(o->type));
-		outcome_clear(&outbox_local.items[i]);
+/* The write of items[0..sending) came back with a fate for each. */
+static void
+outbox_settle(const char *fates, int64_t now)
+{
+	size_t n = outbox_local.sending, kept = 0;
+	char *f = malloc(n + 1);
+
+	if (f == NULL)
+		abort();
+	memcpy(f, fates, n);
+	outbox_local.sending = 0;
+	/* Back to front: removing shifts only what was already looked at. */
+	for (size_t i = n; i-- > 0;) {
+		if (f[i] == QUEUE_LOCKED) {
+			kept++;
+			continue;
+		}
+		if (f[i] == QUEUE_LOST)
+			outbox_log_lost(&outbox_local.items[i]);
+		outbox_remove(i);
 	}
-	outbox_local.count = 0;
+	free(f);
+	if (kept > 0) {
+		log_info("%zu outcomes wait for rows another session holds locked; trying again in %d ms", kept,
+		         OUTBOX_LOCKED_MS);
+		outbox_local.next_try_ms = now + OUTBOX_LOCKED_MS;
+	} else {
+		outbox_local.next_try_ms = 0;
+	}
+	if (outbox_local.single == 0)
+		outbox_local.noted = false;
+}
+
+/*
+ * Replaces a success's result the server refused with a note saying why:
+ * the task's work is done and must not run again for want of a place to
+ * keep its output.
+ */
+static void
+outbox_note_result(struct outcome *o, const char *why)
+{
+	struct json_buf note = {0}, quoted = {0};
+
+	json_buf_printf(&note, "result not stored: ");
+	json_append_text(&note, why, strlen(why));
+	json_append_string(&quoted, note.data, note.len);
+	free(o->result);
+	o->result = mem_strdup(quoted.data);
+	json_buf_free(&note);
+	json_buf_free(&quoted);
+}
+
+/*
+ * The write of items[0..sending) failed. When the server refused the data
+ * (SQLSTATE class 22 or 23: say, a result it will not take), the outcomes
+ * are written one at a time so one bad row cannot hold back the rest; a
+ * lone success refused is written once more with a note for its result,
+ * and anything refused alone after that is dropped: its lease is let go
+ * and the task runs again. Any other failure (a lost connection, a
+ * read-only server after failover, a role's lock_timeout meeting a table
+ * lock) keeps them for a later try.
+ */
+static void
+outbox_failed(const struct db_error *err, int64_t now)
+{
+	size_t n = outbox_local.sending;
+	char text[1200];
+	bool refused = strncmp(err->sqlstate, "22", 2) == 0 || strncmp(err->sqlstate, "23", 2) == 0;
+
+	outbox_local.sending = 0;
+	db_error_text(err, text, sizeof text);
+	if (!refused) {
+		log_error("writing %zu outcomes failed, trying again in %d ms: %s", n, OUTBOX_RETRY_MS, text);
+		outbox_local.next_try_ms = now + OUTBOX_RETRY_MS;
+		return;
+	}
 	outbox_local.next_try_ms = 0;
+	if (n > 1 || outbox_local.single == 0) {
+		if (n > 1)
+			log_warn("writing %zu outcomes failed, writing one by one: %s", n, text);
+		if (outbox_local.single < n)
+			outbox_local.single = n;
+		if (n > 1)
+			return;
+	}
+	if (outbox_local.items[0].type == OUTCOME_COMPLETE && !outbox_local.noted) {
+		outbox_note_result(&outbox_local.items[0], text);
+		outbox_local.noted = true;
+		return;
+	}
+	log_error("task=%lld outcome %s not written, its lease will expire: %s", outbox_local.items[0].id,
+	          outcome_type_name(outbox_local.items[0].type), text);
+	outbox_remove(0);
+	outbox_local.noted = false;
+}
+
+static void
+outbox_flush_done(void *ctx, PGresult *res, const struct db_error *err)
+{
+	int64_t now = clock_now_ms();
+
+	if (res == NULL) {
+		outbox_failed(err, now);
+		return;
+	}
+	{
+		char *fates = malloc(outbox_local.sending + 1);
+
+		if (fates == NULL)
+			abort();
+		queue_outcomes_result(res, outbox_local.items, outbox_local.sending, fates);
+		outbox_settle(fates, now);
+		free(fates);
+	}
+}
+
+void
+outbox_flush(int64_t now)
+{
+	if (outbox_local.count == 0 || outbox_local.sending > 0 || now < outbox_local.next_try_ms
+	    || !work_attached())
+		return;
+	outbox_local.sending = outbox_local.single > 0 ? 1 : outbox_local.count;
+	queue_outcomes_send(outbox_local.items, outbox_local.sending, outbox_flush_done, NULL);
+}
+
+void
+outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit, const struct queue_kinds *skip,
+                  long long token, work_done_fn cb, void *ctx)
+{
+	size_t ride = 0;
+
+	/* Successes ride along only when they are all there is: anything else
+	 * is written on its own first, by outbox_flush(). */
+	if (outbox_local.sending == 0 && outbox_local.single == 0 && outbox_local.next_try_ms == 0) {
+		ride = outbox_local.count;
+		for (size_t i = 0; i < outbox_local.count; i++)
+			if (outbox_local.items[i].type != OUTCOME_COMPLETE)
+				ride = 0;
+	}
+	outbox_local.sending = ride;
+	queue_claim_send(who, queue, limit, skip, token, outbox_local.items, ride, cb, ctx);
+}
+
+int
+outbox_claim_result(PGresult *res, const struct db_error *err, long long token, int limit, struct task *out,
+                    int64_t now)
+{
+	size_t ride = outbox_local.sending;
+	char *fates;
+	int n;
+
+	if (res == NULL) {
+		/* Perhaps the successes were refused, not the claim: the outbox
+		 * writes them its careful way, and the claim goes alone. */
+		if (ride > 0)
+			outbox_failed(err, now);
+		return -1;
+	}
+	fates = malloc(ride + 1);
+	if (fates == NULL)
+		abort();
+	n = queue_claim_result(res, token, limit, out, outbox_local.items, ride, fates);
+	if (ride > 0)
+		outbox_settle(fates, now);
+	free(fates);
+	return n;
 }
 
 void
@@ -81,90 +280,4 @@ outbox_free(void)
 		outcome_clear(&outbox_local.items[i]);
 	free(outbox_local.items);
 	memset(&outbox_local, 0, sizeof outbox_local);
-}
-
-/*
- * Writes one outcome on its own after the batch was refused for its data.
- * A success whose result the server rejects is still a success: it is
- * recorded with a note in place of the result. Returns false when the
- * connection went away (the outcome stays queued).
- */
-static bool
-outbox_write_single(PGconn *conn, const char *instance, struct outcome *o, bool *kept)
-{
-	struct db_error err;
-	char text[1200];
-
-	if (queue_write_outcomes(conn, instance, o, 1, kept, &err))
-		return true;
-	if (PQstatus(conn) != CONNECTION_OK)
-		return false;
-	db_error_text(&err, text, sizeof text);
-	if (o->type == OUTCOME_COMPLETE) {
-		struct json_buf note = {0}, quoted = {0};
-
-		json_buf_printf(&note, "result not stored: ");
-		json_append_text(&note, text, strlen(text));
-		json_append_string(&quoted, note.data, note.len);
-		free(o->result);
-		o->result = mem_strdup(quoted.data);
-		json_buf_free(&note);
-		json_buf_free(&quoted);
-		if (queue_write_outcomes(conn, instance, o, 1, kept, &err))
-			return true;
-		if (PQstatus(conn) != CONNECTION_OK)
-			return false;
-	}
-	log_error("task=%lld outcome %s not written, its lease will expire: %s", o->id,
-	          outcome_type_name(o->type), db_error_text(&err, text, sizeof text));
-	return true;
-}
-
-/*
- * One statement per outcome type, all in one transaction. When the server
- * refuses the data (SQLSTATE class 22 or 23: say, a result it will not
- * take), the outcomes are written one by one so one bad row cannot hold
- * back the rest. Any other failure (a deadlock, a read-only server after
- * failover, a lost connection) keeps them for a later try: an outcome is
- * dropped only when it cannot ever be written.
- */
-enum outbox_result
-outbox_flush(PGconn *conn, const char *instance, int64_t now, struct db_error *err)
-{
-	char text[1200];
-	bool *kept;
-
-	if (outbox_local.count == 0 || now < outbox_local.next_try_ms)
-		return OUTBOX_DONE;
-	kept = calloc(outbox_local.count, sizeof *kept);
-	if (kept == NULL)
-		abort();
-	if (!queue_write_outcomes(conn, instance, outbox_local.items, outbox_local.count, kept, err)) {
-		if (PQstatus(conn) != CONNECTION_OK) {
-			free(kept);
-			return OUTBOX_CONN_LOST;
-		}
-		if (strncmp(err->sqlstate, "22", 2) != 0 && strncmp(err->sqlstate, "23", 2) != 0) {
-			log_error("writing %zu outcomes failed, trying again in %d ms: %s", outbox_local.count,
-			          OUTBOX_RETRY_MS, db_error_text(err, text, sizeof text));
-			outbox_local.next_try_ms = now + OUTBOX_RETRY_MS;
-			free(kept);
-			return OUTBOX_LATER;
-		}
-		log_warn("writing %zu outcomes failed, writing one by one: %s", outbox_local.count,
-		         db_error_text(err, text, sizeof text));
-		for (size_t i = 0; i < outbox_local.count; i++) {
-			kept[i] = true;
-			if (!outbox_write_single(conn, instance, &outbox_local.items[i], &kept[i])) {
-				/* Connection gone mid-way: what was written is written
-				 * (fenced, so writing it again is harmless). */
-				free(kept);
-				snprintf(err->message, sizeof err->message, "lost while writing outcomes");
-				return OUTBOX_CONN_LOST;
-			}
-		}
-	}
-	outbox_written(kept);
-	free(kept);
-	return OUTBOX_DONE;
 }

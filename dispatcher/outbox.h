@@ -1,12 +1,20 @@
 /*
- * The outbox: outcomes of finished attempts waiting to be written.
+ * The outbox: the one owner of outcomes.
  *
  * Handlers finish at any moment of a loop turn; their outcomes collect here
- * and go to PostgreSQL together, one set-based fenced update per outcome
- * type, in one transaction (queue_write_outcomes()). An outcome leaves the
- * outbox once written, once its fence shows the task is no longer ours, or
- * once the server has refused its data for good; on any other failure it
- * stays for the next try.
+ * until they are written, and every write of an outcome goes through this
+ * module: on their own (outbox_flush(), sql/outcomes.sql, every type in one
+ * statement) or, for successes, riding along with the next claim
+ * (outbox_claim_send(), sql/complete_and_claim.sql: one commit for both).
+ *
+ * A task whose outcome waits here is still this daemon's claim: its lease
+ * is renewed (outbox_held()) and the reaper leaves it alone, however long
+ * the write is held up (a stopped process, a locked table, a read-only
+ * server). An outcome leaves the outbox once written, once its fence shows
+ * the claim is no longer ours, or once the server has refused its data for
+ * good (then its lease is let go and the task runs again). Writes never
+ * wait on a row lock: an outcome whose row another session holds stays
+ * here and is tried again shortly.
  */
 #ifndef PGDISPATCH_OUTBOX_H
 #define PGDISPATCH_OUTBOX_H
@@ -15,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "queue.h"
 #include "task.h"
 
 /* Takes ownership of o's strings. */
@@ -23,31 +31,41 @@ void outbox_add(struct outcome o);
 
 size_t outbox_count(void);
 
-/* Monotonic ms before which outbox_flush() will not try again (after a
- * failed write); 0 when it may try now. */
+/* Monotonic ms at which outbox_flush() has something to do: 0 when now,
+ * INT64_MAX when nothing (empty, or a write is on its way). */
 int64_t outbox_next_try_ms(void);
 
-enum outbox_result {
-	OUTBOX_DONE,       /* empty now (or nothing to do yet) */
-	OUTBOX_LATER,      /* the write failed; outcomes kept, retried after a pause */
-	OUTBOX_CONN_LOST,  /* the connection is gone; outcomes kept; err says why */
-};
+/* When anything may be written (now is monotonic ms) and no write is on
+ * its way, sends one write. */
+void outbox_flush(int64_t now);
 
-/* Writes everything in the outbox on conn as instance; now is monotonic ms. */
-enum outbox_result outbox_flush(PGconn *conn, const char *instance, int64_t now,
-                                struct db_error *err);
+/* A write of the outbox's is on its way (alone or with a claim). */
+bool outbox_busy(void);
 
 /*
- * When everything in the outbox is a success and may be written now, sets
- * *items and returns how many, so the caller can record them together with
- * its next claim (queue_claim()); otherwise returns 0. The caller then
- * reports with outbox_written() once that statement has committed.
+ * The claims whose outcomes wait here, appended to ids/tokens from index
+ * at (arrays of room cap); returns the new count.
  */
-size_t outbox_completes(const struct outcome **items);
+size_t outbox_held(long long *ids, long long *tokens, size_t at, size_t cap);
 
-/* The outcomes outbox_completes() handed out are committed; kept[i] as
- * queue_write_outcomes() sets it. Empties the outbox. */
-void outbox_written(const bool *kept);
+/* A renewal found this claim lost: its outcome is dropped, with a warning. */
+void outbox_lost(long long id, long long token);
+
+/*
+ * Sends a claim (queue_claim_send()) carrying the successes that may be
+ * written now, when nothing else waits and no write is on its way. Its
+ * callback must pass the result to outbox_claim_result().
+ */
+void outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
+                       const struct queue_kinds *skip, long long token, work_done_fn cb, void *ctx);
+
+/*
+ * Reads the claim's result (res NULL: it failed with err): settles the
+ * successes it carried and returns how many tasks it claimed into
+ * out[0..limit), or -1 when it failed.
+ */
+int outbox_claim_result(PGresult *res, const struct db_error *err, long long token, int limit,
+                        struct task *out, int64_t now);
 
 /* Drops everything (at exit). */
 void outbox_free(void);

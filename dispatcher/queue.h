@@ -1,11 +1,18 @@
 /*
  * The daemon's statements against dispatch.tasks: claim, outcomes, lease
- * renewal, the reaper, the next due time and LISTEN. Each function runs one
- * statement from sql/ on a connection it borrows and checks the result.
+ * renewal, the reaper, the next due time and the wake-up registration.
+ * Each statement is a file in sql/; this module turns C values into its
+ * parameters and its rows back into C values. The statements go out on
+ * the work connection without waiting (work.h): each *_send() function
+ * queues one, and the callback it is given reads the result with the
+ * matching *_result() function.
  *
- * Functions that can fail return false or a negative count and fill a
- * struct db_error; the caller decides whether the connection is gone
- * (PQstatus) or the statement merely failed.
+ * Sets of rows travel as PostgreSQL array literals fed to unnest() in the
+ * statement: one round trip and one plan for any number of rows.
+ *
+ * A fence's verdict on one claim (an outcome, a renewal) is a fate:
+ * QUEUE_WRITTEN, QUEUE_LOCKED (another session holds the row: still ours,
+ * try again later) or QUEUE_LOST (the claim is no longer ours).
  */
 #ifndef PGDISPATCH_QUEUE_H
 #define PGDISPATCH_QUEUE_H
@@ -16,8 +23,9 @@
 
 #include "db.h"
 #include "task.h"
+#include "work.h"
 
-/* Who is claiming: the fence's locked_by and the lease length. */
+/* Who is claiming: locked_by and the lease length. */
 struct queue_claimer {
 	const char *instance;
 	int64_t lease_ms;
@@ -29,74 +37,77 @@ struct queue_kinds {
 	size_t count;
 };
 
-/*
- * Prepares every statement below on conn (once per connection, before any
- * of them runs there).
- */
-bool queue_prepare(PGconn *conn, struct db_error *err) DB_MUSTCHECK;
+enum queue_fate { QUEUE_WRITTEN = 'w', QUEUE_LOCKED = 'l', QUEUE_LOST = 'x' };
 
 /*
- * Claims up to limit due tasks of one queue, except kinds in skip, into
- * out[0..limit). Returns how many (the caller owns their strings), or -1.
- *
- * With ndone > 0, the same statement first records done[0..ndone), which
- * must all be OUTCOME_COMPLETE, fenced as queue_write_outcomes() does, and
- * sets kept[i] as it does (sql/complete_and_claim.sql): one commit for both.
- * On -1 neither happened.
+ * Claims up to limit due tasks of one queue, except kinds in skip, marking
+ * them with token (sql/claim.sql). With ndone > 0 the same statement first
+ * records done[0..ndone), which must all be OUTCOME_COMPLETE
+ * (sql/complete_and_claim.sql): one commit for both. done is read before
+ * this returns.
  */
-int queue_claim(PGconn *conn, const struct queue_claimer *who, const char *queue, int limit,
-                const struct queue_kinds *skip, const struct outcome *done, size_t ndone,
-                bool *kept, struct task *out, struct db_error *err) DB_MUSTCHECK;
+void queue_claim_send(const struct queue_claimer *who, const char *queue, int limit,
+                      const struct queue_kinds *skip, long long token, const struct outcome *done,
+                      size_t ndone, work_done_fn cb, void *ctx);
 
 /*
- * Writes outcomes[0..n) with one set-based statement per outcome type
- * present. Sets kept[i] to false for outcomes whose fence did not match
- * (the lease was lost: the row belongs to someone else now). On failure
- * nothing is known to be written: returns false and the caller keeps the
- * outcomes to try again.
+ * Reads a claim's result: the claimed tasks into out[0..limit) (returns how
+ * many; the caller owns their strings; each gets token), and the fate of
+ * each done[i] into fates[i].
  */
-bool queue_write_outcomes(PGconn *conn, const char *instance, const struct outcome *outcomes,
-                          size_t n, bool *kept, struct db_error *err) DB_MUSTCHECK;
+int queue_claim_result(PGresult *res, long long token, int limit, struct task *out,
+                       const struct outcome *done, size_t ndone, char *fates);
+
+/* Writes outcomes[0..n) of any types in one statement (sql/outcomes.sql);
+ * outcomes are read before this returns. */
+void queue_outcomes_send(const struct outcome *outcomes, size_t n, work_done_fn cb, void *ctx);
+
+/* The fate of each outcomes[i] into fates[i]. */
+void queue_outcomes_result(PGresult *res, const struct outcome *outcomes, size_t n, char *fates);
+
+/* Extends the leases of the claims ids/tokens[0..n) (sql/renew.sql). */
+void queue_renew_send(const long long *ids, const long long *tokens, size_t n, int64_t lease_ms,
+                      work_done_fn cb, void *ctx);
+
+/* Sets lost[i] for each claim the renewal found no longer ours. */
+void queue_renew_result(PGresult *res, const long long *ids, const long long *tokens, size_t n, bool *lost);
 
 /*
- * Extends the leases of ids/attempts[0..n). Sets kept[i] false where the
- * lease was already lost.
+ * Returns others' expired leases to pending (or failed, attempts used
+ * up), never one of held[0..nheld), the tasks this instance holds. limits
+ * gives max_attempts per kind this instance knows.
  */
-bool queue_renew(PGconn *conn, const struct queue_claimer *who, const long long *ids,
-                 const int *attempts, size_t n, bool *kept, struct db_error *err) DB_MUSTCHECK;
+void queue_reap_send(const struct queue_kinds *kinds, const int *limits, int default_limit,
+                     const long long *held, size_t nheld, work_done_fn cb, void *ctx);
 
-/*
- * Returns expired leases to pending (or failed, attempts used up), logging
- * each. limits gives max_attempts per kind this instance knows. Returns the
- * number returned to pending, or -1.
- */
-int queue_reap(PGconn *conn, const struct queue_kinds *kinds, const int *limits,
-               int default_limit, struct db_error *err) DB_MUSTCHECK;
+/* Logs each reaped task; returns how many went back to pending. */
+int queue_reap_result(PGresult *res);
 
-/*
- * Milliseconds until the next pending task of queue (not of a kind in
- * skip) is due: 0 if one is due now, INT64_MAX if none is pending, -1 on
- * error.
- */
-int64_t queue_next_due(PGconn *conn, const char *queue, const struct queue_kinds *skip,
-                       struct db_error *err) DB_MUSTCHECK;
+/* Milliseconds until the next pending task of queue (not of a kind in
+ * skip) is due (sql/next_due.sql). */
+void queue_next_due_send(const char *queue, const struct queue_kinds *skip, work_done_fn cb, void *ctx);
 
-/*
- * Sends (without waiting) the fenced completion of t with no result, for a
- * SQL handler's transaction (handler_sql.c). The result has one row when
- * the task was still ours. Returns PQsendQueryParams()'s value.
- */
-int queue_send_complete_one(PGconn *conn, const char *instance, const struct task *t);
+/* 0 if one is due now, INT64_MAX if none is pending. */
+int64_t queue_next_due_result(PGresult *res);
 
 /*
  * Wake-up registration (migrations/0003_wakeup_only_sleepers.sql): an
  * instance about to wait registers for its queues, confirms once no
- * insert that could have missed the registration is still open (1 when
- * confirmed, 0 when not yet, -1 on error), and unregisters when busy.
+ * insert that could have missed the registration is still open, and
+ * unregisters when busy.
  */
-bool queue_sleep_register(PGconn *conn, const char *instance, const char *const *queues, size_t n,
-                          struct db_error *err) DB_MUSTCHECK;
-int queue_sleep_confirm(PGconn *conn, struct db_error *err) DB_MUSTCHECK;
-bool queue_sleep_unregister(PGconn *conn, const char *instance, struct db_error *err) DB_MUSTCHECK;
+void queue_sleep_register_send(const char *instance, const char *const *queues, size_t n,
+                               work_done_fn cb, void *ctx);
+void queue_sleep_confirm_send(work_done_fn cb, void *ctx);
+bool queue_sleep_confirm_result(PGresult *res);
+void queue_sleep_unregister_send(const char *instance, work_done_fn cb, void *ctx);
+
+/*
+ * Sends (without waiting) the fenced completion of t with no result on a
+ * SQL handler's own connection, inside its transaction (handler_sql.c).
+ * The result has one row when the task was still ours. Returns
+ * PQsendQueryParams()'s value.
+ */
+int queue_send_complete_one(PGconn *conn, const struct task *t);
 
 #endif

@@ -86,7 +86,7 @@ static void
 slots_attempt_failed(const struct task *t, int max_attempts, int64_t initial_ms, int64_t max_ms,
                       const char *error)
 {
-	struct outcome o = {.id = t->id, .attempt = t->attempt, .error = mem_strdup(error)};
+	struct outcome o = {.id = t->id, .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
 
 	if (t->attempt >= max_attempts) {
 		o.type = OUTCOME_FAIL;
@@ -110,7 +110,8 @@ slots_failed(struct slot *s, const char *error)
 static void
 slots_complete(const struct task *t, char *result, int64_t ms)
 {
-	struct outcome o = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_COMPLETE, .result = result};
+	struct outcome o = {.id = t->id, .token = t->token, .attempt = t->attempt, .type = OUTCOME_COMPLETE,
+	                    .result = result};
 
 	log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
 	         (long long) ms);
@@ -120,7 +121,7 @@ slots_complete(const struct task *t, char *result, int64_t ms)
 static void
 slots_release(const struct task *t, const char *why)
 {
-	struct outcome o = {.id = t->id, .attempt = t->attempt, .type = OUTCOME_RELEASE};
+	struct outcome o = {.id = t->id, .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE};
 
 	log_info("task=%lld kind=%s attempt=%d returned to pending untried: %s", t->id, t->kind,
 	         t->attempt, why);
@@ -617,23 +618,30 @@ slots_next_due(int64_t due)
 }
 
 size_t
-slots_leased(long long *ids, int *attempts, int *at)
+slots_leased(long long *ids, long long *tokens, size_t cap)
 {
 	size_t n = 0;
 
-	for (int i = 0; i < slots_local.nslots; i++)
+	for (int i = 0; i < slots_local.nslots && n < cap; i++)
 		if (slots_local.slots[i].used && !slots_local.slots[i].lease_lost) {
-			at[n] = i;
 			ids[n] = slots_local.slots[i].task.id;
-			attempts[n++] = slots_local.slots[i].task.attempt;
+			tokens[n++] = slots_local.slots[i].task.token;
 		}
 	return n;
 }
 
-void
-slots_lease_lost(int at)
+bool
+slots_lease_lost(long long id, long long token)
 {
-	slots_lease_lost_one(&slots_local.slots[at]);
+	for (int i = 0; i < slots_local.nslots; i++) {
+		struct slot *s = &slots_local.slots[i];
+
+		if (s->used && !s->lease_lost && s->task.id == id && s->task.token == token) {
+			slots_lease_lost_one(s);
+			return true;
+		}
+	}
+	return false;
 }
 
 void

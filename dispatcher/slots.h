@@ -41,7 +41,7 @@ bool slots_take_freed(void);
 void slots_start(const struct config *cfg, const char *conninfo, struct task *t);
 
 /* Kinds whose handler is at its own concurrency limit (names borrowed from
- * cfg); the claim skips them. */
+ * cfg; names has room for cfg->nhandlers); the claim skips them. */
 size_t slots_full_kinds(const struct config *cfg, const char **names, size_t cap);
 
 /* Adds the fds of running handlers to pfds (room for 3 per slot). */
@@ -59,13 +59,14 @@ void slots_check(int64_t now);
 /* The nearest deadline among running tasks, or due if none is nearer. */
 int64_t slots_next_due(int64_t due);
 
-/* The tasks whose leases need renewing: ids[i], attempts[i] of slot at[i];
- * returns how many (arrays hold slots_capacity() entries). */
-size_t slots_leased(long long *ids, int *attempts, int *at);
+/* The claims of running tasks, whose leases need renewing, into
+ * ids/tokens[0..cap); returns how many. */
+size_t slots_leased(long long *ids, long long *tokens, size_t cap);
 int slots_capacity(void);
 
-/* The lease of slot at was lost: stop its handler, record no outcome. */
-void slots_lease_lost(int at);
+/* The claim id/token was lost: when a task in flight holds it, stop its
+ * handler, record no outcome, and return true. */
+bool slots_lease_lost(long long id, long long token);
 
 /* Shutdown past its grace: stop every handler; their tasks go back
  * untried (unless they finish with success first). */

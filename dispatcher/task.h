@@ -17,29 +17,31 @@ struct task {
 	char *payload;      /* jsonb as text */
 	int attempt;        /* this attempt's number: tasks.attempts after the claim */
 	int max_attempts;   /* the row's own limit; 0 when NULL (the handler decides) */
+	long long token;    /* the claim's token: every fence compares it */
 };
 
 /* Frees the strings a task owns (not the struct). */
 void task_clear(struct task *t);
 
 /*
- * The outcome types, one fenced update each (sql/complete.sql, retry.sql,
- * fail.sql, release.sql).
+ * The outcome types, written together by one fenced statement
+ * (sql/outcomes.sql).
  */
 enum outcome_type {
 	OUTCOME_COMPLETE,  /* -> complete, result stored */
 	OUTCOME_RETRY,     /* -> pending after delay_ms, last_error stored */
 	OUTCOME_FAIL,      /* -> failed for good, last_error stored */
-	OUTCOME_RELEASE,   /* -> pending now, attempt given back (not tried) */
+	OUTCOME_RELEASE,   /* -> pending after delay_ms, attempt given back (not tried) */
 };
 
 struct outcome {
 	long long id;
+	long long token;   /* the claim's token (the fence) */
 	int attempt;
 	enum outcome_type type;
 	char *result;      /* COMPLETE: JSON text, or NULL; owned */
-	char *error;       /* RETRY, FAIL: valid UTF-8 text; owned */
-	int64_t delay_ms;  /* RETRY */
+	char *error;       /* RETRY, FAIL (and RELEASE, optional): valid UTF-8 text; owned */
+	int64_t delay_ms;  /* RETRY, RELEASE */
 };
 
 void outcome_clear(struct outcome *o);

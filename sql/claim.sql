@@ -1,15 +1,18 @@
 -- Claims up to $2 due tasks of queue $1 for instance $3, with a lease of $4
--- milliseconds, skipping kinds in $5 (those at their concurrency limit).
+-- milliseconds, skipping kinds in $5 (those at their concurrency limit),
+-- and marks them with claim token $6, which every later fence compares
+-- (migrations/0005_claim_token.sql). Rows come back as those of
+-- complete_and_claim.sql do, so one reader serves both.
 --
 -- Shape: the locking SELECT sits in a CTE, which PostgreSQL never inlines,
 -- so it runs once and locks at most $2 rows. The tempting
 -- `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` can be planned
 -- as a nested loop that reruns the subquery per row and claims far more
--- than n (pg-pitfalls.md, 2.1). status = 'pending' is a literal so the
+-- than n (docs/postgres-notes.md, "The claim"). status = 'pending' is a literal so the
 -- partial index tasks_claim_idx matches at plan time; one queue per call
 -- (queue = $1, not = ANY) keeps the index order usable, so the claim stops
 -- after $2 rows whatever the backlog. FOR NO KEY UPDATE does not block
--- foreign keys that reference tasks (2.9).
+-- foreign keys that reference tasks (docs/postgres-notes.md).
 WITH c AS MATERIALIZED (
     SELECT id
       FROM dispatch.tasks
@@ -25,8 +28,9 @@ UPDATE dispatch.tasks AS t
    SET status = 'in_progress',
        attempts = t.attempts + 1,
        locked_by = $3,
+       claim_token = $6,
        lease_expires_at = now() + $4::bigint * interval '1 millisecond',
        started_at = now()
   FROM c
  WHERE t.id = c.id
-RETURNING t.id, t.queue, t.kind, t.payload, t.attempts, coalesce(t.max_attempts, 0)
+RETURNING 'c' AS tag, t.id, NULL::bigint AS token, t.queue, t.kind, t.payload, t.attempts, coalesce(t.max_attempts, 0)

@@ -1,15 +1,16 @@
--- Records successes: $1 ids, $2 the attempts each claim set, $3 results
--- (jsonb, NULL allowed), $4 this instance. Fenced: a row changes only while
--- it is still this instance's claim of that attempt; a row missing from
--- RETURNING lost its lease to the reaper and is left alone.
+-- A SQL handler's success, inside the handler's own transaction
+-- (dispatcher/handler_sql.c): $1 id, $2 the claim token. It commits with
+-- the handler's statement or not at all. Fenced on the claim token
+-- (migrations/0005_claim_token.sql); no row back means the claim is no
+-- longer ours, and the handler's transaction is rolled back. It may wait
+-- for a row lock: only this handler's own connection waits, bounded by the
+-- handler's statement_timeout, never the daemon's loop.
 UPDATE dispatch.tasks AS t
    SET status = 'complete',
-       result = o.result,
+       result = NULL,
        finished_at = now(),
        lease_expires_at = NULL
-  FROM unnest($1::bigint[], $2::int[], $3::jsonb[]) AS o(id, attempts, result)
- WHERE t.id = o.id
+ WHERE t.id = $1
    AND t.status = 'in_progress'
-   AND t.locked_by = $4
-   AND t.attempts = o.attempts
+   AND t.claim_token = $2
 RETURNING t.id

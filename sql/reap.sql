@@ -1,15 +1,21 @@
 -- Returns tasks whose lease expired (their daemon died, was killed or lost
 -- its connection) to pending, due now; or to failed when their attempts are
--- used up. Any instance runs this; SKIP LOCKED lets several do so at once
--- without waiting on each other. The attempt limit is the task's own, else
--- the handler's for its kind as this instance knows it ($1 kinds, $2
--- limits), else this instance's default ($3). Tasks back in pending are
--- announced like new ones, so an idle instance takes them at once.
+-- used up. An in_progress row without a lease (set by hand, say) counts as
+-- expired: nothing would ever renew it. Any instance runs this; SKIP LOCKED
+-- lets several do so at once without waiting on each other or on anyone's
+-- row locks. $4 lists the tasks this instance itself holds (running, or
+-- with an outcome waiting to be written): they are never its to reap, even
+-- when their lease ran out while the daemon was stopped or its writes were
+-- held up. The attempt limit is the task's own, else the handler's for its
+-- kind as this instance knows it ($1 kinds, $2 limits), else this
+-- instance's default ($3). Tasks back in pending are announced like new
+-- ones, so an idle instance takes them at once.
 WITH x AS MATERIALIZED (
     SELECT id
       FROM dispatch.tasks
      WHERE status = 'in_progress'
-       AND lease_expires_at < now()
+       AND (lease_expires_at < now() OR lease_expires_at IS NULL)
+       AND id <> ALL ($4::bigint[])
      LIMIT 1000
        FOR NO KEY UPDATE SKIP LOCKED
 ), r AS (

@@ -1,22 +1,33 @@
--- Extends the leases of tasks whose handlers are still running: $1 ids,
--- $2 attempts, $3 lease in milliseconds, $4 this instance. Only
+-- Extends the leases of the claims this daemon holds: tasks whose handlers
+-- run, and tasks whose outcome waits to be written (they are still ours
+-- until it is). $1 ids, $2 claim tokens, $3 lease in milliseconds. Only
 -- lease_expires_at changes, an unindexed column, so the update can be HOT.
 --
 -- SKIP LOCKED: a row can be locked by this very daemon's SQL handler
--- transaction (its fenced completion is in, its COMMIT not yet). Waiting
--- for that lock here would wait for ourselves. A row missing from
--- RETURNING is therefore either locked or lost; owned.sql tells which.
-WITH mine AS MATERIALIZED (
+-- transaction (its fenced completion is in, its COMMIT not yet), or by
+-- another session. Waiting for that lock here would stall every lease
+-- behind one row, or wait for ourselves. A locked row is still ours; it is
+-- renewed on the next tick.
+--
+-- Returns the claims that are no longer ours: the lease was lost (another
+-- instance reaped the task, or an operator reset it).
+WITH o AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS o(id, token)
+), mine AS MATERIALIZED (
     SELECT t.id
       FROM dispatch.tasks AS t
-      JOIN unnest($1::bigint[], $2::int[]) AS o(id, attempts) ON t.id = o.id
+      JOIN o ON t.id = o.id AND t.claim_token = o.token
      WHERE t.status = 'in_progress'
-       AND t.locked_by = $4
-       AND t.attempts = o.attempts
        FOR NO KEY UPDATE OF t SKIP LOCKED
+), u AS (
+    UPDATE dispatch.tasks AS t
+       SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+      FROM mine
+     WHERE t.id = mine.id
+    RETURNING t.id
 )
-UPDATE dispatch.tasks AS t
-   SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
-  FROM mine
- WHERE t.id = mine.id
-RETURNING t.id
+SELECT o.id, o.token
+  FROM o
+ WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = o.id)
+   AND NOT EXISTS (SELECT 1 FROM dispatch.tasks AS t
+                    WHERE t.id = o.id AND t.status = 'in_progress' AND t.claim_token = o.token)

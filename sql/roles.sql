@@ -94,14 +94,14 @@ GRANT SELECT ON dispatch.queue_stats TO dispatch_producer;
 -- tasks.
 GRANT SELECT ON dispatch.tasks TO dispatch_worker;
 -- Exactly the columns the daemon's statements set: the claim (status,
--- attempts, locked_by, lease_expires_at, started_at), renewal
+-- attempts, locked_by, claim_token, lease_expires_at, started_at), renewal
 -- (lease_expires_at), outcomes (result, last_error, finished_at),
 -- retries and the reaper (run_at) and release (attempts). A task's
 -- queue, kind, payload, priority and max_attempts stay as the producer
 -- wrote them. Column UPDATE is also what FOR NO KEY UPDATE needs. No
 -- INSERT and no DELETE: the daemon neither adds nor removes tasks (a SQL
 -- handler that enqueues follow-up tasks needs dispatch_producer as well).
-GRANT UPDATE (status, attempts, locked_by, lease_expires_at, started_at, finished_at,
+GRANT UPDATE (status, attempts, locked_by, claim_token, lease_expires_at, started_at, finished_at,
               result, last_error, run_at) ON dispatch.tasks
     TO dispatch_worker;
 -- Registering as waiting for work and leaving again (sql/sleep_register,

@@ -82,6 +82,7 @@ static const char roles_expected[] =
 	"column sleepers.queue producer:SELECT\n"
 	"column sleepers.since worker:UPDATE\n"
 	"column tasks.attempts worker:UPDATE\n"
+	"column tasks.claim_token worker:UPDATE\n"
 	"column tasks.finished_at worker:UPDATE\n"
 	"column tasks.kind producer:INSERT\n"
 	"column tasks.last_error worker:UPDATE\n"

@@ -23,6 +23,7 @@ Suite *json_suite(void);
 Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
+Suite *reliability_suite(void);
 Suite *roles_suite(void);
 Suite *schema_suite(void);
 

@@ -1,0 +1,14 @@
+-- 0005: a token per claim.
+--
+-- Every outcome and every lease renewal is fenced: it changes a row only
+-- while that row is still the claim the daemon holds. Until now the fence
+-- was (id, locked_by, attempts), which cannot tell two claims apart when an
+-- operator resets a running task (status = 'pending', attempts = 0) and the
+-- same daemon claims it again: both handlers then passed the fence. The
+-- claim now writes a token of its own, unique per claim (the daemon draws a
+-- random 62-bit base at start and counts up from it), and every fence
+-- compares it (docs/design.md, "Leases and fencing").
+--
+-- Nullable and unindexed: adding it rewrites nothing, and writing it keeps
+-- the claim's update HOT-eligible as before.
+ALTER TABLE dispatch.tasks ADD COLUMN claim_token bigint;
