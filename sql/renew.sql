@@ -24,10 +24,10 @@ WITH o AS (
        SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
       FROM mine
      WHERE t.id = mine.id
-    RETURNING t.id
+    RETURNING t.id, t.claim_token
 )
 SELECT o.id, o.token
   FROM o
- WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = o.id)
+ WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = o.id AND u.claim_token = o.token)
    AND NOT EXISTS (SELECT 1 FROM dispatch.tasks AS t
                     WHERE t.id = o.id AND t.status = 'in_progress' AND t.claim_token = o.token)

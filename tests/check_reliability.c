@@ -68,6 +68,10 @@ START_TEST(test_daemon_stopped_past_its_lease_runs_nothing_twice)
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'slow' FROM generate_series(1, 2)");
 	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'in_progress'", "2", 10000,
 	                   &d);
+	/* Both handlers have their task (stdin written and closed) and sleep. */
+	for (int i = 0; i < 100 && rel_lines(runs) < 2; i++)
+		harness_sleep_ms(50);
+	harness_sleep_ms(300);
 	kill(d.proc.pid, SIGSTOP);
 	/* The handlers finish after 1 s; the leases lapse after 1 s more. */
 	harness_sleep_ms(4000);
@@ -93,18 +97,20 @@ END_TEST
 START_TEST(test_row_lock_on_a_finishing_task_delays_only_that_task)
 {
 	struct harness_daemon d;
-	char handlers[2048], runs[256], hangs[256];
+	char handlers[2048], runs[256], hangs[256], sleeper[512];
 	PGconn *locker = harness_connect(dt_db);
 	long long id;
 	char sql[256];
 
+	/* harness_handler() answers in a static buffer. */
+	snprintf(sleeper, sizeof sleeper, "%s", harness_handler("sleeper.sh"));
 	snprintf(runs, sizeof runs, "%s", harness_write_temp(""));
 	snprintf(hangs, sizeof hangs, "%s", harness_write_temp(""));
 	snprintf(handlers, sizeof handlers,
 	         "  slow:\n    command: [%s, %s, '1']\n"
 	         "  noop:\n    builtin: noop\n"
 	         "  hang:\n    command: [%s, %s]\n    timeout: 1s\n    max_attempts: 1\n",
-	         harness_handler("sleeper.sh"), runs, harness_handler("hang.sh"), hangs);
+	         sleeper, runs, harness_handler("hang.sh"), hangs);
 	harness_daemon_start(&d, dt_db, dt_config(handlers, "lease: 2s"));
 	id = harness_int(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('slow') RETURNING id");
 	snprintf(sql, sizeof sql, "SELECT status FROM dispatch.tasks WHERE id = %lld", id);
@@ -116,8 +122,11 @@ START_TEST(test_row_lock_on_a_finishing_task_delays_only_that_task)
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop'), ('hang')");
 	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'noop'", "complete", 5000, &d);
 	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'hang'", "failed", 8000, &d);
-	ck_assert_ptr_nonnull(strstr(harness_value(dt_conn, "SELECT last_error FROM dispatch.tasks WHERE kind = 'hang'"),
-	                             "timed out after 1000 ms"));
+	{
+		const char *why = harness_value(dt_conn, "SELECT last_error FROM dispatch.tasks WHERE kind = 'hang'");
+
+		ck_assert_msg(strstr(why, "timed out after 1000 ms") != NULL, "last_error: %s", why);
+	}
 	/* Held well past the lease: the daemon keeps it, nobody reaps it. */
 	harness_sleep_ms(2500);
 	snprintf(sql, sizeof sql, "SELECT status FROM dispatch.tasks WHERE id = %lld", id);
