@@ -18,6 +18,7 @@ static struct {
 	struct outcome *items;       /* items[0..sending) are on their way */
 	size_t count, cap;
 	size_t sending;              /* 0: no write on its way */
+	size_t riding;               /* what the claim on its way carries (0 or sending) */
 	size_t single;               /* items[0..single) are to be written one at a time */
 	bool noted;                  /* items[0]'s result was replaced by a note */
 	int64_t next_try_ms;
@@ -236,15 +237,18 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
 {
 	size_t ride = 0;
 
-	/* Successes ride along only when they are all there is: anything else
-	 * is written on its own first, by outbox_flush(). */
+	/* Successes ride along only when they are all there is and nothing of
+	 * the outbox's is on its way: anything else is written on its own
+	 * first, by outbox_flush(). */
 	if (outbox_local.sending == 0 && outbox_local.single == 0 && outbox_local.next_try_ms == 0) {
 		ride = outbox_local.count;
 		for (size_t i = 0; i < outbox_local.count; i++)
 			if (outbox_local.items[i].type != OUTCOME_COMPLETE)
 				ride = 0;
 	}
-	outbox_local.sending = ride;
+	if (ride > 0)
+		outbox_local.sending = ride;
+	outbox_local.riding = ride;
 	queue_claim_send(who, queue, limit, skip, token, outbox_local.items, ride, cb, ctx);
 }
 
@@ -252,10 +256,11 @@ int
 outbox_claim_result(PGresult *res, const struct db_error *err, long long token, int limit, struct task *out,
                     int64_t now)
 {
-	size_t ride = outbox_local.sending;
+	size_t ride = outbox_local.riding;
 	char *fates;
 	int n;
 
+	outbox_local.riding = 0;
 	if (res == NULL) {
 		/* Perhaps the successes were refused, not the claim: the outbox
 		 * writes them its careful way, and the claim goes alone. */

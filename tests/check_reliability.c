@@ -134,8 +134,8 @@ START_TEST(test_row_lock_on_a_finishing_task_delays_only_that_task)
 	harness_exec(locker, "COMMIT");
 	harness_wait_value(dt_conn, sql, "complete", 5000, &d);
 	snprintf(sql, sizeof sql, "SELECT attempts FROM dispatch.tasks WHERE id = %lld", id);
-	ck_assert_int_eq(harness_int(dt_conn, sql), 1);
-	ck_assert_int_eq(rel_lines(runs), 1);
+	ck_assert_msg(harness_int(dt_conn, sql) == 1 && rel_lines(runs) == 1, "ran twice; log:\n%s",
+	              harness_daemon_log(&d));
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 	PQfinish(locker);
