@@ -939,7 +939,7 @@ config_load(const char *path, char *err, size_t errlen)
 	size_t len = 0;
 	FILE *f;
 
-	f = fopen(path, "rb");
+	f = fopen(path, "rbe");   /* close-on-exec, as everything the daemon opens (fds.h) */
 	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		fclose(f);
 		f = NULL;

@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "embed.h"
+#include "fds.h"
 #include "log.h"
 #include "migrate.h"
 #include "notify_queue.h"
@@ -262,8 +263,12 @@ main_run(int argc, char **argv)
 	char err[1024];
 	struct main_opts opts = {0};
 	struct config *cfg;
-	int rc = main_parse(argc, argv, "cd", 0, 0, &opts);
+	int rc;
 
+	/* First, before the daemon opens anything: no handler may get a
+	 * descriptor whatever started us left open (fds.h). */
+	fds_close_inherited();
+	rc = main_parse(argc, argv, "cd", 0, 0, &opts);
 	if (rc != 0)
 		return rc;
 	cfg = main_load_config(&opts);

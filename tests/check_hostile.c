@@ -8,8 +8,8 @@
  * the handler's group outlives the attempt.
  *
  * Also what a handler gets besides its task: a clean environment
- * (env_passthrough) and, under a root daemon with user:/group:, the
- * dropped ids.
+ * (env_passthrough), no descriptor the daemon inherited and, under a root
+ * daemon with user:/group:, the dropped ids.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -558,6 +558,82 @@ START_TEST(test_user_given_to_a_daemon_not_started_as_root_is_refused)
 }
 END_TEST
 
+/* Descriptor number and target of each "... N -> target" line of ls -l
+ * output that is not 0-2 or ls's own directory: what a handler was given
+ * beyond its pipes. Static buffer, "" when none. */
+static const char *
+hostile_extra_fds(const char *ls)
+{
+	static char extra[4096];
+	const char *line = ls;
+
+	extra[0] = '\0';
+	while (line != NULL && *line != '\0') {
+		const char *eol = strchr(line, '\n'), *arrow = strstr(line, " -> ");
+		size_t len = eol != NULL ? (size_t) (eol - line) : strlen(line);
+
+		if (arrow != NULL && arrow < line + len) {
+			const char *num = arrow, *target = arrow + 4;
+			size_t tlen = len - (size_t) (target - line);
+
+			while (num > line && num[-1] != ' ')
+				num--;
+			if (!(arrow - num == 1 && *num >= '0' && *num <= '2')
+			    && !(strncmp(target, "/proc/", 6) == 0 && tlen > 3
+			         && strncmp(target + tlen - 3, "/fd", 3) == 0))
+				snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "%.*s; ",
+				         (int) (line + len - num), num);
+		}
+		line = eol != NULL ? eol + 1 : NULL;
+	}
+	return extra;
+}
+
+/*
+ * Whatever started the daemon may leave descriptors open without
+ * close-on-exec (a shell's `exec 7</etc/shadow`, a careless supervisor).
+ * The daemon closes them at startup: else every handler, after a root
+ * drop too, could read through them.
+ */
+START_TEST(test_descriptors_the_daemon_inherited_never_reach_a_handler)
+{
+	struct harness_daemon d;
+	char secret[256], fd_dir[64], link[512], target[512];
+	const char *extra;
+	int fd;
+
+	snprintf(secret, sizeof secret, "%s", harness_write_temp("root-only secret\n"));
+	/* No O_CLOEXEC: the daemon inherits it as fd 7. */
+	fd = open(secret, O_RDONLY);
+	ck_assert(fd >= 0);
+	ck_assert_int_eq(dup2(fd, 7), 7);
+	close(fd);
+	harness_daemon_start(&d, dt_db, dt_config(hostile_handlers(
+	        "  fds:\n    command: [%s]\n", harness_handler("fd_list.sh")), NULL));
+	close(7);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('fds')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 10000, &d);
+	extra = hostile_extra_fds(harness_value(dt_conn, "SELECT result #>> '{}' FROM dispatch.tasks"));
+	ck_assert_msg(extra[0] == '\0', "handler started with descriptors beyond 0-2: %s", extra);
+
+	/* Nor does the daemon keep it. */
+	snprintf(fd_dir, sizeof fd_dir, "/proc/%d/fd", (int) d.proc.pid);
+	for (int i = 3; i < 64; i++) {
+		ssize_t n;
+
+		snprintf(link, sizeof link, "%s/%d", fd_dir, i);
+		n = readlink(link, target, sizeof target - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		ck_assert_msg(strcmp(target, secret) != 0, "daemon still holds %s as fd %d", secret, i);
+	}
+	unlink(secret);
+	hostile_daemon_goes_on(&d);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 hostile_suite(void)
 {
@@ -565,6 +641,7 @@ hostile_suite(void)
 	TCase *tc = tcase_create("handlers");
 	TCase *env = tcase_create("environment");
 	TCase *user = tcase_create("user");
+	TCase *exposure = tcase_create("exposure");
 
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 180);
@@ -584,6 +661,11 @@ hostile_suite(void)
 	tcase_add_test(env, test_handler_environment_is_clean_by_default);
 	tcase_add_test(env, test_env_passthrough_passes_only_the_named_variables);
 	suite_add_tcase(s, env);
+
+	tcase_add_checked_fixture(exposure, dt_setup, dt_teardown);
+	tcase_set_timeout(exposure, 60);
+	tcase_add_test(exposure, test_descriptors_the_daemon_inherited_never_reach_a_handler);
+	suite_add_tcase(s, exposure);
 
 	tcase_add_checked_fixture(user, dt_setup, dt_teardown);
 	tcase_set_timeout(user, 60);
