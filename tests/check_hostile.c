@@ -9,7 +9,8 @@
  *
  * Also what a handler gets besides its task: a clean environment
  * (env_passthrough), no descriptor the daemon inherited and, under a root
- * daemon with user:/group:, the dropped ids.
+ * daemon with user:/group:, the dropped ids. And what a neighbour must not
+ * get from the daemon: a password from its command line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -634,6 +635,54 @@ START_TEST(test_descriptors_the_daemon_inherited_never_reach_a_handler)
 }
 END_TEST
 
+/* Two ways to put a password on the command line. Each needs %s for the
+ * database name, then %s for the login role. */
+static const char *const hostile_password_forms[] = {
+	"dbname=%s user=%s password=sekret123",
+	"postgresql://%2$s:sekret123@/%1$s",
+};
+
+/*
+ * ps and /proc/PID/cmdline show a process's arguments to every user on the
+ * host, handlers included: a password given with -d is scrubbed from them
+ * as soon as the daemon has read it.
+ */
+START_TEST(test_password_given_with_d_is_gone_from_the_command_line)
+{
+	struct harness_daemon d;
+	char conninfo[256], path[64], cmdline[4096];
+	const char *args[] = {"run", "-c", d.config_path, "-d", conninfo, NULL};
+	size_t n;
+	FILE *f;
+
+	memset(&d, 0, sizeof d);
+	/* dt_db is "dbname=NAME". */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(conninfo, sizeof conninfo, hostile_password_forms[_i], dt_db + strlen("dbname="),
+	         HARNESS_WORKER);
+#pragma GCC diagnostic pop
+	snprintf(d.config_path, sizeof d.config_path, "%s",
+	         harness_write_temp(dt_config(hostile_handlers("  noop:\n    builtin: noop\n"), NULL)));
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, " connected ", 10000);
+
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int) d.proc.pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(cmdline, 1, sizeof cmdline - 1, f);
+	fclose(f);
+	cmdline[n] = '\0';
+	ck_assert_msg(n > 0 && memmem(cmdline, n, "sekret123", 9) == NULL, "%s: /proc/PID/cmdline shows "
+	              "the password: %.*s", conninfo, (int) n, cmdline);
+	/* The rest of the command line still says what runs. */
+	ck_assert_msg(memmem(cmdline, n, "run\0-c\0", 7) != NULL, "%.*s", (int) n, cmdline);
+	ck_assert_ptr_null(strstr(harness_daemon_log(&d), "sekret123"));
+	hostile_daemon_goes_on(&d);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 hostile_suite(void)
 {
@@ -665,6 +714,8 @@ hostile_suite(void)
 	tcase_add_checked_fixture(exposure, dt_setup, dt_teardown);
 	tcase_set_timeout(exposure, 60);
 	tcase_add_test(exposure, test_descriptors_the_daemon_inherited_never_reach_a_handler);
+	tcase_add_loop_test(exposure, test_password_given_with_d_is_gone_from_the_command_line, 0,
+	                    sizeof hostile_password_forms / sizeof hostile_password_forms[0]);
 	suite_add_tcase(s, exposure);
 
 	tcase_add_checked_fixture(user, dt_setup, dt_teardown);
