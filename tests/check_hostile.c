@@ -9,8 +9,9 @@
  *
  * Also what a handler gets besides its task: a clean environment
  * (env_passthrough), no descriptor the daemon inherited and, under a root
- * daemon with user:/group:, the dropped ids. And what a neighbour must not
- * get from the daemon: a password from its command line.
+ * daemon with user:/group:, the dropped ids. And what a producer or a
+ * neighbour must not get from the daemon: a password from its command line,
+ * or a forged field in its log from a task's kind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 
 #include "daemon_test.h"
 #include "harness.h"
+#include "json.h"
 
 /* A flood: far more than any buffer of ours, small enough for a shared
  * 2-core machine to push through a pipe in a few seconds. */
@@ -683,6 +685,101 @@ START_TEST(test_password_given_with_d_is_gone_from_the_command_line)
 }
 END_TEST
 
+/* True if text (one log line) has " key=" outside double quotes. */
+static bool
+hostile_unquoted_key(const char *line, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+	bool quoted = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (line[i] == '\\' && quoted)
+			i++;
+		else if (line[i] == '"')
+			quoted = !quoted;
+		else if (!quoted && line[i] == ' ' && i + 1 + klen < len
+		         && strncmp(line + i + 1, key, klen) == 0 && line[i + 1 + klen] == '=')
+			return true;
+	}
+	return false;
+}
+
+/* A JSON log line's count of key (json keeps duplicate keys), and
+ * whether its field "kind" is kind, asked of the server. */
+static void
+hostile_json_fields(const char *line, size_t len, long long *levels, long long *msgs, bool *is_kind)
+{
+	char *copy = strndup(line, len);
+	const char *params[1] = {copy};
+	PGresult *res = PQexecParams(dt_conn,
+	        "SELECT count(*) FILTER (WHERE k = 'level'), count(*) FILTER (WHERE k = 'msg'),"
+	        "       coalesce(bool_or(k = 'kind') AND $1::json->>'kind' = 'x level=error msg=spoofed', false)"
+	        "  FROM json_object_keys($1::json) AS k", 1, NULL, params, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", copy, PQerrorMessage(dt_conn));
+	*levels = atoll(PQgetvalue(res, 0, 0));
+	*msgs = atoll(PQgetvalue(res, 0, 1));
+	*is_kind = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	PQclear(res);
+	free(copy);
+}
+
+/*
+ * A producer chooses a task's kind, and the daemon logs it. A kind written
+ * as log fields ("x level=error msg=spoofed") must stay one value: quoted
+ * in the text format, a string in JSON, never a key of its own. _i: 0
+ * text, 1 JSON.
+ */
+START_TEST(test_task_kind_cannot_forge_log_fields)
+{
+	struct harness_daemon d;
+	const char *log, *line;
+	bool json = _i == 1, kind_seen = false;
+
+	char worker[256];
+	const char *args[] = {"run", "-c", d.config_path, "-d", worker, NULL};
+
+	/* harness_daemon_start() waits for the text format's " connected ". */
+	memset(&d, 0, sizeof d);
+	snprintf(worker, sizeof worker, "%s", harness_as(dt_db, HARNESS_WORKER));
+	/* No handler for the kind: one failed attempt, logged at warn with
+	 * its kind, then a retry an hour away. */
+	snprintf(d.config_path, sizeof d.config_path, "%s", harness_write_temp(dt_config(
+	        hostile_handlers("  noop:\n    builtin: noop\n"),
+	        json ? "backoff: {initial: 1h, max: 1h}\nlog: {level: debug, format: json}"
+	             : "backoff: {initial: 1h, max: 1h}")));
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, "connected database=", 10000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('x level=error msg=spoofed')");
+	harness_wait_value(dt_conn, "SELECT concat_ws('|', status, attempts) FROM dispatch.tasks", "pending|1",
+	                   10000, &d);
+	harness_daemon_wait_log(&d, "spoofed", 2000);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	log = d.proc.err;
+	for (line = log; *line != '\0';) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t) (eol - line) : strlen(line);
+
+		if (json) {
+			long long levels, msgs;
+			bool is_kind;
+
+			ck_assert_msg(json_valid(line, len), "not JSON: %.*s", (int) len, line);
+			hostile_json_fields(line, len, &levels, &msgs, &is_kind);
+			ck_assert_msg(levels == 1 && msgs <= 1, "forged fields: %.*s", (int) len, line);
+			kind_seen |= is_kind;
+		} else {
+			ck_assert_msg(!hostile_unquoted_key(line, len, "level") && !hostile_unquoted_key(line, len, "msg"),
+			              "forged field: %.*s", (int) len, line);
+			kind_seen |= memmem(line, len, "kind=\"x level=error msg=spoofed\"", 32) != NULL;
+		}
+		line += len + (eol != NULL);
+	}
+	ck_assert_msg(kind_seen, "no line carries the kind as one value:\n%s", log);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 hostile_suite(void)
 {
@@ -716,6 +813,7 @@ hostile_suite(void)
 	tcase_add_test(exposure, test_descriptors_the_daemon_inherited_never_reach_a_handler);
 	tcase_add_loop_test(exposure, test_password_given_with_d_is_gone_from_the_command_line, 0,
 	                    sizeof hostile_password_forms / sizeof hostile_password_forms[0]);
+	tcase_add_loop_test(exposure, test_task_kind_cannot_forge_log_fields, 0, 2);
 	suite_add_tcase(s, exposure);
 
 	tcase_add_checked_fixture(user, dt_setup, dt_teardown);
