@@ -34,6 +34,7 @@ enum config_type {
 	CONFIG_STRING,       /* char *; min is the least length, 0: empty means unset */
 	CONFIG_LIST,         /* char **, NULL-terminated; min is the least count */
 	CONFIG_ENV_NAMES,    /* a CONFIG_LIST of environment variable names, each once */
+	CONFIG_NAMES,        /* a CONFIG_LIST of names, each once */
 	CONFIG_BOOL,         /* bool */
 	CONFIG_INT,          /* int */
 	CONFIG_INT64,        /* int64_t */
@@ -74,7 +75,9 @@ enum {
 static const struct config_key config_top_keys[TK_COUNT] = {
 	[TK_DATABASE] = {"database", CONFIG_STRING, TOP(database), 0, 0, 0},
 	[TK_INSTANCE_NAME] = {"instance_name", CONFIG_STRING, TOP(instance_name), 0, 0, 0},
-	[TK_QUEUES] = {"queues", CONFIG_LIST, TOP(queues), 0, 1, 0},
+	/* Each once: the daemon LISTENs and sleeps per name, and a second
+	 * entry for one queue broke its wake-ups. */
+	[TK_QUEUES] = {"queues", CONFIG_NAMES, TOP(queues), 0, 1, 0},
 	[TK_CONCURRENCY] = {"concurrency", CONFIG_INT, TOP(concurrency), 8, 1, 1024},
 	[TK_POLL_INTERVAL] = {"poll_interval", CONFIG_DURATION, TOP(poll_interval_ms),
 	                      5 * CONFIG_SEC, 10, CONFIG_HOUR},
@@ -295,6 +298,7 @@ config_expect(enum config_type type, char *buf, size_t len)
 	case CONFIG_STRING:
 		return "a string";
 	case CONFIG_LIST:
+	case CONFIG_NAMES:
 		return "a list of strings";
 	case CONFIG_ENV_NAMES:
 		return "a list of environment variable names";
@@ -437,6 +441,18 @@ config_free_list(char **list)
 	free(list);
 }
 
+/* An item of a list (the current event) that must not be in list[0..n-1]. */
+static bool
+config_once(struct config_parser *p, const char *name, char *const *list, size_t n)
+{
+	const char *s = config_scalar(p);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return config_error(p, p->event.start_mark, "%s: %.64s is listed twice", name, s);
+	return true;
+}
+
 /*
  * An item of an env_passthrough list (the current event): a name as the
  * shell writes one, not yet in list[0..n-1], and not a variable the daemon
@@ -456,10 +472,7 @@ config_env_name(struct config_parser *p, const char *name, char *const *list, si
 	if (strncmp(s, "PGDISPATCH_TASK_", 16) == 0)
 		return config_error(p, p->event.start_mark, "%s: %.64s is set by the daemon for each task",
 		                    name, s);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(list[i], s) == 0)
-			return config_error(p, p->event.start_mark, "%s: %.64s is listed twice", name, s);
-	return true;
+	return config_once(p, name, list, n);
 }
 
 /* Reads a list of non-empty strings; the current event starts it. */
@@ -484,6 +497,8 @@ config_read_list(struct config_parser *p, const struct config_key *key, const ch
 		if (config_scalar(p)[0] == '\0')
 			return config_error(p, p->event.start_mark, "%s: item %zu is empty", name, n + 1);
 		if (key->type == CONFIG_ENV_NAMES && !config_env_name(p, name, *out, n))
+			return false;
+		if (key->type == CONFIG_NAMES && !config_once(p, name, *out, n))
 			return false;
 		/* *out always holds what is read so far, so an error frees it. */
 		grown = realloc(*out, (n + 2) * sizeof *grown);
@@ -511,7 +526,7 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 	const char *s;
 	int64_t v = 0;
 	int rc = 0;
-	bool list = key->type == CONFIG_LIST || key->type == CONFIG_ENV_NAMES;
+	bool list = key->type == CONFIG_LIST || key->type == CONFIG_ENV_NAMES || key->type == CONFIG_NAMES;
 
 	if (list && p->event.type == YAML_SEQUENCE_START_EVENT)
 		return config_read_list(p, key, name, (char ***) field);
@@ -924,7 +939,7 @@ config_load(const char *path, char *err, size_t errlen)
 	size_t len = 0;
 	FILE *f;
 
-	f = fopen(path, "rb");
+	f = fopen(path, "rbe");   /* close-on-exec, as everything the daemon opens (fds.h) */
 	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		fclose(f);
 		f = NULL;

@@ -7,6 +7,13 @@
  * key=value pairs become fields and the rest becomes "msg", so both formats
  * carry the same facts. Lower-case messages, no trailing period, never a
  * password (see db_conninfo_safe()).
+ *
+ * Keys are read from the format string only; whatever a conversion prints
+ * (a task's kind, an error text) is a value, however it looks: the text
+ * format quotes it logfmt-style when it has spaces, '=', quotes, control
+ * characters or invalid UTF-8 (kind="x level=error"), JSON keeps it in one
+ * string, with invalid UTF-8 replaced. Pass task data as arguments, never
+ * as part of the format.
  */
 #ifndef PGDISPATCH_LOG_H
 #define PGDISPATCH_LOG_H
@@ -32,11 +39,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* Room for any rendered line: no message is ever cut mid-escape. */
+#define LOG_LINE_MAX 32768
+
 /*
  * Renders one line as log_msg() would, into buf, without the timestamp
- * (for tests of the JSON form).
+ * (for tests). With len >= LOG_LINE_MAX the line is whole; a smaller buf
+ * may cut it.
  */
-void log_render(enum log_format format, enum log_level level, const char *msg,
-                char *buf, size_t len);
+void log_render(enum log_format format, enum log_level level, char *buf, size_t len,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "embed.h"
+#include "fds.h"
 #include "log.h"
 #include "migrate.h"
 #include "notify_queue.h"
@@ -38,7 +39,11 @@ static const char main_usage[] =
 	"  -c, --config FILE         YAML config (default: pgdispatch.yaml)\n"
 	"  -d, --database CONNINFO   libpq connection string or URI; overrides the\n"
 	"                            config's database; without either, libpq's PG*\n"
-	"                            environment variables apply\n"
+	"                            environment variables apply. Keep a password\n"
+	"                            out of it: ps shows it to every user until it\n"
+	"                            is read (then it is hidden). PGPASSFILE\n"
+	"                            (~/.pgpass), a service file (PGSERVICEFILE) or\n"
+	"                            the config's database are better places\n"
 	"\n"
 	"Signals to run: SIGTERM/SIGINT stop gracefully (a second one stops at once),\n"
 	"SIGHUP reloads the config.\n"
@@ -66,6 +71,35 @@ struct main_opts {
 	char **args;            /* positional arguments */
 	int nargs;
 };
+
+/*
+ * Takes -d's value, the string arg in argv. What a process was started
+ * with stays readable in ps and /proc/PID/cmdline by every user and every
+ * handler for as long as it runs, and a conninfo may carry a password
+ * (password=... or postgresql://user:secret@host). So the value is copied
+ * for our own use, and arg itself is rewritten in place as
+ * db_conninfo_safe() renders it, without any password: cut to arg's length
+ * and padded with NULs, since the kernel shows argv's original bytes and
+ * no more. The copy lives as long as the process (the daemon reconnects
+ * with it).
+ */
+static const char *
+main_take_conninfo(char *arg)
+{
+	static char *copy;
+	char safe[1024];
+	size_t len = strlen(arg), n;
+
+	free(copy);
+	copy = strdup(arg);
+	if (copy == NULL)
+		abort();
+	db_conninfo_safe(copy, safe, sizeof safe);
+	n = strlen(safe);
+	memset(arg, '\0', len);
+	memcpy(arg, safe, n < len ? n : len);
+	return copy;
+}
 
 /*
  * Parses argv after the command name. allowed lists the short names of the
@@ -104,7 +138,7 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 			return main_usage_error(msg);
 		}
 		switch (c) {
-		case 'd': opts->database = optarg; break;
+		case 'd': opts->database = main_take_conninfo(optarg); break;
 		case 'c': opts->config = optarg; break;
 		case 'q': opts->queue = optarg; break;
 		case 'r': opts->run_at = optarg; break;
@@ -262,8 +296,12 @@ main_run(int argc, char **argv)
 	char err[1024];
 	struct main_opts opts = {0};
 	struct config *cfg;
-	int rc = main_parse(argc, argv, "cd", 0, 0, &opts);
+	int rc;
 
+	/* First, before the daemon opens anything: no handler may get a
+	 * descriptor whatever started us left open (fds.h). */
+	fds_close_inherited();
+	rc = main_parse(argc, argv, "cd", 0, 0, &opts);
 	if (rc != 0)
 		return rc;
 	cfg = main_load_config(&opts);

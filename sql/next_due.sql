@@ -7,6 +7,13 @@
 -- (a loose index scan: one index probe each) and take the earliest run_at
 -- within each (another probe). Cost grows with the number of distinct
 -- priorities in use, not with the backlog.
+--
+-- run_at may be 'infinity' or '-infinity' (valid timestamptz values a
+-- producer can write), and subtracting either fails (22008). An infinite
+-- task is never due, so it sets no timer: the per-priority probe skips it
+-- with a range bound on run_at, which the index serves as it serves the
+-- ORDER BY. A '-infinity' task is due now, and is answered 0 by comparison
+-- before any subtraction.
 WITH RECURSIVE p(priority) AS (
     (SELECT priority
        FROM dispatch.tasks
@@ -22,12 +29,14 @@ WITH RECURSIVE p(priority) AS (
       FROM p
      WHERE p.priority IS NOT NULL
 )
-SELECT CASE WHEN next_run_at IS NOT NULL  -- greatest() would turn NULL into 0
-            THEN greatest(0, ceil(extract(epoch FROM next_run_at - clock_timestamp()) * 1000))::bigint
+SELECT CASE WHEN next_run_at IS NULL THEN NULL  -- greatest() would turn NULL into 0
+            WHEN next_run_at <= clock_timestamp() THEN 0
+            ELSE greatest(0, ceil(extract(epoch FROM next_run_at - clock_timestamp()) * 1000))::bigint
        END
   FROM (SELECT min((SELECT t.run_at
                       FROM dispatch.tasks AS t
                      WHERE t.status = 'pending' AND t.queue = $1 AND t.priority = p.priority
+                       AND t.run_at < 'infinity'
                        AND t.kind <> ALL ($2::text[])
                      ORDER BY t.run_at
                      LIMIT 1)) AS next_run_at

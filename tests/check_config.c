@@ -419,6 +419,12 @@ static const struct {
 	 "3:3: handlers.e: duplicate key (first at line 2)"},
 	{"duplicate handler key", "handlers:\n  e:\n    builtin: noop\n    timeout: 1s\n    timeout: 2s\n",
 	 "5:5: handlers.e.timeout: duplicate key (first at line 4)"},
+	/* Two equal queue names would LISTEN and sleep twice on one queue, and
+	 * its wake-ups would never reach the loop. */
+	{"duplicate queue", "queues: [default, default]\n",
+	 "1:19: queues: default is listed twice"},
+	{"duplicate queue in a block list", "queues:\n  - mail\n  - default\n  - mail\n",
+	 "4:5: queues: mail is listed twice"},
 	{"handler with no type", "handlers:\n  e:\n    timeout: 1s\n",
 	 "2:3: handlers.e: needs one of command, sql or builtin"},
 	{"handler with an empty map", "handlers:\n  a: {builtin: noop}\n  e: {}\n",

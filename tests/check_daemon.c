@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon_test.h"
+#include "embed.h"
 #include "harness.h"
 
 PGconn *dt_conn;
@@ -426,11 +427,66 @@ START_TEST(test_bad_config_is_rejected_with_file_line_col)
 }
 END_TEST
 
+/* sql/next_due.sql's answer for queue "default", skipping no kind ("" for
+ * NULL), or fails the test with the server's words. */
+static const char *
+daemon_next_due(void)
+{
+	static char buf[64];
+	const char *params[2] = {"default", "{}"};
+	PGresult *res = PQexecParams(dt_conn, embed_sql("next_due"), 2, NULL, params, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "next_due: %s", PQerrorMessage(dt_conn));
+	snprintf(buf, sizeof buf, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return buf;
+}
+
+/* 'infinity' is a valid timestamptz a producer can write: such a task is
+ * never due, so it sets no timer; '-infinity' is due at once. */
+START_TEST(test_next_due_ignores_infinity_and_counts_minus_infinity_as_due)
+{
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('never', 'infinity')");
+	ck_assert_str_eq(daemon_next_due(), "");
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at, priority)"
+	                      "  VALUES ('later', now() + interval '1 hour', -1)");
+	ck_assert_int_gt(atoll(daemon_next_due()), 3500000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('always', '-infinity')");
+	ck_assert_str_eq(daemon_next_due(), "0");
+}
+END_TEST
+
+START_TEST(test_infinite_run_at_neither_breaks_the_timer_nor_runs_early)
+{
+	struct harness_daemon d;
+
+	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n", "poll_interval: 200ms"));
+	/* Alone in the queue first: the earliest pending task is the
+	 * infinite one for a few polls. */
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('noop', 'infinity')");
+	harness_sleep_ms(800);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('noop', '-infinity'), ('noop', now())");
+	harness_wait_value(dt_conn, "SELECT string_agg(concat_ws(':', run_at, status), ',' ORDER BY id)"
+	                            "  FROM dispatch.tasks WHERE run_at IN ('infinity', '-infinity')",
+	                   "infinity:pending,-infinity:complete", 5000, &d);
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE run_at::text <> ALL ('{infinity,-infinity}')",
+	                   "complete", 5000, &d);
+	harness_sleep_ms(600);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE run_at = 'infinity'"),
+	                 "pending");
+	ck_assert_msg(strstr(harness_daemon_log(&d), "22008") == NULL
+	              && strstr(harness_daemon_log(&d), "infinite") == NULL, "%s", harness_daemon_log(&d));
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
 	TCase *tc = tcase_create("end_to_end");
+	TCase *timer = tcase_create("timer");
 
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 120);
@@ -451,5 +507,11 @@ daemon_suite(void)
 	tcase_add_test(tc, test_poll_only_mode_listens_for_nothing_and_still_works);
 	tcase_add_test(tc, test_bad_config_is_rejected_with_file_line_col);
 	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(timer, dt_setup, dt_teardown);
+	tcase_set_timeout(timer, 60);
+	tcase_add_test(timer, test_next_due_ignores_infinity_and_counts_minus_infinity_as_due);
+	tcase_add_test(timer, test_infinite_run_at_neither_breaks_the_timer_nor_runs_early);
+	suite_add_tcase(s, timer);
 	return s;
 }

@@ -8,8 +8,10 @@
  * the handler's group outlives the attempt.
  *
  * Also what a handler gets besides its task: a clean environment
- * (env_passthrough) and, under a root daemon with user:/group:, the
- * dropped ids.
+ * (env_passthrough), no descriptor the daemon inherited and, under a root
+ * daemon with user:/group:, the dropped ids. And what a producer or a
+ * neighbour must not get from the daemon: a password from its command line,
+ * or a forged field in its log from a task's kind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 
 #include "daemon_test.h"
 #include "harness.h"
+#include "json.h"
 
 /* A flood: far more than any buffer of ours, small enough for a shared
  * 2-core machine to push through a pipe in a few seconds. */
@@ -558,6 +561,225 @@ START_TEST(test_user_given_to_a_daemon_not_started_as_root_is_refused)
 }
 END_TEST
 
+/* Descriptor number and target of each "... N -> target" line of ls -l
+ * output that is not 0-2 or ls's own directory: what a handler was given
+ * beyond its pipes. Static buffer, "" when none. */
+static const char *
+hostile_extra_fds(const char *ls)
+{
+	static char extra[4096];
+	const char *line = ls;
+
+	extra[0] = '\0';
+	while (line != NULL && *line != '\0') {
+		const char *eol = strchr(line, '\n'), *arrow = strstr(line, " -> ");
+		size_t len = eol != NULL ? (size_t) (eol - line) : strlen(line);
+
+		if (arrow != NULL && arrow < line + len) {
+			const char *num = arrow, *target = arrow + 4;
+			size_t tlen = len - (size_t) (target - line);
+
+			while (num > line && num[-1] != ' ')
+				num--;
+			if (!(arrow - num == 1 && *num >= '0' && *num <= '2')
+			    && !(strncmp(target, "/proc/", 6) == 0 && tlen > 3
+			         && strncmp(target + tlen - 3, "/fd", 3) == 0))
+				snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "%.*s; ",
+				         (int) (line + len - num), num);
+		}
+		line = eol != NULL ? eol + 1 : NULL;
+	}
+	return extra;
+}
+
+/*
+ * Whatever started the daemon may leave descriptors open without
+ * close-on-exec (a shell's `exec 7</etc/shadow`, a careless supervisor).
+ * The daemon closes them at startup: else every handler, after a root
+ * drop too, could read through them.
+ */
+START_TEST(test_descriptors_the_daemon_inherited_never_reach_a_handler)
+{
+	struct harness_daemon d;
+	char secret[256], fd_dir[64], link[512], target[512];
+	const char *extra;
+	int fd;
+
+	snprintf(secret, sizeof secret, "%s", harness_write_temp("root-only secret\n"));
+	/* No O_CLOEXEC: the daemon inherits it as fd 7. */
+	fd = open(secret, O_RDONLY);
+	ck_assert(fd >= 0);
+	ck_assert_int_eq(dup2(fd, 7), 7);
+	close(fd);
+	harness_daemon_start(&d, dt_db, dt_config(hostile_handlers(
+	        "  fds:\n    command: [%s]\n", harness_handler("fd_list.sh")), NULL));
+	close(7);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('fds')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "complete", 10000, &d);
+	extra = hostile_extra_fds(harness_value(dt_conn, "SELECT result #>> '{}' FROM dispatch.tasks"));
+	ck_assert_msg(extra[0] == '\0', "handler started with descriptors beyond 0-2: %s", extra);
+
+	/* Nor does the daemon keep it. */
+	snprintf(fd_dir, sizeof fd_dir, "/proc/%d/fd", (int) d.proc.pid);
+	for (int i = 3; i < 64; i++) {
+		ssize_t n;
+
+		snprintf(link, sizeof link, "%s/%d", fd_dir, i);
+		n = readlink(link, target, sizeof target - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		ck_assert_msg(strcmp(target, secret) != 0, "daemon still holds %s as fd %d", secret, i);
+	}
+	unlink(secret);
+	hostile_daemon_goes_on(&d);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+/* Two ways to put a password on the command line. Each needs %s for the
+ * database name, then %s for the login role. */
+static const char *const hostile_password_forms[] = {
+	"dbname=%s user=%s password=sekret123",
+	"postgresql://%2$s:sekret123@/%1$s",
+};
+
+/*
+ * ps and /proc/PID/cmdline show a process's arguments to every user on the
+ * host, handlers included: a password given with -d is scrubbed from them
+ * as soon as the daemon has read it.
+ */
+START_TEST(test_password_given_with_d_is_gone_from_the_command_line)
+{
+	struct harness_daemon d;
+	char conninfo[256], path[64], cmdline[4096];
+	const char *args[] = {"run", "-c", d.config_path, "-d", conninfo, NULL};
+	size_t n;
+	FILE *f;
+
+	memset(&d, 0, sizeof d);
+	/* dt_db is "dbname=NAME". */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(conninfo, sizeof conninfo, hostile_password_forms[_i], dt_db + strlen("dbname="),
+	         HARNESS_WORKER);
+#pragma GCC diagnostic pop
+	snprintf(d.config_path, sizeof d.config_path, "%s",
+	         harness_write_temp(dt_config(hostile_handlers("  noop:\n    builtin: noop\n"), NULL)));
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, " connected ", 10000);
+
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int) d.proc.pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(cmdline, 1, sizeof cmdline - 1, f);
+	fclose(f);
+	cmdline[n] = '\0';
+	ck_assert_msg(n > 0 && memmem(cmdline, n, "sekret123", 9) == NULL, "%s: /proc/PID/cmdline shows "
+	              "the password: %.*s", conninfo, (int) n, cmdline);
+	/* The rest of the command line still says what runs. */
+	ck_assert_msg(memmem(cmdline, n, "run\0-c\0", 7) != NULL, "%.*s", (int) n, cmdline);
+	ck_assert_ptr_null(strstr(harness_daemon_log(&d), "sekret123"));
+	hostile_daemon_goes_on(&d);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+/* True if text (one log line) has " key=" outside double quotes. */
+static bool
+hostile_unquoted_key(const char *line, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+	bool quoted = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (line[i] == '\\' && quoted)
+			i++;
+		else if (line[i] == '"')
+			quoted = !quoted;
+		else if (!quoted && line[i] == ' ' && i + 1 + klen < len
+		         && strncmp(line + i + 1, key, klen) == 0 && line[i + 1 + klen] == '=')
+			return true;
+	}
+	return false;
+}
+
+/* A JSON log line's count of key (json keeps duplicate keys), and
+ * whether its field "kind" is kind, asked of the server. */
+static void
+hostile_json_fields(const char *line, size_t len, long long *levels, long long *msgs, bool *is_kind)
+{
+	char *copy = strndup(line, len);
+	const char *params[1] = {copy};
+	PGresult *res = PQexecParams(dt_conn,
+	        "SELECT count(*) FILTER (WHERE k = 'level'), count(*) FILTER (WHERE k = 'msg'),"
+	        "       coalesce(bool_or(k = 'kind') AND $1::json->>'kind' = 'x level=error msg=spoofed', false)"
+	        "  FROM json_object_keys($1::json) AS k", 1, NULL, params, NULL, NULL, 0);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", copy, PQerrorMessage(dt_conn));
+	*levels = atoll(PQgetvalue(res, 0, 0));
+	*msgs = atoll(PQgetvalue(res, 0, 1));
+	*is_kind = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	PQclear(res);
+	free(copy);
+}
+
+/*
+ * A producer chooses a task's kind, and the daemon logs it. A kind written
+ * as log fields ("x level=error msg=spoofed") must stay one value: quoted
+ * in the text format, a string in JSON, never a key of its own. _i: 0
+ * text, 1 JSON.
+ */
+START_TEST(test_task_kind_cannot_forge_log_fields)
+{
+	struct harness_daemon d;
+	const char *log, *line;
+	bool json = _i == 1, kind_seen = false;
+
+	char worker[256];
+	const char *args[] = {"run", "-c", d.config_path, "-d", worker, NULL};
+
+	/* harness_daemon_start() waits for the text format's " connected ". */
+	memset(&d, 0, sizeof d);
+	snprintf(worker, sizeof worker, "%s", harness_as(dt_db, HARNESS_WORKER));
+	/* No handler for the kind: one failed attempt, logged at warn with
+	 * its kind, then a retry an hour away. */
+	snprintf(d.config_path, sizeof d.config_path, "%s", harness_write_temp(dt_config(
+	        hostile_handlers("  noop:\n    builtin: noop\n"),
+	        json ? "backoff: {initial: 1h, max: 1h}\nlog: {level: debug, format: json}"
+	             : "backoff: {initial: 1h, max: 1h}")));
+	harness_start(&d.proc, args);
+	harness_daemon_wait_log(&d, "connected database=", 10000);
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('x level=error msg=spoofed')");
+	harness_wait_value(dt_conn, "SELECT concat_ws('|', status, attempts) FROM dispatch.tasks", "pending|1",
+	                   10000, &d);
+	harness_daemon_wait_log(&d, "spoofed", 2000);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	log = d.proc.err;
+	for (line = log; *line != '\0';) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t) (eol - line) : strlen(line);
+
+		if (json) {
+			long long levels, msgs;
+			bool is_kind;
+
+			ck_assert_msg(json_valid(line, len), "not JSON: %.*s", (int) len, line);
+			hostile_json_fields(line, len, &levels, &msgs, &is_kind);
+			ck_assert_msg(levels == 1 && msgs <= 1, "forged fields: %.*s", (int) len, line);
+			kind_seen |= is_kind;
+		} else {
+			ck_assert_msg(!hostile_unquoted_key(line, len, "level") && !hostile_unquoted_key(line, len, "msg"),
+			              "forged field: %.*s", (int) len, line);
+			kind_seen |= memmem(line, len, "kind=\"x level=error msg=spoofed\"", 32) != NULL;
+		}
+		line += len + (eol != NULL);
+	}
+	ck_assert_msg(kind_seen, "no line carries the kind as one value:\n%s", log);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 hostile_suite(void)
 {
@@ -565,6 +787,7 @@ hostile_suite(void)
 	TCase *tc = tcase_create("handlers");
 	TCase *env = tcase_create("environment");
 	TCase *user = tcase_create("user");
+	TCase *exposure = tcase_create("exposure");
 
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 180);
@@ -584,6 +807,14 @@ hostile_suite(void)
 	tcase_add_test(env, test_handler_environment_is_clean_by_default);
 	tcase_add_test(env, test_env_passthrough_passes_only_the_named_variables);
 	suite_add_tcase(s, env);
+
+	tcase_add_checked_fixture(exposure, dt_setup, dt_teardown);
+	tcase_set_timeout(exposure, 60);
+	tcase_add_test(exposure, test_descriptors_the_daemon_inherited_never_reach_a_handler);
+	tcase_add_loop_test(exposure, test_password_given_with_d_is_gone_from_the_command_line, 0,
+	                    sizeof hostile_password_forms / sizeof hostile_password_forms[0]);
+	tcase_add_loop_test(exposure, test_task_kind_cannot_forge_log_fields, 0, 2);
+	suite_add_tcase(s, exposure);
 
 	tcase_add_checked_fixture(user, dt_setup, dt_teardown);
 	tcase_set_timeout(user, 60);

@@ -35,7 +35,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *) data;
 	struct json_buf quoted = {0}, text = {0}, again = {0};
-	char line[512], *msg;
+	static char line[LOG_LINE_MAX + 2];
+	char *msg;
 	bool valid = json_valid(s, size);
 
 	json_append_string(&quoted, s, size);
@@ -53,15 +54,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_require(text.len == size && memcmp(text.data, s, size) == 0,
 		             "valid JSON passes json_append_text unchanged");
 
-	/* The log renderer parses the leading key=value tokens of a message;
-	 * the message is NUL-terminated there. The line must stay bounded. */
+	/* The log renderers take arbitrary bytes as arguments: a JSON line
+	 * stays valid JSON, in a bounded buffer. */
 	msg = malloc(size + 1);
 	fuzz_require(msg != NULL, "memory");
 	memcpy(msg, s, size);
 	msg[size] = '\0';
-	log_render(LOG_JSON, LOG_INFO, msg, line, sizeof line);
-	fuzz_require(strlen(line) < sizeof line, "log line bounded");
-	log_render(LOG_TEXT, LOG_WARN, msg, line, sizeof line);
+	log_render(LOG_JSON, LOG_INFO, line + 1, sizeof line - 2, "task=1 kind=%s queue=\"%s\" %s", msg, msg, msg);
+	fuzz_require(strlen(line + 1) < sizeof line - 2, "log line bounded");
+	line[0] = '{';
+	strcat(line, "}");
+	fuzz_require(json_valid(line, strlen(line)), "JSON log line is valid JSON");
+	log_render(LOG_TEXT, LOG_WARN, line, sizeof line, "kind=%s failed: %s", msg, msg);
+	fuzz_require(strchr(line, '\n') == NULL, "text log line is one line");
 	free(msg);
 
 	json_buf_free(&quoted);
