@@ -300,9 +300,12 @@ queue_write_type(PGconn *conn, const char *instance, const struct outcome *o, si
 		nparams = 4;
 		break;
 	case OUTCOME_RELEASE:
+		/* The instance stays $3, ahead of errors and delays. */
 		name = "release";
 		params[2] = instance;
-		nparams = 3;
+		params[3] = a.texts.data;
+		params[4] = a.delays.data;
+		nparams = 5;
 		break;
 	}
 	res = count == 0 ? NULL : queue_run(conn, name, nparams, params, err);
