@@ -1,6 +1,7 @@
 /* SQL handlers as a state machine over a pooled connection; see handler_sql.h. */
 #include "handler_sql.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,14 +9,26 @@
 
 #include "embed.h"
 #include "log.h"
+#include "mem.h"
 #include "queue.h"
 
 #define SQL_POOL_MAX 64
+#define SQL_CONNECT_BACKOFF_INITIAL_MS 1000  /* after the first connect failure */
+#define SQL_CONNECT_BACKOFF_MAX_MS 30000
 
-/* Idle connections kept for the next SQL handler. */
 static struct {
-	PGconn *idle[SQL_POOL_MAX];
+	PGconn *idle[SQL_POOL_MAX];  /* idle connections kept for the next SQL handler */
 	int nidle;
+	/* Connects that failed in a row, whichever runs made them; reset by
+	 * one that succeeds. It sets the backoff before a task without a
+	 * connection is tried again. */
+	int connect_failures;
+	/* Which host of a multi-host connection string the next connect
+	 * starts at (db_connect_start takes it modulo the hosts): each
+	 * failure moves it one host along, a success leaves it at the host
+	 * that answered, so a host that never answers costs one timeout, not
+	 * one per new connection. */
+	int next_host;
 } sql_local;
 
 static void
@@ -43,21 +56,18 @@ sql_pool_alive(PGconn *conn)
 	return poll(&pfd, 1, 0) == 0;
 }
 
+/* An idle pooled connection that still works, or NULL. */
 static PGconn *
-sql_pool_take(const char *conninfo, const char *application_name, struct db_error *err)
+sql_pool_take(void)
 {
-	PGconn *conn;
-
 	while (sql_local.nidle > 0) {
-		conn = sql_local.idle[--sql_local.nidle];
+		PGconn *conn = sql_local.idle[--sql_local.nidle];
+
 		if (sql_pool_alive(conn))
 			return conn;
 		PQfinish(conn);
 	}
-	conn = db_connect(conninfo, application_name, err);
-	if (conn != NULL)
-		PQsetNoticeProcessor(conn, sql_notice, NULL);
-	return conn;
+	return NULL;
 }
 
 void
@@ -78,6 +88,29 @@ sql_conn_lost(struct sql_run *r)
 	r->state = SQL_DONE;
 }
 
+/*
+ * No connection could be had (r->err says why): the run ends without
+ * having sent anything. Each such failure in a row doubles the wait before
+ * the task is tried again (1 s, 2 s, 4 s ... 30 s, jittered): the server is
+ * refusing connections (the role's or the server's limit) or not
+ * answering, and tasks coming straight back would only hammer it.
+ */
+static void
+sql_no_conn(struct sql_run *r)
+{
+	if (r->conn != NULL)
+		PQfinish(r->conn);
+	r->conn = NULL;
+	if (sql_local.connect_failures < INT_MAX)
+		sql_local.connect_failures++;
+	sql_local.next_host = sql_local.next_host < INT_MAX ? sql_local.next_host + 1 : 0;
+	r->retry_in_ms = task_backoff_ms(sql_local.connect_failures, SQL_CONNECT_BACKOFF_INITIAL_MS,
+	                                 SQL_CONNECT_BACKOFF_MAX_MS);
+	r->errored = true;
+	r->result = SQL_NO_CONN;
+	r->state = SQL_DONE;
+}
+
 /* Sends the statement for r->state; false when the connection failed. */
 static bool
 sql_send(struct sql_run *r)
@@ -91,6 +124,8 @@ sql_send(struct sql_run *r)
 	r->step_ok = true;
 	r->step_rows = 0;
 	switch (r->state) {
+	case SQL_CONNECTING:
+		return true;
 	case SQL_BEGIN:
 		ok = PQsendQuery(r->conn, "BEGIN");
 		break;
@@ -120,32 +155,75 @@ sql_send(struct sql_run *r)
 	return ok == 1;
 }
 
-bool
+void
 sql_start(struct sql_run *r, const char *conninfo, const char *application_name,
           const char *instance, const struct task *t, const char *statement, int64_t timeout_ms,
-          struct db_error *err)
+          int64_t now)
 {
 	memset(r, 0, sizeof *r);
-	r->conn = sql_pool_take(conninfo, application_name, err);
-	if (r->conn == NULL)
-		return false;
-	r->statement_copy = strdup(statement);
-	if (r->statement_copy == NULL)
-		abort();
+	r->statement_copy = mem_strdup(statement);
 	r->statement = r->statement_copy;
 	r->task = t;
 	r->instance = instance;
 	r->timeout_ms = timeout_ms;
-	r->state = SQL_BEGIN;
-	if (!sql_send(r))
-		sql_conn_lost(r);
-	return true;
+	r->conn = sql_pool_take();
+	if (r->conn != NULL) {
+		r->state = SQL_BEGIN;
+		if (!sql_send(r))
+			sql_conn_lost(r);
+		return;
+	}
+	/* A blocking connect would stall the whole loop for up to
+	 * connect_timeout (every lease, deadline and signal with it) each
+	 * time the server is slow to answer or does not answer at all. */
+	r->state = SQL_CONNECTING;
+	r->conninfo = conninfo != NULL ? mem_strdup(conninfo) : NULL;
+	log_debug("task=%lld kind=%s attempt=%d connecting for its SQL handler", t->id, t->kind, t->attempt);
+	r->conn = db_connect_start(conninfo, application_name, sql_local.next_host, now, &r->up, &r->err);
+	if (r->conn == NULL)
+		sql_no_conn(r);
 }
 
 int
 sql_socket(const struct sql_run *r)
 {
 	return r->state == SQL_DONE ? -1 : PQsocket(r->conn);
+}
+
+short
+sql_events(const struct sql_run *r)
+{
+	return r->state == SQL_CONNECTING ? r->up.events : POLLIN;
+}
+
+int64_t
+sql_deadline(const struct sql_run *r)
+{
+	/* Once connected, the statements' deadline is the server's
+	 * statement_timeout. */
+	return r->state == SQL_CONNECTING ? r->up.deadline_ms : INT64_MAX;
+}
+
+/* One step of the connect: on to BEGIN once it is up. */
+static void
+sql_connect_step(struct sql_run *r, short revents, int64_t now)
+{
+	if (revents == 0 && now < r->up.deadline_ms)
+		return;
+	switch (db_connect_continue(r->conn, r->conninfo, &r->up, now, &r->err)) {
+	case DB_CONNECT_WAITING:
+		return;
+	case DB_CONNECT_FAILED:
+		sql_no_conn(r);
+		return;
+	case DB_CONNECT_DONE:
+		break;
+	}
+	sql_local.connect_failures = 0;
+	PQsetNoticeProcessor(r->conn, sql_notice, NULL);
+	r->state = SQL_BEGIN;
+	if (!sql_send(r))
+		sql_conn_lost(r);
 }
 
 /* Keeps the first error of the transaction: it is the reason. */
@@ -188,6 +266,7 @@ sql_advance(struct sql_run *r, bool ok, int rows)
 			r->result = SQL_OK;
 		r->state = SQL_DONE;
 		return;
+	case SQL_CONNECTING:  /* no statement yet: sql_connect_step() moves on */
 	case SQL_ROLLBACK:
 	case SQL_DONE:
 		r->state = SQL_DONE;
@@ -198,10 +277,14 @@ sql_advance(struct sql_run *r, bool ok, int rows)
 }
 
 void
-sql_on_ready(struct sql_run *r)
+sql_on_ready(struct sql_run *r, short revents, int64_t now)
 {
 	if (r->state == SQL_DONE)
 		return;
+	if (r->state == SQL_CONNECTING) {
+		sql_connect_step(r, revents, now);
+		return;
+	}
 	if (PQconsumeInput(r->conn) == 0) {
 		sql_conn_lost(r);
 		return;
@@ -250,6 +333,17 @@ sql_cancel(struct sql_run *r)
 	if (r->state == SQL_DONE || r->cancelled)
 		return;
 	r->cancelled = true;
+	if (r->state == SQL_CONNECTING) {
+		/* Nothing was sent: drop the connect. Not a connect failure, so
+		 * the backoff is left alone. */
+		PQfinish(r->conn);
+		r->conn = NULL;
+		snprintf(r->err.message, sizeof r->err.message, "stopped while connecting");
+		r->errored = true;
+		r->result = SQL_NO_CONN;
+		r->state = SQL_DONE;
+		return;
+	}
 	c = PQgetCancel(r->conn);
 	if (c != NULL) {
 		/* Blocking, but brief: one short-lived connection to the server. */
@@ -272,5 +366,6 @@ sql_finish(struct sql_run *r)
 			PQfinish(r->conn);
 	}
 	free(r->statement_copy);
+	free(r->conninfo);
 	memset(r, 0, sizeof *r);
 }

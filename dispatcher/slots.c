@@ -190,6 +190,32 @@ slots_free_one(struct slot *s)
 	slots_local.freed = true;
 }
 
+/*
+ * No connection could be had for a SQL handler: it never ran, so the task
+ * goes back to pending with its attempt given back, with libpq's reason in
+ * last_error and after the handler module's connect backoff. Counting the
+ * attempt would fail tasks for good while connections cannot be had (the
+ * role's connection limit, say) without ever running them.
+ */
+static void
+slots_sql_no_conn(struct slot *s)
+{
+	struct outcome o = {.id = s->task.id, .attempt = s->task.attempt, .type = OUTCOME_RELEASE,
+	                    .delay_ms = s->sql.retry_in_ms};
+	struct json_buf msg = {0};
+	char text[1200];
+
+	json_buf_printf(&msg, "no database connection for the SQL handler: ");
+	db_error_text(&s->sql.err, text, sizeof text);
+	json_append_text(&msg, text, strlen(text));
+	json_buf_printf(&msg, "; the attempt was not counted");
+	log_warn("task=%lld kind=%s attempt=%d retry_in_ms=%lld returned to pending untried: %s", s->task.id,
+	         s->task.kind, s->task.attempt, (long long) o.delay_ms, msg.data);
+	o.error = mem_strdup(msg.data);
+	json_buf_free(&msg);
+	outbox_add(o);
+}
+
 /* A SQL handler's transaction has ended: log or queue what it means. */
 static void
 slots_sql_done(struct slot *s)
@@ -209,6 +235,8 @@ slots_sql_done(struct slot *s)
 		         s->task.kind, s->task.attempt);
 	else if (s->shutdown_stopped)
 		slots_release(&s->task, "stopped by shutdown");
+	else if (r->result == SQL_NO_CONN)
+		slots_sql_no_conn(s);
 	else {
 		/* Failed, or the connection died: nothing of it committed that
 		 * we know of, and if the COMMIT did land, the fence keeps this
@@ -225,21 +253,38 @@ slots_sql_done(struct slot *s)
 	slots_free_one(s);
 }
 
-/* Starts a SQL handler on a connection of its own (handler_sql.c). */
+/* Starts a SQL handler on a connection of its own (handler_sql.c); the
+ * loop then polls it (slots_pollfds) and minds its connect deadline
+ * (slots_next_due, slots_check). */
 static void
 slots_start_sql(struct slot *s, const char *conninfo, const char *sql)
 {
-	struct db_error err;
 	char appname[64];
 
 	snprintf(appname, sizeof appname, "pgdispatch %.52s", slots_local.instance);
-	if (!sql_start(&s->sql, conninfo, appname, slots_local.instance, &s->task, sql,
-	               s->timeout_ms, &err)) {
-		s->type = HANDLER_BUILTIN;  /* no run to finish */
-		slots_failed(s, "no database connection for the SQL handler");
-		slots_free_one(s);
-		return;
-	}
+	sql_start(&s->sql, conninfo, appname, slots_local.instance, &s->task, sql, s->timeout_ms,
+	          s->started_ms);
+	if (s->sql.state == SQL_DONE)
+		slots_sql_done(s);
+}
+
+/* Moves a SQL handler on (its socket was ready, or its deadline came)
+ * and queues its outcome once it has ended. */
+static void
+slots_sql_step(struct slot *s, short revents, int64_t now)
+{
+	sql_on_ready(&s->sql, revents, now);
+	if (s->sql.state == SQL_DONE)
+		slots_sql_done(s);
+}
+
+/* Stops a SQL handler (lease lost, shutdown). One still connecting ends
+ * at once; a running statement is cancelled and ends when the server
+ * says so. */
+static void
+slots_sql_stop(struct slot *s)
+{
+	sql_cancel(&s->sql);
 	if (s->sql.state == SQL_DONE)
 		slots_sql_done(s);
 }
@@ -483,6 +528,13 @@ slots_check(int64_t now)
 			}
 			continue;
 		}
+		if (s->type == HANDLER_SQL) {
+			/* A connect's deadline is ours to keep; a statement's is the
+			 * server's (statement_timeout). */
+			if (now >= sql_deadline(&s->sql))
+				slots_sql_step(s, 0, now);
+			continue;
+		}
 		if (s->type != HANDLER_COMMAND)
 			continue;
 		if (!s->timed_out && !s->shutdown_stopped && now >= s->deadline_ms) {
@@ -513,7 +565,7 @@ slots_lease_lost_one(struct slot *s)
 		cmd_signal(&s->child, SIGTERM);
 		s->kill_at_ms = clock_now_ms() + SLOTS_KILL_GRACE_MS;
 	} else if (s->type == HANDLER_SQL) {
-		sql_cancel(&s->sql);
+		slots_sql_stop(s);
 	} else {
 		slots_free_one(s);
 	}
@@ -534,7 +586,7 @@ slots_stop_all(int64_t now)
 			s->kill_at_ms = now + SLOTS_KILL_GRACE_MS;
 		} else if (s->type == HANDLER_SQL) {
 			s->shutdown_stopped = true;
-			sql_cancel(&s->sql);
+			slots_sql_stop(s);
 		} else {
 			slots_release(&s->task, "stopped by shutdown");
 			slots_free_one(s);
@@ -571,7 +623,7 @@ slots_pollfds(struct pollfd *pfds)
 		if (s->used && s->type == HANDLER_COMMAND)
 			n += cmd_pollfds(&s->child, pfds + n);
 		else if (s->used && s->type == HANDLER_SQL && sql_socket(&s->sql) >= 0)
-			pfds[n++] = (struct pollfd){.fd = sql_socket(&s->sql), .events = POLLIN};
+			pfds[n++] = (struct pollfd){.fd = sql_socket(&s->sql), .events = sql_events(&s->sql)};
 	}
 	return n;
 }
@@ -588,9 +640,7 @@ slots_on_ready(int fd, short revents)
 			return;
 		}
 		if (s->used && s->type == HANDLER_SQL && fd == sql_socket(&s->sql)) {
-			sql_on_ready(&s->sql);
-			if (s->sql.state == SQL_DONE)
-				slots_sql_done(s);
+			slots_sql_step(s, revents, clock_now_ms());
 			return;
 		}
 	}
@@ -613,6 +663,8 @@ slots_next_due(int64_t due)
 			due = s->deadline_ms;
 		if (s->kill_at_ms > 0 && s->kill_at_ms < due)
 			due = s->kill_at_ms;
+		if (s->type == HANDLER_SQL && sql_deadline(&s->sql) < due)
+			due = sql_deadline(&s->sql);
 	}
 	return due;
 }

@@ -31,7 +31,8 @@ enum outcome_type {
 	OUTCOME_COMPLETE,  /* -> complete, result stored */
 	OUTCOME_RETRY,     /* -> pending after delay_ms, last_error stored */
 	OUTCOME_FAIL,      /* -> failed for good, last_error stored */
-	OUTCOME_RELEASE,   /* -> pending after delay_ms, attempt given back (not tried) */
+	OUTCOME_RELEASE,   /* -> pending after delay_ms (0: as due as it was), attempt
+	                    * given back (not tried); last_error = error unless NULL */
 };
 
 struct outcome {
@@ -40,7 +41,7 @@ struct outcome {
 	int attempt;
 	enum outcome_type type;
 	char *result;      /* COMPLETE: JSON text, or NULL; owned */
-	char *error;       /* RETRY, FAIL (and RELEASE, optional): valid UTF-8 text; owned */
+	char *error;       /* RETRY, FAIL, RELEASE (may be NULL): valid UTF-8 text; owned */
 	int64_t delay_ms;  /* RETRY, RELEASE */
 };
 

@@ -7,7 +7,8 @@
 --   complete  -> complete, result stored
 --   retry     -> pending after the delay (backoff), last_error stored
 --   fail      -> failed for good, last_error stored
---   release   -> pending after the delay, the attempt given back, untried;
+--   release   -> pending, the attempt given back, untried: due again after
+--                the delay, or keeping its place in line without one;
 --                last_error replaced only when a text is given
 --
 -- Fenced on the claim token (migrations/0005_claim_token.sql): a row
@@ -38,7 +39,7 @@ WITH o AS (
            result = CASE WHEN o.type = 'complete' THEN o.text::jsonb ELSE t.result END,
            last_error = CASE WHEN o.type = 'complete' THEN t.last_error
                              ELSE coalesce(o.text, t.last_error) END,
-           run_at = CASE WHEN o.type IN ('retry', 'release')
+           run_at = CASE WHEN o.type = 'retry' OR (o.type = 'release' AND o.delay_ms > 0)
                          THEN now() + o.delay_ms * interval '1 millisecond'
                          ELSE t.run_at END,
            attempts = CASE WHEN o.type = 'release' THEN t.attempts - 1 ELSE t.attempts END,

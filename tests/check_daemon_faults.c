@@ -2,7 +2,8 @@
  * End to end, under faults: a cut LISTEN connection, two daemons on one
  * backlog, kill -9, a restarted PostgreSQL, SIGTERM with handlers running,
  * SIGHUP with a good and a bad config, a full NOTIFY queue, a server that
- * never answers.
+ * never answers, SQL handlers that cannot get a connection (the role's
+ * connection limit, a host that never answers).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -404,6 +405,170 @@ START_TEST(test_silent_first_host_is_passed_over_for_the_next)
 }
 END_TEST
 
+/* A login role of the SQL-connection tests, with a connection limit. */
+#define FAULTS_LIMITED "pgdispatch_test_limited"
+
+/*
+ * The daemon's login role at its connection limit (SQLSTATE 53300): the
+ * daemon's own two connections fit, a SQL handler's does not. A task whose
+ * handler could not get a connection never ran, so it goes back to pending
+ * with its attempt given back and libpq's reason, and is tried again after
+ * a backoff; once connections can be had it runs, once.
+ */
+START_TEST(test_sql_task_without_a_connection_is_released_uncounted_then_runs)
+{
+	struct harness_daemon d;
+	char conninfo[512];
+	const char *handlers = "  count:\n    sql: \"INSERT INTO invocations (task_id) VALUES ($2)\"\n";
+
+	harness_exec(dt_conn, "DROP ROLE IF EXISTS " FAULTS_LIMITED);
+	harness_exec(dt_conn, "CREATE ROLE " FAULTS_LIMITED " LOGIN CONNECTION LIMIT 2;"
+	                      " GRANT dispatch_worker TO " FAULTS_LIMITED ";"
+	                      " CREATE TABLE invocations (task_id bigint NOT NULL);"
+	                      " GRANT INSERT ON invocations TO " FAULTS_LIMITED);
+	/* A password (trust authentication ignores it) that must not reach
+	 * last_error or the log. */
+	snprintf(conninfo, sizeof conninfo, "%s password=Sekrit-9f2c", dt_db);
+	harness_daemon_start_as(&d, conninfo, FAULTS_LIMITED, dt_config(handlers, NULL));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, max_attempts) SELECT 'count', 2"
+	                      "  FROM generate_series(1, 2)");
+	harness_daemon_wait_log(&d, "too many connections for role", 5000);
+	/* Long enough for every task to have been tried again at least once:
+	 * a failed attempt each time would have used both up by now. (Waited
+	 * for, not read once: a task may be caught between its claim and its
+	 * release.) */
+	harness_sleep_ms(1500);
+	harness_wait_value(dt_conn, "SELECT string_agg(concat_ws(':', status, attempts), ',' ORDER BY id) FROM dispatch.tasks",
+	                   "pending:0,pending:0", 1000, &d);
+	ck_assert_int_eq(harness_int(dt_conn,
+	        "SELECT count(*) FROM dispatch.tasks WHERE last_error LIKE"
+	        "  'no database connection for the SQL handler: %too many connections for role"
+	        " \"" FAULTS_LIMITED "\"; the attempt was not counted'"), 2);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM invocations"), 0);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE last_error LIKE '%Sekrit%'"), 0);
+
+	harness_exec(dt_conn, "ALTER ROLE " FAULTS_LIMITED " CONNECTION LIMIT -1");
+	harness_wait_value(dt_conn, "SELECT string_agg(concat_ws(':', status, attempts), ',' ORDER BY id) FROM dispatch.tasks",
+	                   "complete:1,complete:1", 15000, &d);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM invocations"), 2);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	ck_assert_msg(strstr(d.proc.err, "Sekrit") == NULL, "%s", d.proc.err);
+	harness_daemon_free(&d);
+	harness_exec(dt_conn, "DROP OWNED BY " FAULTS_LIMITED "; DROP ROLE " FAULTS_LIMITED);
+}
+END_TEST
+
+/*
+ * A SQL handler's connection that hangs stalls nothing. The connection
+ * string lists a host that takes TCP connections and never answers, then
+ * the server: the daemon's own connections time out on the first and
+ * settle on the second, and a SQL handler's first connection again starts
+ * at the silent host. While it hangs, a sleeping task's timeout is
+ * enforced on time and a new task is claimed and run at once; then the
+ * SQL task goes back to pending with its attempt given back and runs on
+ * the next host.
+ */
+/*
+ * Starts a daemon on "host=127.0.0.1,SERVER port=PORT,SERVER_PORT
+ * connect_timeout=3" as HARNESS_WORKER, with a table for its SQL handler,
+ * and waits until it has connected: its own first connections time out on
+ * the silent host, the next ones reach the server. A SQL handler's first
+ * connection then starts at the silent host again.
+ */
+static void
+faults_start_behind_silent_host(struct harness_daemon *d, int port, const char *yaml)
+{
+	static char conninfo[1024];
+	const char *args[] = {"run", "-c", d->config_path, "-d", conninfo, NULL};
+
+	harness_exec(dt_conn, "CREATE TABLE invocations (task_id bigint NOT NULL);"
+	                      " GRANT INSERT ON invocations TO " HARNESS_WORKER);
+	memset(d, 0, sizeof *d);
+	snprintf(d->config_path, sizeof d->config_path, "%s", harness_write_temp(yaml));
+	snprintf(conninfo, sizeof conninfo, "%s host=127.0.0.1,%s port=%d,%s connect_timeout=3 user=%s", dt_db,
+	         getenv("PGHOST"), port, getenv("PGPORT") != NULL ? getenv("PGPORT") : "5432", HARNESS_WORKER);
+	harness_start(&d->proc, args);
+	harness_daemon_wait_log(d, " connected ", 10000);
+}
+
+#define FAULTS_COUNT_HANDLER "  count:\n    sql: \"INSERT INTO invocations (task_id) VALUES ($2)\"\n"
+
+START_TEST(test_sql_connect_to_a_silent_host_stalls_nothing_and_costs_no_attempt)
+{
+	struct harness_daemon d;
+	char sql[512];
+	int port, s = faults_silent_server(&port);
+	long long nap, count;
+
+	faults_start_behind_silent_host(&d, port, dt_config(FAULTS_COUNT_HANDLER
+	                                                    "  noop:\n    builtin: noop\n"
+	                                                    "  nap:\n    builtin: sleep\n    timeout: 1s\n"
+	                                                    "    max_attempts: 1\n",
+	                                                    NULL));
+
+	nap = harness_int(dt_conn, "INSERT INTO dispatch.tasks (kind, payload) VALUES ('nap', '{\"ms\": 5000}') RETURNING id");
+	snprintf(sql, sizeof sql, "SELECT status FROM dispatch.tasks WHERE id = %lld", nap);
+	harness_wait_value(dt_conn, sql, "in_progress", 5000, &d);
+	count = harness_int(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('count') RETURNING id");
+	snprintf(sql, sizeof sql, "SELECT status FROM dispatch.tasks WHERE id = %lld", count);
+	harness_wait_value(dt_conn, sql, "in_progress", 5000, &d);
+	/* The SQL handler is connecting (for 3 s): the loop goes on. */
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks WHERE kind = 'noop'", "complete", 1000, &d);
+	snprintf(sql, sizeof sql,
+	         "SELECT concat_ws('|', status, last_error, finished_at - started_at < interval '1.5 s')"
+	         "  FROM dispatch.tasks WHERE id = %lld", nap);
+	harness_wait_value(dt_conn, sql, "failed|timed out after 1000 ms|t", 2000, &d);
+
+	/* Then the SQL task: released untried, and run on the next host. */
+	snprintf(sql, sizeof sql, "SELECT concat_ws('|', status, attempts) FROM dispatch.tasks WHERE id = %lld", count);
+	harness_wait_value(dt_conn, sql, "complete|1", 10000, &d);
+	/* A success leaves last_error as it was: here, why the first try did
+	 * not count. */
+	snprintf(sql, sizeof sql,
+	         "SELECT last_error LIKE 'no database connection for the SQL handler: timeout expired while"
+	         " connecting to 127.0.0.1 port %d; the attempt was not counted' FROM dispatch.tasks WHERE id = %lld",
+	         port, count);
+	ck_assert_msg(strcmp(harness_value(dt_conn, sql), "t") == 0, "%s", harness_daemon_log(&d));
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM invocations"), 1);
+	harness_daemon_wait_log(&d, "timeout expired while connecting to 127.0.0.1", 1000);
+	harness_daemon_wait_log(&d, "the attempt was not counted", 1000);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	close(s);
+}
+END_TEST
+
+/*
+ * Shutdown past its grace while a SQL handler is still connecting: the
+ * connect is dropped at once and the task goes back untried, attempt
+ * given back, instead of the daemon waiting out connect_timeout and then
+ * running the handler.
+ */
+START_TEST(test_sigterm_while_a_sql_handler_connects_returns_its_task_at_once)
+{
+	struct harness_daemon d;
+	struct timespec t0, t1;
+	int port, s = faults_silent_server(&port);
+	long ms;
+
+	faults_start_behind_silent_host(&d, port, dt_config(FAULTS_COUNT_HANDLER, "shutdown_grace: 300ms"));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('count')");
+	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "in_progress", 5000, &d);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ck_assert_msg(ms < 2000, "SIGTERM took %ld ms:\n%s", ms, d.proc.err);
+	ck_assert_str_eq(harness_value(dt_conn,
+	        "SELECT concat_ws('|', status, attempts, last_error IS NULL) FROM dispatch.tasks"), "pending|0|t");
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM invocations"), 0);
+	ck_assert_msg(strstr(d.proc.err, "returned to pending untried: stopped by shutdown") != NULL, "%s", d.proc.err);
+	harness_daemon_free(&d);
+	close(s);
+}
+END_TEST
+
 Suite *
 daemon_faults_suite(void)
 {
@@ -425,6 +590,14 @@ daemon_faults_suite(void)
 	tcase_add_test(tc, test_silent_server_connects_time_out_and_sigterm_still_stops_at_once);
 	tcase_add_test(tc, test_silent_first_host_is_passed_over_for_the_next);
 	tcase_add_test(tc, test_registration_of_a_killed_daemon_is_removed_by_the_next);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sql_connect");
+	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_sql_task_without_a_connection_is_released_uncounted_then_runs);
+	tcase_add_test(tc, test_sql_connect_to_a_silent_host_stalls_nothing_and_costs_no_attempt);
+	tcase_add_test(tc, test_sigterm_while_a_sql_handler_connects_returns_its_task_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -354,10 +354,16 @@ harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int ti
 void
 harness_daemon_start(struct harness_daemon *d, const char *conninfo, const char *yaml)
 {
+	harness_daemon_start_as(d, conninfo, HARNESS_WORKER, yaml);
+}
+
+void
+harness_daemon_start_as(struct harness_daemon *d, const char *conninfo, const char *role, const char *yaml)
+{
 	char worker[256];
 	const char *args[] = {"run", "-c", d->config_path, "-d", worker, NULL};
 
-	snprintf(worker, sizeof worker, "%s", harness_as(conninfo, HARNESS_WORKER));
+	snprintf(worker, sizeof worker, "%s", harness_as(conninfo, role));
 	memset(d, 0, sizeof *d);
 	snprintf(d->config_path, sizeof d->config_path, "%s", harness_write_temp(yaml));
 	harness_start(&d->proc, args);

@@ -110,6 +110,10 @@ struct harness_daemon {
 /* Starts a daemon and waits until it has connected (or fails the test). */
 void harness_daemon_start(struct harness_daemon *d, const char *conninfo, const char *yaml);
 
+/* The same, connected as login role instead of HARNESS_WORKER. */
+void harness_daemon_start_as(struct harness_daemon *d, const char *conninfo, const char *role,
+                             const char *yaml);
+
 /* Sends sig and waits for the daemon to exit; returns its exit code. */
 int harness_daemon_stop(struct harness_daemon *d, int sig);
 
