@@ -11,7 +11,7 @@
 #          once, half-way, PostgreSQL is restarted with `pg_ctl restart -m
 #          immediate` (the daemons must reconnect by themselves)
 #   term   the same with SIGTERM instead of SIGKILL: zero duplicates
-#   lock   command handlers that take 50 ms, SIGKILL every ~2 s, while a
+#   lock   command handlers that take 200 ms, SIGKILL every ~2 s, while a
 #          hostile session keeps locking the phase's running rows: three
 #          random in_progress rows FOR UPDATE held 2-4 s (around the 3 s
 #          lease), and now and then the whole table IN EXCLUSIVE MODE for
@@ -47,8 +47,8 @@ cd "$(dirname "$0")/../.."
 scale=${SOAK_SCALE:-1}
 KILL_TASKS=$((20000 / scale))
 TERM_TASKS=$((8000 / scale))
-LOCK_TASKS=$((3000 / scale))
-LOCK_SLEEP_MS=50          # the lock phase's handlers: long enough to be locked
+LOCK_TASKS=$((6000 / scale))
+LOCK_SLEEP_MS=200         # the lock phase's handlers: long enough to be locked, and a phase of ~30 s
 STUCK_S=15                # no handler started for this long, with work waiting: stuck
 NOOP_TASKS=$((200000 / scale))
 DAEMONS="a b c"
@@ -395,7 +395,7 @@ config "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.
 fill "$LOCK_TASKS" record
 progress=$out/$phase.records
 hostile_start
-run_phase KILL 0 150
+run_phase KILL 0 180
 hostile_stop
 progress=""
 extra="hostile rounds: $(grep -c ' rows ' "$out/hostile.log" || true) on rows ($(grep -o '^locked [0-9]*' "$out/hostile.log" |
