@@ -6,10 +6,12 @@
 #   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
 #                        a short run); figures in build/bench/
 #   make soak            three daemons killed over and over, PostgreSQL
-#                        restarted: asserts nothing lost, stuck or run too
+#                        restarted, running rows locked by a hostile
+#                        session: asserts nothing lost, stuck or run too
 #                        often (under 5 minutes); figures in build/soak/
 #   make check           install missing packages, build, run every test
-#                        against a scratch PostgreSQL (or $PGHOST when set)
+#                        against a scratch PostgreSQL (or $PGHOST when set),
+#                        some through a PgBouncer the tests start
 #   make check-unit      the unit tier only (no database)
 #   make check SANITIZE=1   the same, built with AddressSanitizer, LeakSanitizer
 #                        and UndefinedBehaviorSanitizer in build/san; any

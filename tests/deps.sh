@@ -3,6 +3,10 @@
 # `tests/deps.sh clang` adds clang-14 and its sanitizer and libFuzzer
 # runtimes (libclang-rt-14-dev), for `make check SANITIZE=1` and `make fuzz`.
 #
+# Debian's pgbouncer package installs an init script that stays off here
+# (policy-rc.d in containers, and nothing uses its system instance): the
+# tests start their own PgBouncer, as they start their own PostgreSQL.
+#
 # A no-op when everything is present. Otherwise, as root, installs the
 # missing Debian packages with apt-get; as anyone else, prints the one
 # command to run and fails.
@@ -28,6 +32,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	need postgresql
 fi
 command -v psql >/dev/null 2>&1 || need postgresql-client
+# PgBouncer in transaction pooling, in front of the scratch server, for the
+# poll-only tests (tests/check_pgbouncer.c; Debian's is 1.18).
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need pgbouncer
 if [ "${1:-}" = clang ]; then
 	command -v clang-14 >/dev/null 2>&1 || need clang-14
 	rt=$(clang-14 --print-runtime-dir 2>/dev/null || true)

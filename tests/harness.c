@@ -1,14 +1,19 @@
-/* Test harness: scratch databases, SQL helpers, the binary as a process. */
+/* Test harness: scratch databases, SQL helpers, the binary as a process,
+ * a PgBouncer in front of the server. */
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -330,7 +335,7 @@ harness_daemon_log(const struct harness_daemon *d)
 	return buf;
 }
 
-static long long
+long long
 harness_now_ms(void)
 {
 	struct timespec ts;
@@ -419,4 +424,257 @@ harness_restart_server(void)
 		         data, data);
 	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
 	return true;
+}
+
+/*
+ * PgBouncer for the pooling tests. Its directory holds the config, the
+ * auth_file, the log and the Unix socket; it lives inside the directory
+ * that harness_pgbouncer_prepare() made in the runner, so that
+ * harness_pgbouncer_cleanup() finds whatever a failed test left.
+ */
+#define HARNESS_PGBOUNCER_PORT 6432
+
+static struct {
+	char outer[256];    /* made by prepare() in the runner, removed by cleanup() */
+	char dir[320];      /* this PgBouncer's, inside outer */
+	char conninfo[400];
+	pid_t pid;
+} harness_bouncer;
+
+static int
+harness_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void) sb;
+	(void) flag;
+	(void) ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static void
+harness_rm_tree(const char *path)
+{
+	if (path[0] != '\0')
+		(void) nftw(path, harness_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The pgbouncer binary: on PATH, or where Debian puts it (/usr/sbin is not
+ * on every user's PATH). NULL when there is none. */
+static const char *
+harness_pgbouncer_bin(void)
+{
+	static char path[512];
+	const char *env = getenv("PATH");
+	char dirs[4096];
+
+	snprintf(dirs, sizeof dirs, "%s:/usr/sbin:/usr/local/sbin", env != NULL ? env : "");
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+		snprintf(path, sizeof path, "%s/pgbouncer", d);
+		if (access(path, X_OK) == 0)
+			return path;
+	}
+	return NULL;
+}
+
+void
+harness_pgbouncer_prepare(void)
+{
+	snprintf(harness_bouncer.outer, sizeof harness_bouncer.outer, "%s/pgbouncer.XXXXXX", harness_tmpdir());
+	if (mkdtemp(harness_bouncer.outer) == NULL || chmod(harness_bouncer.outer, 0711) != 0)
+		harness_bouncer.outer[0] = '\0';  /* start() fails the test with the reason */
+}
+
+void
+harness_pgbouncer_cleanup(void)
+{
+	harness_rm_tree(harness_bouncer.outer);
+	harness_bouncer.outer[0] = '\0';
+}
+
+const char *
+harness_pgbouncer_log(void)
+{
+	static char buf[6001];
+	char path[400];
+	FILE *f;
+	size_t n = 0;
+
+	snprintf(path, sizeof path, "%s/pgbouncer.log", harness_bouncer.dir);
+	f = fopen(path, "r");
+	if (f != NULL) {
+		fseek(f, 0, SEEK_END);
+		if (ftell(f) > (long) sizeof buf - 1)
+			fseek(f, -(long) (sizeof buf - 1), SEEK_END);
+		else
+			rewind(f);
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Writes text to dir/name, or fails the test. */
+static void
+harness_write_file(const char *dir, const char *name, const char *text)
+{
+	char path[400];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	ck_assert(fputs(text, f) >= 0);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+const char *
+harness_pgbouncer_start(int pool_size)
+{
+	const char *bin = harness_pgbouncer_bin(), *host = getenv("PGHOST"), *port = getenv("PGPORT");
+	const char *pguser = getenv("PGUSER");
+	struct passwd *as = NULL, *me = getpwuid(geteuid());
+	char ini[2048], users[512], ini_path[400], log_path[400], probe[512];
+	long long end;
+	pid_t parent = getpid();
+	int log_fd;
+
+	if (bin == NULL) {
+		/* The harness's own server means `make check`, whose `make deps`
+		 * installs it: missing there is a broken setup, not a skip. */
+		ck_assert_msg(getenv("PGDISPATCH_PGDATA") == NULL,
+		              "pgbouncer is not installed: run `make deps` (Debian package pgbouncer)");
+		fprintf(stderr, "pgbouncer is not installed; skipping (the server in PGHOST is not the harness's)\n");
+		return NULL;
+	}
+	ck_assert_msg(host != NULL, "PgBouncer needs PGHOST");
+	ck_assert_msg(harness_bouncer.pid == 0, "a PgBouncer is already running");
+	harness_tie_to_parent();
+	if (geteuid() == 0) {
+		const char *name = getenv("PGDISPATCH_PG_AS") != NULL ? getenv("PGDISPATCH_PG_AS") : "postgres";
+
+		as = getpwnam(name);
+		ck_assert_msg(as != NULL, "PgBouncer refuses to run as root, and there is no user %s to run it as", name);
+	}
+
+	if (harness_bouncer.outer[0] == '\0')
+		harness_pgbouncer_prepare();
+	ck_assert_msg(harness_bouncer.outer[0] != '\0', "cannot make a directory in %s: %s", harness_tmpdir(),
+	              strerror(errno));
+	snprintf(harness_bouncer.dir, sizeof harness_bouncer.dir, "%s/b.XXXXXX", harness_bouncer.outer);
+	ck_assert_msg(mkdtemp(harness_bouncer.dir) != NULL, "%s: %s", harness_bouncer.dir, strerror(errno));
+	if (as != NULL)
+		ck_assert_msg(chown(harness_bouncer.dir, as->pw_uid, as->pw_gid) == 0, "chown %s: %s",
+		              harness_bouncer.dir, strerror(errno));
+
+	/* trust still wants each user in the auth_file: the daemons' role,
+	 * the producer's, and whoever the test itself connects as. */
+	snprintf(users, sizeof users, "\"%s\" \"\"\n\"%s\" \"\"\n\"%s\" \"\"\n\"%s\" \"\"\n", HARNESS_WORKER,
+	         HARNESS_PRODUCER, pguser != NULL ? pguser : "postgres", me != NULL ? me->pw_name : "root");
+	harness_write_file(harness_bouncer.dir, "users.txt", users);
+	/* No listen_addr: the Unix socket only, in a directory of its own, so
+	 * no port can collide. A pool smaller than the clients is the point:
+	 * a client's consecutive transactions then land on different server
+	 * connections. */
+	snprintf(ini, sizeof ini,
+	         "[databases]\n"
+	         "* = host=%s port=%s\n"
+	         "[pgbouncer]\n"
+	         "unix_socket_dir = %s\n"
+	         "listen_port = %d\n"
+	         "auth_type = trust\n"
+	         "auth_file = %s/users.txt\n"
+	         "pool_mode = transaction\n"
+	         "default_pool_size = %d\n"
+	         "min_pool_size = 0\n"
+	         "reserve_pool_size = 0\n"
+	         "max_client_conn = 500\n"
+	         "server_lifetime = 3600\n"
+	         "server_idle_timeout = 600\n"
+	         "ignore_startup_parameters = extra_float_digits\n"
+	         "log_connections = 0\n"
+	         "log_disconnections = 0\n",
+	         host, port != NULL ? port : "5432", harness_bouncer.dir, HARNESS_PGBOUNCER_PORT,
+	         harness_bouncer.dir, pool_size);
+	harness_write_file(harness_bouncer.dir, "pgbouncer.ini", ini);
+	snprintf(ini_path, sizeof ini_path, "%s/pgbouncer.ini", harness_bouncer.dir);
+	snprintf(log_path, sizeof log_path, "%s/pgbouncer.log", harness_bouncer.dir);
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	ck_assert_msg(log_fd >= 0, "%s: %s", log_path, strerror(errno));
+
+	fflush(NULL);
+	harness_bouncer.pid = fork();
+	ck_assert(harness_bouncer.pid >= 0);
+	if (harness_bouncer.pid == 0) {
+		int null_fd = open("/dev/null", O_RDONLY);
+
+		dup2(null_fd, STDIN_FILENO);
+		dup2(log_fd, STDOUT_FILENO);
+		dup2(log_fd, STDERR_FILENO);
+		if (as != NULL && (initgroups(as->pw_name, as->pw_gid) != 0 || setgid(as->pw_gid) != 0 ||
+		                   setuid(as->pw_uid) != 0)) {
+			dprintf(STDERR_FILENO, "cannot become %s: %s\n", as->pw_name, strerror(errno));
+			_exit(127);
+		}
+		/* After setuid(), which clears it; and the parent may be gone by now. */
+		harness_tie_to_parent();
+		if (getppid() != parent)
+			_exit(127);
+		execl(bin, bin, ini_path, (char *) NULL);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(log_fd);
+
+	snprintf(harness_bouncer.conninfo, sizeof harness_bouncer.conninfo, "host=%s port=%d", harness_bouncer.dir,
+	         HARNESS_PGBOUNCER_PORT);
+	/* Ready when a query goes through it to the server. */
+	snprintf(probe, sizeof probe, "dbname=postgres %s connect_timeout=2", harness_bouncer.conninfo);
+	end = harness_now_ms() + 10000;
+	for (;;) {
+		PGconn *conn;
+		int status;
+
+		ck_assert_msg(waitpid(harness_bouncer.pid, &status, WNOHANG) == 0,
+		              "pgbouncer exited at startup (status %d):\n%s", status, harness_pgbouncer_log());
+		conn = PQconnectdb(probe);
+		if (PQstatus(conn) == CONNECTION_OK) {
+			PGresult *res = PQexec(conn, "SELECT 1");
+			bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+			PQclear(res);
+			PQfinish(conn);
+			if (ok)
+				break;
+		} else {
+			PQfinish(conn);
+		}
+		ck_assert_msg(harness_now_ms() < end, "pgbouncer does not answer after 10 s (%s):\n%s", probe,
+		              harness_pgbouncer_log());
+		harness_sleep_ms(50);
+	}
+	return harness_bouncer.conninfo;
+}
+
+void
+harness_pgbouncer_stop(void)
+{
+	long long end = harness_now_ms() + 10000;
+	int status;
+
+	if (harness_bouncer.pid <= 0)
+		return;
+	/* SIGTERM: PgBouncer's immediate shutdown (SIGINT would wait for
+	 * clients to leave). */
+	kill(harness_bouncer.pid, SIGTERM);
+	while (waitpid(harness_bouncer.pid, &status, WNOHANG) == 0) {
+		if (harness_now_ms() >= end) {
+			kill(harness_bouncer.pid, SIGKILL);
+			(void) waitpid(harness_bouncer.pid, &status, 0);
+			break;
+		}
+		harness_sleep_ms(20);
+	}
+	harness_bouncer.pid = 0;
+	harness_rm_tree(harness_bouncer.dir);
+	harness_bouncer.dir[0] = '\0';
 }

@@ -1,7 +1,8 @@
 /*
  * Test harness shared by the suites: scratch databases on the server that
  * tests/pg_scratch.sh started (or $PGHOST), SQL helpers that fail the test
- * with the server's words, and the real pgdispatch binary as a subprocess.
+ * with the server's words, the real pgdispatch binary as a subprocess, and
+ * a PgBouncer in front of the server.
  */
 #ifndef PGDISPATCH_TEST_HARNESS_H
 #define PGDISPATCH_TEST_HARNESS_H
@@ -23,6 +24,7 @@ Suite *json_suite(void);
 Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
+Suite *pgbouncer_suite(void);
 Suite *reliability_suite(void);
 Suite *roles_suite(void);
 Suite *schema_suite(void);
@@ -144,7 +146,42 @@ const char *harness_write_temp(const char *text);
  * server is not ours (PGHOST was set by the caller). Returns false then. */
 bool harness_restart_server(void);
 
+/*
+ * A PgBouncer (Debian's package, installed by `make deps`) in front of the
+ * server in $PGHOST/$PGPORT, in pool_mode = transaction with
+ * default_pool_size = pool_size, listening on a Unix socket in a directory
+ * of its own; any database name goes through to the server's database of
+ * that name, and every user is let in (auth_type = trust; the harness's
+ * roles are in its auth_file). As root it runs as $PGDISPATCH_PG_AS or
+ * `postgres`: PgBouncer refuses to run as root.
+ *
+ * harness_pgbouncer_start() starts it, waits until a query goes through
+ * it, and returns the conninfo that reaches it ("host=DIR port=N", static
+ * buffer) to put after a "dbname=...". One at a time per test process.
+ * When pgbouncer is not installed it fails the test, unless the server is
+ * not the harness's (PGHOST set by the caller): then it returns NULL and
+ * the test skips, as with harness_restart_server().
+ *
+ * harness_pgbouncer_stop() stops it (SIGTERM, SIGKILL after 10 s) and
+ * removes its directory. A failing test never gets there, so the process
+ * is tied to the test's life (it gets SIGKILL when the test process ends),
+ * and its directory is made inside one that the unchecked fixture
+ * (tcase_add_unchecked_fixture(tc, harness_pgbouncer_prepare,
+ * harness_pgbouncer_cleanup)) makes before the test case and removes after
+ * it, in the runner, whatever happened to the tests.
+ */
+void harness_pgbouncer_prepare(void);
+void harness_pgbouncer_cleanup(void);
+const char *harness_pgbouncer_start(int pool_size);
+void harness_pgbouncer_stop(void);
+
+/* PgBouncer's own log so far (static buffer, the last few kB). */
+const char *harness_pgbouncer_log(void);
+
 /* Sleeps ms milliseconds. */
 void harness_sleep_ms(int ms);
+
+/* Milliseconds on the monotonic clock. */
+long long harness_now_ms(void);
 
 #endif

@@ -42,6 +42,7 @@ main(void)
 		srunner_add_suite(sr, daemon_suite());
 		srunner_add_suite(sr, daemon_faults_suite());
 		srunner_add_suite(sr, hostile_suite());
+		srunner_add_suite(sr, pgbouncer_suite());
 		srunner_add_suite(sr, reliability_suite());
 	}
 	srunner_run_all(sr, CK_ENV);

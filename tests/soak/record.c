@@ -1,7 +1,9 @@
 /*
  * The soak's command handler (tests/soak/run.sh): record LOGFILE RUN
- * appends "task-id attempt run" to LOGFILE and succeeds; RUN names the
- * daemon process that started us ("b3": the third start of daemon b).
+ * [SLEEP_MS] appends "task-id attempt run" to LOGFILE, then sleeps
+ * SLEEP_MS milliseconds (default 0) and succeeds; RUN names the daemon
+ * process that started us ("b3": the third start of daemon b). The line is
+ * written first, so a run whose daemon dies during the sleep is counted.
  *
  * One short line in one write() to an O_APPEND file, so lines from
  * handlers running at once never interleave. RUN comes as an argument
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 int
@@ -22,9 +25,10 @@ main(int argc, char **argv)
 	const char *id = getenv("PGDISPATCH_TASK_ID"), *attempt = getenv("PGDISPATCH_TASK_ATTEMPT");
 	char line[256];
 	int fd, n;
+	long sleep_ms = argc == 4 ? atol(argv[3]) : 0;
 
-	if (argc != 3 || id == NULL || attempt == NULL) {
-		fprintf(stderr, "usage: record LOGFILE RUN, with PGDISPATCH_TASK_ID and "
+	if (argc < 3 || argc > 4 || id == NULL || attempt == NULL) {
+		fprintf(stderr, "usage: record LOGFILE RUN [SLEEP_MS], with PGDISPATCH_TASK_ID and "
 		                "PGDISPATCH_TASK_ATTEMPT set\n");
 		return 2;
 	}
@@ -33,6 +37,12 @@ main(int argc, char **argv)
 	if (fd < 0 || write(fd, line, (size_t) n) != n) {
 		perror(argv[1]);
 		return 1;
+	}
+	if (sleep_ms > 0) {
+		struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+
+		while (nanosleep(&ts, &ts) != 0)
+			;
 	}
 	return 0;
 }

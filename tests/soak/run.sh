@@ -11,13 +11,20 @@
 #          once, half-way, PostgreSQL is restarted with `pg_ctl restart -m
 #          immediate` (the daemons must reconnect by themselves)
 #   term   the same with SIGTERM instead of SIGKILL: zero duplicates
+#   lock   command handlers that take 200 ms, SIGKILL every ~2 s, while a
+#          hostile session keeps locking the phase's running rows: three
+#          random in_progress rows FOR UPDATE held 2-4 s (around the 3 s
+#          lease), and now and then the whole table IN EXCLUSIVE MODE for
+#          1-2 s, each round in a transaction of its own
 #   noop   `builtin: noop` at full speed under the SIGKILLs (and one more
 #          PostgreSQL restart)
 #
 # Then it asserts, per phase: every task complete, none lost, none stuck in
 # pending or in_progress, no daemon exited on its own, every daemon stops
-# cleanly on SIGTERM, and duplicates within the bound below; and prints a
-# table. Exit status 0 only when everything held. Daemon logs, the
+# cleanly on SIGTERM within its grace, no daemon process ran a task twice,
+# duplicates within the bound below, and (lock phase) no daemon went
+# STUCK_S seconds without starting a handler while work was waiting; and
+# prints a table. Exit status 0 only when everything held. Daemon logs, the
 # invocation records and the table are left in build/soak/.
 #
 # The duplicate bound. A daemon holds at most `concurrency` tasks whose
@@ -40,6 +47,9 @@ cd "$(dirname "$0")/../.."
 scale=${SOAK_SCALE:-1}
 KILL_TASKS=$((20000 / scale))
 TERM_TASKS=$((8000 / scale))
+LOCK_TASKS=$((6000 / scale))
+LOCK_SLEEP_MS=200         # the lock phase's handlers: long enough to be locked, and a phase of ~30 s
+STUCK_S=15                # no handler started for this long, with work waiting: stuck
 NOOP_TASKS=$((200000 / scale))
 DAEMONS="a b c"
 NDAEMONS=3
@@ -67,7 +77,7 @@ q "CREATE TABLE soak_invocations (id bigint, attempt int, run text)"
 # --- daemons ------------------------------------------------------------
 
 declare -A pid runs
-phase="" conc="" level="" handler=""
+phase="" conc="" level="" handler="" extra=""
 
 # config CONCURRENCY LOG_LEVEL HANDLER_YAML: the phase's daemon settings.
 # In HANDLER_YAML, @RUN@ becomes the name of one daemon process, as "b3"
@@ -144,14 +154,87 @@ check_alive() {
 }
 
 stop_all() {
-	local n rc
+	local n rc t
 	for n in $DAEMONS; do
 		[ -n "${pid[$n]:-}" ] || continue
+		t=$(now_ms)
 		rc=0; stop "$n" TERM || rc=$?
+		t=$(($(now_ms) - t))
 		[ "$rc" = 0 ] || fail "daemon $n exited with status $rc on SIGTERM; see $out/$phase-$n.log"
+		[ "$t" -le $((GRACE_S * 1000)) ] ||
+			fail "daemon $n took $t ms to stop on SIGTERM, past its ${GRACE_S} s grace; see $out/$phase-$n.log"
 	done
 }
-trap 'for n in $DAEMONS; do [ -n "${pid[$n]:-}" ] && kill -KILL "${pid[$n]}" 2>/dev/null; done; true' EXIT
+trap 'rm -f "$out/hostile.on"; for n in $DAEMONS; do [ -n "${pid[$n]:-}" ] && kill -KILL "${pid[$n]}" 2>/dev/null; done; true' EXIT
+
+# --- the hostile session (lock phase) --------------------------------------
+
+# hostile_loop: until $out/hostile.on goes, one round after another, each
+# in a session and transaction of its own: mostly three random running rows
+# of the phase locked FOR UPDATE for 2-4 s (a daemon's renewal or outcome
+# for them waits that long, around the lease), one round in five the whole
+# table IN EXCLUSIVE MODE for 1-2 s (claims wait too; reads go on). Each
+# round is logged in $out/hostile.log. Deadlocks with a daemon are allowed
+# to happen: PostgreSQL picks the victim.
+hostile_loop() {
+	local ms
+	while [ -e "$out/hostile.on" ]; do
+		if [ $((RANDOM % 5)) = 0 ]; then
+			ms=$((1000 + RANDOM % 1001))
+			echo "$(date +%T.%N) table $ms ms" >>"$out/hostile.log"
+			psql -X -Atq -v ON_ERROR_STOP=1 >>"$out/hostile.log" 2>&1 <<SQL || true
+BEGIN;
+LOCK TABLE dispatch.tasks IN EXCLUSIVE MODE;
+SELECT pg_sleep($ms / 1000.0);
+COMMIT;
+SQL
+		else
+			ms=$((2000 + RANDOM % 2001))
+			echo "$(date +%T.%N) rows $ms ms" >>"$out/hostile.log"
+			psql -X -Atq -v ON_ERROR_STOP=1 >>"$out/hostile.log" 2>&1 <<SQL || true
+BEGIN;
+SELECT 'locked ' || count(*) || ': ' || coalesce(string_agg(id::text, ' '), '')
+  FROM (SELECT id FROM dispatch.tasks
+         WHERE status = 'in_progress' AND queue = '$phase'
+         ORDER BY random() LIMIT 3 FOR UPDATE) l;
+SELECT pg_sleep($ms / 1000.0);
+COMMIT;
+SQL
+		fi
+		sleep "0.$((2 + RANDOM % 4))"
+	done
+}
+
+hostile_start() { : >"$out/hostile.log"; touch "$out/hostile.on"; hostile_loop & hostile_pid=$!; }
+# Ends after its current round (at most 4 s).
+hostile_stop() { rm -f "$out/hostile.on"; wait "$hostile_pid" || true; }
+
+# --- progress (lock phase) ----------------------------------------------
+
+# check_progress LEFT: with more than a claim's worth of work per daemon
+# waiting, a daemon process that has started no handler for STUCK_S
+# seconds (its records in $progress say so) is stuck. A hostile lock holds
+# a daemon up for at most 4 s at a time, each release lets it claim again.
+declare -A seen_n seen_ms stuck
+progress=""
+check_progress() {
+	local n r c t
+	[ -n "$progress" ] || return 0
+	t=$(now_ms)
+	for n in $DAEMONS; do
+		[ -n "${pid[$n]:-}" ] || continue
+		r=$n${runs[$n]}
+		c=$(grep -c " $r\$" "$progress" || true)
+		if [ -z "${seen_ms[$r]:-}" ] || [ "$c" != "${seen_n[$r]}" ]; then
+			seen_n[$r]=$c seen_ms[$r]=$t
+		elif [ $((t - seen_ms[$r])) -ge $((STUCK_S * 1000)) ] && [ "$1" -gt $((NDAEMONS * conc * 2)) ] \
+		     && [ -z "${stuck[$r]:-}" ]; then
+			stuck[$r]=1
+			fail "$phase: daemon process $r (pid ${pid[$n]}) started no handler for $STUCK_S s with $1 tasks left; see $out/$phase-$n.log"
+			tail -n 10 "$out/$phase-$n.log" >&2
+		fi
+	done
+}
 
 pg_restart() {
 	local as=()
@@ -181,6 +264,7 @@ run_phase() {
 		left=$(q "SELECT count(*) FROM dispatch.tasks WHERE queue = '$phase'
 		            AND status IN ('pending', 'in_progress')" 2>/dev/null) || left=-1
 		[ "$left" = 0 ] && break
+		[ "$left" -lt 0 ] || check_progress "$left"
 		if [ $(($(now_ms) - t0)) -gt $((timeout_s * 1000)) ]; then
 			fail "$phase: $left tasks still pending or in progress after $timeout_s s"
 			break
@@ -212,7 +296,7 @@ run_phase() {
 # to the table.
 tally() {
 	local conc=$1 bound=$2 records=$3 row tasks complete pending inprog nfailed reclaims
-	local invocations=- duplicates=- doubled=- unrecorded=- worst=-
+	local invocations=- duplicates=- doubled=- unrecorded=- worst=- same_run=-
 	row=$(q "SELECT count(*), count(*) FILTER (WHERE status = 'complete'),
 	                count(*) FILTER (WHERE status = 'pending'),
 	                count(*) FILTER (WHERE status = 'in_progress'),
@@ -239,12 +323,16 @@ tally() {
 		                   (SELECT count(*) AS n FROM soak_invocations i
 		                     WHERE EXISTS (SELECT 1 FROM soak_invocations j
 		                                    WHERE j.id = i.id AND j.attempt > i.attempt)
-		                     GROUP BY i.run) w)")
-		IFS='|' read -r invocations duplicates doubled unrecorded worst <<<"$row"
+		                     GROUP BY i.run) w),
+		                -- same_run: tasks one daemon process ran more than once
+		                (SELECT count(*) FROM (SELECT 1 FROM soak_invocations
+		                                        GROUP BY id, run HAVING count(*) > 1) s)")
+		IFS='|' read -r invocations duplicates doubled unrecorded worst same_run <<<"$row"
 	fi
 	say "$phase: $tasks tasks: $complete complete, $pending pending, $inprog in_progress, $nfailed failed;" \
 	    "$kills kills, $restarts PostgreSQL restarts; invocations $invocations, duplicates $duplicates," \
-	    "most from one daemon process $worst, same attempt twice $doubled, re-claims $reclaims, bound $bound; $elapsed s"
+	    "most from one daemon process $worst, same attempt twice $doubled, run twice by one process $same_run," \
+	    "re-claims $reclaims, bound $bound; $elapsed s${extra:+; $extra}"
 	[ "$complete" = "$tasks" ] || fail "$phase: only $complete of $tasks tasks complete"
 	[ "$inprog" = 0 ] || fail "$phase: $inprog tasks stuck in_progress"
 	[ "$pending" = 0 ] || fail "$phase: $pending tasks stuck pending"
@@ -258,6 +346,9 @@ tally() {
 		# Only a graceful stop past its grace gives an attempt back, and
 		# handlers here take milliseconds: one attempt, one run.
 		[ "$doubled" = 0 ] || fail "$phase: $doubled attempts ran twice"
+		# A daemon process runs a task again only by claiming it again:
+		# after losing its lease, it must have let the first run go.
+		[ "$same_run" = 0 ] || fail "$phase: $same_run tasks ran more than once in one daemon process"
 	fi
 	if [ "$failed" != 0 ]; then
 		# The server goes with pg_scratch.sh: keep what a diagnosis needs.
@@ -266,8 +357,9 @@ tally() {
 		     TO STDOUT (FORMAT csv, HEADER)" >"$out/$phase-tasks.csv"
 		say "$phase: rows saved in $out/$phase-tasks.csv"
 	fi
-	table+=$(printf '| %-5s | %6s | %5s | %8s | %11s | %10s | %13s | %9s | %5s | %6s s |' \
-	         "$phase" "$tasks" "$kills" "$restarts" "$invocations" "$duplicates" "$worst" "$reclaims" "$bound" "$elapsed")$'\n'
+	table+=$(printf '| %-5s | %6s | %5s | %8s | %11s | %10s | %13s | %8s | %9s | %5s | %6s s |' \
+	         "$phase" "$tasks" "$kills" "$restarts" "$invocations" "$duplicates" "$worst" "$same_run" "$reclaims" \
+	         "$bound" "$elapsed")$'\n'
 }
 
 fill() {  # fill COUNT KIND
@@ -295,6 +387,22 @@ fill "$TERM_TASKS" record
 run_phase TERM 0 90
 tally "$CMD_CONC" 0 "$out/$phase.records"
 
+# --- lock: command handlers, SIGKILL, a hostile session locking rows -----
+phase=lock
+say "$phase: $LOCK_TASKS command tasks of $LOCK_SLEEP_MS ms, SIGKILL every ~2 s, a hostile session locking running rows"
+: >"$out/$phase.records"
+config "$CMD_CONC" warn "record: {command: [$PWD/build/soak-record, $out/$phase.records, @RUN@, '$LOCK_SLEEP_MS']}"
+fill "$LOCK_TASKS" record
+progress=$out/$phase.records
+hostile_start
+run_phase KILL 0 180
+hostile_stop
+progress=""
+extra="hostile rounds: $(grep -c ' rows ' "$out/hostile.log" || true) on rows ($(grep -o '^locked [0-9]*' "$out/hostile.log" |
+	awk '{ n += $2 } END { print n + 0 }') rows locked), $(grep -c ' table ' "$out/hostile.log" || true) on the table"
+tally "$CMD_CONC" $((CMD_CONC * kills)) "$out/$phase.records"
+extra=""
+
 # --- noop: builtin noop at full speed, SIGKILL, one PostgreSQL restart ---
 phase=noop
 say "$phase: $NOOP_TASKS builtin noop tasks, $NDAEMONS daemons x concurrency $NOOP_CONC, SIGKILL every ~2 s"
@@ -308,13 +416,15 @@ tally "$NOOP_CONC" $((NOOP_CONC * kills + NDAEMONS * NOOP_CONC * restarts)) ""
 	echo "pgdispatch soak ($(nproc) cores, PostgreSQL $(q "SHOW server_version"), fsync on, lease $LEASE," \
 	     "$((SECONDS - t_start)) s in all): $([ "$failed" = 0 ] && echo PASS || echo FAIL)"
 	echo
-	echo "| phase | tasks  | kills | restarts | invocations | duplicates | worst process | re-claims | bound | duration |"
-	echo "|-------|--------|-------|----------|-------------|------------|---------------|-----------|-------|----------|"
+	echo "| phase | tasks  | kills | restarts | invocations | duplicates | worst process | one proc | re-claims | bound | duration |"
+	echo "|-------|--------|-------|----------|-------------|------------|---------------|----------|-----------|-------|----------|"
 	printf '%s' "$table"
 	echo
-	echo "kills: SIGKILL (kill, noop) or SIGTERM (term) of a random daemon, each started again;"
+	echo "kills: SIGKILL (kill, lock, noop) or SIGTERM (term) of a random daemon, each started again;"
 	echo "restarts: pg_ctl restart -m immediate; duplicates: recorded handler runs beyond one per task;"
 	echo "worst process: most duplicates from one daemon process (at most concurrency per kill or restart);"
+	echo "one proc: tasks run more than once by one daemon process (must be 0);"
+	echo "lock: a hostile session held random running rows 2-4 s and the table 1-2 s throughout;"
 	echo "re-claims: sum of attempts - 1; bound: concurrency x kills + daemons x concurrency x restarts."
 	echo "Logs and records: $out/"
 } | tee "$out/table.md"
