@@ -116,7 +116,7 @@ db_conninfo_safe(const char *conninfo, char *out, size_t len)
  * "dbname" are defaults that the connection string may override
  * (libpq-connect, PQconnectdbParams). Keepalives make a silently dead peer
  * visible in about 25 s instead of the kernel's two hours
- * (research/pg-pitfalls.md, 6.2). A server that stops or restarts is seen
+ * (docs/postgres-notes.md). A server that stops or restarts is seen
  * at once: its socket closes.
  */
 #define DB_MAX_PARAMS 16
@@ -203,7 +203,7 @@ db_list_value(PQconninfoOption *opts, const char *keyword, const char *env)
  * libpq tries the hosts of a multi-host connection string in turn, giving
  * each connect_timeout, but only in its blocking connect: PQconnectPoll
  * moves to the next host only when one refuses. A host that never answers
- * (a failed primary's address, research/pg-pitfalls.md 6.1) would take
+ * (a failed primary's address) would take
  * the whole deadline of every attempt, and the daemon would never reach
  * the next host. So attempt N starts N hosts further along the list, the
  * host, hostaddr and port lists rotated together, appended after the

@@ -200,8 +200,8 @@ slots_free_one(struct slot *s)
 static void
 slots_sql_no_conn(struct slot *s)
 {
-	struct outcome o = {.id = s->task.id, .attempt = s->task.attempt, .type = OUTCOME_RELEASE,
-	                    .delay_ms = s->sql.retry_in_ms};
+	struct outcome o = {.id = s->task.id, .token = s->task.token, .attempt = s->task.attempt,
+	                    .type = OUTCOME_RELEASE, .delay_ms = s->sql.retry_in_ms};
 	struct json_buf msg = {0};
 	char text[1200];
 

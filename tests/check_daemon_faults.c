@@ -377,7 +377,7 @@ START_TEST(test_registration_of_a_killed_daemon_is_removed_by_the_next)
 END_TEST
 
 /*
- * Failover with several hosts (research/pg-pitfalls.md, 6.1): the first
+ * Failover with several hosts: the first
  * host never answers, the second is the server. libpq's own per-host
  * timeout works only in its blocking connect, so the daemon starts each
  * new attempt one host further along; it connects on the second attempt.
