@@ -10,6 +10,7 @@
 #include "embed.h"
 #include "log.h"
 #include "mem.h"
+#include "policy.h"
 #include "queue.h"
 
 #define SQL_POOL_MAX 64
@@ -104,7 +105,7 @@ sql_no_conn(struct sql_run *r)
 	if (sql_local.connect_failures < INT_MAX)
 		sql_local.connect_failures++;
 	sql_local.next_host = sql_local.next_host < INT_MAX ? sql_local.next_host + 1 : 0;
-	r->retry_in_ms = task_backoff_ms(sql_local.connect_failures, SQL_CONNECT_BACKOFF_INITIAL_MS,
+	r->retry_in_ms = policy_backoff_ms(sql_local.connect_failures, SQL_CONNECT_BACKOFF_INITIAL_MS,
 	                                 SQL_CONNECT_BACKOFF_MAX_MS);
 	r->errored = true;
 	r->result = SQL_NO_CONN;

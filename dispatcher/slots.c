@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "outbox.h"
+#include "policy.h"
 
 #define SLOTS_KILL_GRACE_MS 2000     /* SIGTERM, then SIGKILL this much later */
 #define SLOTS_SLEEP_DEFAULT_MS 1000  /* builtin sleep without "ms" in the payload */
@@ -25,10 +26,7 @@ struct slot {
 	struct task task;
 	enum handler_type type;
 	enum handler_builtin builtin;
-	int max_attempts;            /* the limit that applies to this task */
-	int64_t backoff_initial_ms;
-	int64_t backoff_max_ms;
-	int64_t timeout_ms;
+	struct policy policy;        /* attempts, backoff, timeout for this task */
 	int64_t started_ms;          /* monotonic */
 	int64_t deadline_ms;         /* timeout */
 	int64_t kill_at_ms;          /* SIGKILL after a SIGTERM; 0: none sent */
@@ -80,31 +78,25 @@ slots_take_freed(void)
 
 /*
  * A failed attempt: retried after a backoff while attempts remain, else
- * failed for good. error must be valid text; it is copied.
+ * failed for good (policy_after_failure()). error must be valid text; it
+ * is copied.
  */
-static void
-slots_attempt_failed(const struct task *t, int max_attempts, int64_t initial_ms, int64_t max_ms,
-                      const char *error)
-{
-	struct outcome o = {.id = t->id, .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
-
-	if (t->attempt >= max_attempts) {
-		o.type = OUTCOME_FAIL;
-		log_error("task=%lld kind=%s attempt=%d/%d failed for good: %s", t->id, t->kind,
-		          t->attempt, max_attempts, error);
-	} else {
-		o.type = OUTCOME_RETRY;
-		o.delay_ms = task_backoff_ms(t->attempt, initial_ms, max_ms);
-		log_warn("task=%lld kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", t->id, t->kind,
-		         t->attempt, max_attempts, (long long) o.delay_ms, error);
-	}
-	outbox_add(o);
-}
-
 static void
 slots_failed(struct slot *s, const char *error)
 {
-	slots_attempt_failed(&s->task, s->max_attempts, s->backoff_initial_ms, s->backoff_max_ms, error);
+	const struct task *t = &s->task;
+	struct outcome o = {.id = t->id, .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
+
+	if (policy_after_failure(&s->policy, t->attempt, &o.delay_ms) == POLICY_FAIL) {
+		o.type = OUTCOME_FAIL;
+		log_error("task=%lld kind=%s attempt=%d/%d failed for good: %s", t->id, t->kind,
+		          t->attempt, s->policy.max_attempts, error);
+	} else {
+		o.type = OUTCOME_RETRY;
+		log_warn("task=%lld kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", t->id, t->kind,
+		         t->attempt, s->policy.max_attempts, (long long) o.delay_ms, error);
+	}
+	outbox_add(o);
 }
 
 static void
@@ -262,7 +254,7 @@ slots_start_sql(struct slot *s, const char *conninfo, const char *sql)
 	char appname[64];
 
 	snprintf(appname, sizeof appname, "pgdispatch %.52s", slots_local.instance);
-	sql_start(&s->sql, conninfo, appname, slots_local.instance, &s->task, sql, s->timeout_ms,
+	sql_start(&s->sql, conninfo, appname, slots_local.instance, &s->task, sql, s->policy.timeout_ms,
 	          s->started_ms);
 	if (s->sql.state == SQL_DONE)
 		slots_sql_done(s);
@@ -316,23 +308,20 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 	s->task = *t;
 	slots_local.running++;
 	s->started_ms = clock_now_ms();
-	s->max_attempts = t->max_attempts > 0 ? t->max_attempts : h != NULL ? h->max_attempts : cfg->max_attempts;
-	s->backoff_initial_ms = h != NULL ? h->backoff_initial_ms : cfg->backoff_initial_ms;
-	s->backoff_max_ms = h != NULL ? h->backoff_max_ms : cfg->backoff_max_ms;
-	s->timeout_ms = h != NULL ? h->timeout_ms : cfg->timeout_ms;
-	s->deadline_ms = s->started_ms + s->timeout_ms;
+	s->policy = policy_for(cfg, t->kind, t->max_attempts);
+	s->deadline_ms = s->started_ms + s->policy.timeout_ms;
 	s->type = h != NULL ? h->type : HANDLER_BUILTIN;
 
-	if (t->attempt > s->max_attempts) {
+	if (t->attempt > s->policy.max_attempts) {
 		/* Claimed with its attempts already used (an instance with another
 		 * limit returned it): record, do not run. */
-		snprintf(why, sizeof why, "no attempts left (attempt %d of %d)", t->attempt, s->max_attempts);
+		snprintf(why, sizeof why, "no attempts left (attempt %d of %d)", t->attempt, s->policy.max_attempts);
 		slots_failed(s, why);
 		slots_free_one(s);
 		return;
 	}
 	log_info("task=%lld kind=%s attempt=%d/%d queue=%s started", t->id, t->kind, t->attempt,
-	         s->max_attempts, t->queue);
+	         s->policy.max_attempts, t->queue);
 	if (h == NULL) {
 		/* A failed attempt, not a lost task: a later deployment with a
 		 * handler may still pick it up before its attempts run out. */
@@ -356,7 +345,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 			slots_free_one(s);
 		} else {
 			s->sleeping = true;
-			s->done_at_ms = s->started_ms + slots_sleep_ms(t->payload, s->timeout_ms + 1);
+			s->done_at_ms = s->started_ms + slots_sleep_ms(t->payload, s->policy.timeout_ms + 1);
 		}
 		return;
 	case HANDLER_SQL:
@@ -364,7 +353,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		return;
 	case HANDLER_COMMAND:
 		if (!cmd_start(&s->child, h->argv, h->env_passthrough != NULL ? h->env_passthrough : cfg->env_passthrough,
-		               &s->task, s->max_attempts, h->max_output, why, sizeof why)) {
+		               &s->task, s->policy.max_attempts, h->max_output, why, sizeof why)) {
 			slots_failed(s, why);
 			s->type = HANDLER_BUILTIN;  /* nothing to free in child */
 			slots_free_one(s);
@@ -397,7 +386,7 @@ slots_command_error(struct slot *s, struct json_buf *msg)
 	int st = c->status;
 
 	if (s->timed_out) {
-		json_buf_printf(msg, "timed out after %lld ms", (long long) s->timeout_ms);
+		json_buf_printf(msg, "timed out after %lld ms", (long long) s->policy.timeout_ms);
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
 			json_buf_printf(msg, "; it ignored SIGTERM and was killed with SIGKILL %d ms later",
 			                SLOTS_KILL_GRACE_MS);
@@ -516,13 +505,13 @@ slots_check(int64_t now)
 		if (!s->used)
 			continue;
 		if (s->sleeping) {
-			if (now >= s->done_at_ms && s->done_at_ms - s->started_ms <= s->timeout_ms) {
+			if (now >= s->done_at_ms && s->done_at_ms - s->started_ms <= s->policy.timeout_ms) {
 				slots_complete(&s->task, NULL, now - s->started_ms);
 				slots_free_one(s);
 			} else if (now >= s->deadline_ms) {
 				char why[64];
 
-				snprintf(why, sizeof why, "timed out after %lld ms", (long long) s->timeout_ms);
+				snprintf(why, sizeof why, "timed out after %lld ms", (long long) s->policy.timeout_ms);
 				slots_failed(s, why);
 				slots_free_one(s);
 			}
@@ -539,7 +528,7 @@ slots_check(int64_t now)
 			continue;
 		if (!s->timed_out && !s->shutdown_stopped && now >= s->deadline_ms) {
 			log_warn("task=%lld kind=%s attempt=%d timed out after %lld ms, stopping it", s->task.id,
-			         s->task.kind, s->task.attempt, (long long) s->timeout_ms);
+			         s->task.kind, s->task.attempt, (long long) s->policy.timeout_ms);
 			s->timed_out = true;
 			cmd_signal(&s->child, SIGTERM);
 			s->kill_at_ms = now + SLOTS_KILL_GRACE_MS;

@@ -35,17 +35,3 @@ outcome_type_name(enum outcome_type type)
 	}
 	return "?";
 }
-
-int64_t
-task_backoff_ms(int attempt, int64_t initial_ms, int64_t max_ms)
-{
-	int64_t delay = initial_ms;
-
-	for (int i = 1; i < attempt && delay < max_ms; i++)
-		delay *= 2;
-	if (delay > max_ms)
-		delay = max_ms;
-	if (delay < 2)
-		return delay;
-	return delay / 2 + (int64_t) (random() % (delay - delay / 2 + 1));
-}

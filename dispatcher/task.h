@@ -49,12 +49,5 @@ void outcome_clear(struct outcome *o);
 
 const char *outcome_type_name(enum outcome_type type);
 
-/*
- * Backoff before retry number `attempt` (1 after the first failure):
- * initial * 2^(attempt-1), capped at max, with "equal jitter" (a random
- * point in the upper half) so that a burst of failures does not come back
- * as a burst, while each delay stays at least half its nominal value.
- */
-int64_t task_backoff_ms(int attempt, int64_t initial_ms, int64_t max_ms);
 
 #endif
