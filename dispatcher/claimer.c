@@ -240,12 +240,34 @@ claimer_next_due(void *ctx, PGresult *res, const struct db_error *err)
 	claimer_queue();
 }
 
-/* The kinds at their own concurrency limit: a claim skips them. */
+/* A claim's view of per-kind limits: the kinds at their limit, which it
+ * skips, and the kinds with room left, which it claims no more of than
+ * that (the claim keeps the limit: sql/claim_cte.sql). */
+struct claimer_kinds {
+	struct queue_kinds skip, limited;
+	int *rooms;
+};
+
+/* Fills k from the slots; the arrays have room for cfg->nhandlers + 1. */
 static void
-claimer_skip_list(const char **names, struct queue_kinds *skip)
+claimer_kinds(struct claimer_kinds *k, const char **skip, const char **limited, int *rooms)
 {
-	skip->names = names;
-	skip->count = slots_full_kinds(claimer_local.cfg, names, claimer_local.cfg->nhandlers);
+	const struct config *cfg = claimer_local.cfg;
+	const char *names[cfg->nhandlers + 1];
+	int room[cfg->nhandlers + 1];
+	size_t n = slots_kind_rooms(cfg, names, room, cfg->nhandlers);
+
+	k->skip = (struct queue_kinds){skip, 0};
+	k->limited = (struct queue_kinds){limited, 0};
+	k->rooms = rooms;
+	for (size_t i = 0; i < n; i++) {
+		if (room[i] == 0) {
+			skip[k->skip.count++] = names[i];
+		} else {
+			limited[k->limited.count] = names[i];
+			rooms[k->limited.count++] = room[i];
+		}
+	}
 }
 
 static void
@@ -274,11 +296,12 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 		slots_start(cfg, claimer_local.conninfo, &claimer_local.batch[i]);
 	if (n < claimer_local.limit) {
 		if (claimer_local.short_everywhere && work_attached()) {
-			const char *names[cfg->nhandlers + 1];
-			struct queue_kinds skip;
+			const char *skip[cfg->nhandlers + 1], *limited[cfg->nhandlers + 1];
+			int rooms[cfg->nhandlers + 1];
+			struct claimer_kinds k;
 
-			claimer_skip_list(names, &skip);
-			queue_next_due_send(claimer_queue_name(), &skip, claimer_next_due, NULL);
+			claimer_kinds(&k, skip, limited, rooms);
+			queue_next_due_send(claimer_queue_name(), &k.skip, claimer_next_due, NULL);
 			return;
 		}
 		claimer_local.k++;
@@ -294,8 +317,9 @@ claimer_queue(void)
 {
 	const struct config *cfg = claimer_local.cfg;
 	struct queue_claimer who = {claimer_local.locked_by, cfg->lease_ms};
-	const char *names[cfg->nhandlers + 1];
-	struct queue_kinds skip;
+	const char *skip[cfg->nhandlers + 1], *limited[cfg->nhandlers + 1];
+	int rooms[cfg->nhandlers + 1];
+	struct claimer_kinds k;
 	int free_slots = cfg->concurrency - slots_running();
 
 	if (claimer_local.k >= cfg->nqueues || !work_attached() || claimer_local.stopped) {
@@ -307,14 +331,15 @@ claimer_queue(void)
 		claimer_finish();
 		return;
 	}
-	claimer_skip_list(names, &skip);
+	claimer_kinds(&k, skip, limited, rooms);
 	claimer_local.limit = free_slots;
 	free(claimer_local.batch);
 	claimer_local.batch = calloc((size_t) free_slots, sizeof *claimer_local.batch);
 	if (claimer_local.batch == NULL)
 		abort();
 	claimer_local.token = claimer_local.next_token++;
-	outbox_claim_send(&who, claimer_queue_name(), free_slots, &skip, claimer_local.token, claimer_claimed, NULL);
+	outbox_claim_send(&who, claimer_queue_name(), free_slots, &k.skip, &k.limited, k.rooms, claimer_local.token,
+	                  claimer_claimed, NULL);
 }
 
 void

@@ -233,7 +233,7 @@ outbox_flush(int64_t now)
 
 void
 outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit, const struct queue_kinds *skip,
-                  long long token, work_done_fn cb, void *ctx)
+                  const struct queue_kinds *limited, const int *rooms, long long token, work_done_fn cb, void *ctx)
 {
 	size_t ride = 0;
 
@@ -249,7 +249,7 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
 	if (ride > 0)
 		outbox_local.sending = ride;
 	outbox_local.riding = ride;
-	queue_claim_send(who, queue, limit, skip, token, outbox_local.items, ride, cb, ctx);
+	queue_claim_send(who, queue, limit, skip, limited, rooms, token, outbox_local.items, ride, cb, ctx);
 }
 
 int

@@ -57,7 +57,8 @@ void outbox_lost(long long id, long long token);
  * callback must pass the result to outbox_claim_result().
  */
 void outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
-                       const struct queue_kinds *skip, long long token, work_done_fn cb, void *ctx);
+                       const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
+                       long long token, work_done_fn cb, void *ctx);
 
 /*
  * Reads the claim's result (res NULL: it failed with err): settles the

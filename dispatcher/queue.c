@@ -173,34 +173,41 @@ queue_read_fates(PGresult *res, int fate_col, int id_col, const long long *ids, 
 
 void
 queue_claim_send(const struct queue_claimer *who, const char *queue, int limit, const struct queue_kinds *skip,
-                 long long token, const struct outcome *done, size_t ndone, work_done_fn cb, void *ctx)
+                 const struct queue_kinds *limited, const int *rooms, long long token, const struct outcome *done,
+                 size_t ndone, work_done_fn cb, void *ctx)
 {
-	struct json_buf skipped = {0};
+	struct json_buf skipped = {0}, limited_arr = {0}, room_arr = {0};
 	struct queue_outcome_arrays a;
 	char limit_s[16], lease_s[24], token_s[24];
-	const char *params[9];
+	const char *params[11];
 
 	snprintf(limit_s, sizeof limit_s, "%d", limit);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
 	snprintf(token_s, sizeof token_s, "%lld", token);
 	queue_array_text(&skipped, skip->names, skip->count);
+	queue_array_text(&limited_arr, limited->names, limited->count);
+	queue_array_int(&room_arr, rooms, limited->count);
 	params[0] = queue;
 	params[1] = limit_s;
 	params[2] = who->instance;
 	params[3] = lease_s;
 	params[4] = skipped.data;
 	params[5] = token_s;
+	params[6] = limited_arr.data;
+	params[7] = room_arr.data;
 	if (ndone > 0) {
 		queue_outcome_arrays(done, ndone, &a);
-		params[6] = a.ids.data;
-		params[7] = a.tokens.data;
-		params[8] = a.texts.data;
-		work_send("complete_and_claim", 9, params, cb, ctx);
+		params[8] = a.ids.data;
+		params[9] = a.tokens.data;
+		params[10] = a.texts.data;
+		work_send("complete_and_claim", 11, params, cb, ctx);
 		queue_outcome_arrays_free(&a);
 	} else {
-		work_send("claim", 6, params, cb, ctx);
+		work_send("claim", 8, params, cb, ctx);
 	}
 	json_buf_free(&skipped);
+	json_buf_free(&limited_arr);
+	json_buf_free(&room_arr);
 }
 
 int

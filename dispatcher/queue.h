@@ -40,15 +40,16 @@ struct queue_kinds {
 enum queue_fate { QUEUE_WRITTEN = 'w', QUEUE_LOCKED = 'l', QUEUE_LOST = 'x' };
 
 /*
- * Claims up to limit due tasks of one queue, except kinds in skip, marking
- * them with token (sql/claim.sql). With ndone > 0 the same statement first
+ * Claims up to limit due tasks of one queue, except kinds in skip and
+ * beyond the room rooms[i] each kind in limited has left, marking them
+ * with token (sql/claim.sql). With ndone > 0 the same statement first
  * records done[0..ndone), which must all be OUTCOME_COMPLETE
- * (sql/complete_and_claim.sql): one commit for both. done is read before
- * this returns.
+ * (sql/complete_and_claim.sql): one commit for both. Everything is read
+ * before this returns.
  */
 void queue_claim_send(const struct queue_claimer *who, const char *queue, int limit,
-                      const struct queue_kinds *skip, long long token, const struct outcome *done,
-                      size_t ndone, work_done_fn cb, void *ctx);
+                      const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
+                      long long token, const struct outcome *done, size_t ndone, work_done_fn cb, void *ctx);
 
 /*
  * Reads a claim's result: the claimed tasks into out[0..limit) (returns how

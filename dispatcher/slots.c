@@ -131,18 +131,20 @@ slots_running_of(const char *kind)
 	return n;
 }
 
-/* Kinds whose handler is at its own concurrency limit: the claim skips
- * them. names[] borrows from the config. */
 size_t
-slots_full_kinds(const struct config *cfg, const char **names, size_t cap)
+slots_kind_rooms(const struct config *cfg, const char **names, int *rooms, size_t cap)
 {
 	size_t n = 0;
 
 	for (size_t h = 0; h < cfg->nhandlers && n < cap; h++) {
 		const struct handler_config *hc = &cfg->handlers[h];
+		int running;
 
-		if (hc->concurrency > 0 && slots_running_of(hc->kind) >= hc->concurrency)
-			names[n++] = hc->kind;
+		if (hc->concurrency <= 0)
+			continue;
+		running = slots_running_of(hc->kind);
+		names[n] = hc->kind;
+		rooms[n++] = running < hc->concurrency ? hc->concurrency - running : 0;
 	}
 	return n;
 }

@@ -40,9 +40,10 @@ bool slots_take_freed(void);
  */
 void slots_start(const struct config *cfg, const char *conninfo, struct task *t);
 
-/* Kinds whose handler is at its own concurrency limit (names borrowed from
- * cfg; names has room for cfg->nhandlers); the claim skips them. */
-size_t slots_full_kinds(const struct config *cfg, const char **names, size_t cap);
+/* The kinds with a concurrency limit of their own, and the room each has
+ * left (names borrowed from cfg; both arrays of room cap, at least
+ * cfg->nhandlers); returns how many. */
+size_t slots_kind_rooms(const struct config *cfg, const char **names, int *rooms, size_t cap);
 
 /* Adds the fds of running handlers to pfds (room for 3 per slot). */
 int slots_pollfds(struct pollfd *pfds);
