@@ -3,9 +3,9 @@
  * connections and the handlers' fds, and the phases that run after it. The
  * work itself lives elsewhere: claims in claimer.c, leases and the reaper
  * in lease.c, outcomes in outbox.c, tasks in flight in slots.c, the LISTEN
- * connection in listener.c, statements on the work connection in work.c.
- * This file owns the connections' lifecycle (connect without blocking,
- * back off, reconnect), shutdown and reload.
+ * connection in listener.c, statements on the work connection in work.c,
+ * connecting and reconnecting in session.c. This file owns the order of
+ * things, shutdown and reload; it never calls libpq.
  *
  * Startup and every reconnect follow one order: connect, LISTEN, then
  * sweep (claim until a batch comes back short), then wait. LISTEN takes
@@ -27,10 +27,9 @@
 
 #include "claimer.h"
 #include "clock.h"
-#include "db.h"
-#include "handler_sql.h"
 #include "lease.h"
 #include "listener.h"
+#include "session.h"
 #include "log.h"
 #include "mem.h"
 #include "outbox.h"
@@ -38,8 +37,6 @@
 #include "slots.h"
 #include "work.h"
 
-#define DAEMON_RECONNECT_MIN_MS 100
-#define DAEMON_RECONNECT_MAX_MS 30000
 #define DAEMON_OUTCOME_WAIT_MS 5000   /* once no handler runs, to write the last outcomes */
 
 static struct {
@@ -47,14 +44,6 @@ static struct {
 	const char *database;        /* -d, overriding cfg->database */
 	char instance[256];          /* instance_name, or the host name */
 	char locked_by[300];         /* instance#pid: this process's claims and registrations */
-	/* connections on their way up */
-	bool connecting;
-	PGconn *listen_up, *work_up;
-	struct db_connecting listen_at, work_at;
-	bool listen_done, work_done;
-	int connect_failures;        /* attempts failed since the last success */
-	int64_t reconnect_at_ms;     /* when disconnected */
-	int64_t reconnect_delay_ms;
 	int signal_fd;
 	bool stopping;
 	int64_t stop_deadline_ms;    /* the grace's end */
@@ -74,152 +63,11 @@ daemon_conninfo(void)
 	return daemon_local.database != NULL ? daemon_local.database : daemon_local.cfg->database;
 }
 
-/* Up and serving: LISTEN sent (when listening), statements accepted. */
+/* Up and serving: the work connection takes statements. */
 static bool
 daemon_connected(void)
 {
-	return work_attached();
-}
-
-/* --- connections ------------------------------------------------------ */
-
-static void
-daemon_disconnect(const char *why)
-{
-	char safe[1200];
-
-	if (daemon_local.connecting)
-		daemon_local.connect_failures++;
-	daemon_local.connecting = false;
-	if (daemon_local.listen_up != NULL)
-		PQfinish(daemon_local.listen_up);
-	if (daemon_local.work_up != NULL)
-		PQfinish(daemon_local.work_up);
-	daemon_local.listen_up = daemon_local.work_up = NULL;
-	listener_detach();
-	/* Every statement on its way now fails: each module keeps what it
-	 * must (the outbox its outcomes, the lease tick its next turn). */
-	work_detach();
-	/* Idle SQL handler connections most likely died with the others. */
-	sql_pool_close();
-	daemon_local.reconnect_at_ms = clock_now_ms() + daemon_local.reconnect_delay_ms;
-	db_redact(why, daemon_conninfo(), safe, sizeof safe);
-	log_warn("database connection lost: %s; reconnecting in %lld ms", safe,
-	         (long long) daemon_local.reconnect_delay_ms);
-	daemon_local.reconnect_delay_ms *= 2;
-	if (daemon_local.reconnect_delay_ms > DAEMON_RECONNECT_MAX_MS)
-		daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MAX_MS;
-}
-
-/* Server notices go to our log, not to libpq's stderr default. */
-static void
-daemon_notice(void *arg, const char *message)
-{
-	log_info("server says: %s", message);
-}
-
-/*
- * Connecting never blocks the loop: against an unreachable host a blocking
- * connect would stall reaping, handler deadlines and signals for up to
- * connect_timeout. daemon_connect_start() starts both connections; the
- * loop polls their sockets and daemon_connect_step() moves them on; once
- * both are up, daemon_connect_finish() hands them over. On any failure
- * daemon_disconnect() schedules the next attempt.
- */
-static void
-daemon_connect_start(void)
-{
-	char appname[64];
-	struct db_error err;
-	int64_t now = clock_now_ms();
-
-	/* application_name holds 63 bytes; longer is cut by the server anyway. */
-	snprintf(appname, sizeof appname, "pgdispatch %.52s", daemon_local.locked_by);
-	daemon_local.connecting = true;
-	daemon_local.listen_done = !daemon_local.cfg->notify;
-	daemon_local.work_done = false;
-	if (daemon_local.cfg->notify) {
-		daemon_local.listen_up = db_connect_start(daemon_conninfo(), appname, daemon_local.connect_failures, now,
-		                                          &daemon_local.listen_at, &err);
-		if (daemon_local.listen_up == NULL) {
-			daemon_disconnect(err.message);
-			return;
-		}
-	}
-	daemon_local.work_up = db_connect_start(daemon_conninfo(), appname, daemon_local.connect_failures, now,
-	                                        &daemon_local.work_at, &err);
-	if (daemon_local.work_up == NULL)
-		daemon_disconnect(err.message);
-}
-
-/* Both connections are up: LISTEN, then ask for a sweep. */
-static void
-daemon_connect_finish(void)
-{
-	char safe[512];
-	struct db_error err;
-	PGconn *listen = daemon_local.listen_up, *work = daemon_local.work_up;
-	bool prepared = daemon_local.cfg->notify;
-
-	daemon_local.connecting = false;
-	daemon_local.listen_up = daemon_local.work_up = NULL;
-	PQsetNoticeProcessor(work, daemon_notice, NULL);
-	work_attach(work, prepared);
-	if (listen != NULL) {
-		PQsetNoticeProcessor(listen, daemon_notice, NULL);
-		if (!listener_attach(listen, &err)) {
-			daemon_disconnect(err.message);
-			return;
-		}
-	}
-	/* Poll-only mode is for PgBouncer's transaction pooling, where a
-	 * session setting does not follow the next statement; its statements
-	 * are unnamed, planned with their values anyway (work.h). */
-	if (prepared)
-		work_send("work_session", 0, NULL, NULL, NULL);
-	db_conninfo_safe(daemon_conninfo(), safe, sizeof safe);
-	log_info("connected database=\"%s\" listen=%s", safe, listen != NULL ? "yes" : "no");
-	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
-	daemon_local.connect_failures = 0;
-	/* Renew first: after a long stall the leases this daemon holds are
-	 * the most urgent thing, and its own reaper must see them as held. */
-	lease_reset(clock_now_ms());
-	claimer_connected();
-}
-
-/* Moves one connection on when its socket is ready or its time is up. */
-static bool
-daemon_connect_one(PGconn *conn, struct db_connecting *at, bool *done, short revents, int64_t now)
-{
-	struct db_error err;
-
-	if (*done || (revents == 0 && now < at->deadline_ms))
-		return true;
-	switch (db_connect_continue(conn, daemon_conninfo(), at, now, &err)) {
-	case DB_CONNECT_DONE:
-		*done = true;
-		return true;
-	case DB_CONNECT_WAITING:
-		return true;
-	default:
-		daemon_disconnect(err.message);
-		return false;
-	}
-}
-
-/* After poll(): revents of the connecting sockets (0 if not polled). */
-static void
-daemon_connect_step(short listen_revents, short work_revents, int64_t now)
-{
-	if (daemon_local.listen_up != NULL
-	    && !daemon_connect_one(daemon_local.listen_up, &daemon_local.listen_at, &daemon_local.listen_done,
-	                           listen_revents, now))
-		return;
-	if (!daemon_connect_one(daemon_local.work_up, &daemon_local.work_at, &daemon_local.work_done, work_revents,
-	                        now))
-		return;
-	if (daemon_local.listen_done && daemon_local.work_done)
-		daemon_connect_finish();
+	return session_up();
 }
 
 /* --- shutdown and reload ---------------------------------------------- */
@@ -307,9 +155,9 @@ daemon_reload(void)
 	slots_grow(fresh->concurrency);
 	log_info("config reloaded from %s", fresh->path);
 	/* Connected or on the way: either way the LISTEN side must change. */
-	if (reconnect && (daemon_connected() || daemon_local.connecting)) {
-		daemon_disconnect("notify setting changed");
-		daemon_local.reconnect_at_ms = clock_now_ms();
+	if (reconnect && (daemon_connected() || session_connecting())) {
+		session_lost("notify setting changed");
+		session_start(fresh->notify, clock_now_ms());
 	}
 	claimer_sweep(false);
 }
@@ -327,13 +175,8 @@ daemon_poll_timeout(int64_t now)
 			due = daemon_min(due, claimer_next_ms());
 		due = daemon_min(due, outbox_next_try_ms());
 		due = daemon_min(due, lease_next_ms());
-	} else if (daemon_local.connecting) {
-		if (!daemon_local.listen_done)
-			due = daemon_min(due, daemon_local.listen_at.deadline_ms);
-		if (!daemon_local.work_done)
-			due = daemon_min(due, daemon_local.work_at.deadline_ms);
 	} else {
-		due = daemon_min(due, daemon_local.reconnect_at_ms);
+		due = daemon_min(due, session_next_ms());
 	}
 	if (daemon_local.stopping && !daemon_local.stop_handlers_sent && slots_running() > 0)
 		due = daemon_min(due, daemon_local.stop_deadline_ms);
@@ -348,14 +191,14 @@ daemon_poll_timeout(int64_t now)
 /* The fds to poll: signals, the connections, the handlers'. */
 struct daemon_fds {
 	struct pollfd *pfds;
-	int n, listen, listen_up, work_up, work, first_slot;
+	int n, listen, work, first_up, nup, first_slot;
 };
 
 static void
 daemon_fds_fill(struct daemon_fds *f)
 {
 	f->n = 0;
-	f->listen = f->listen_up = f->work_up = f->work = -1;
+	f->listen = f->work = -1;
 	f->pfds = calloc((size_t) (5 + 3 * slots_capacity()), sizeof *f->pfds);
 	if (f->pfds == NULL)
 		abort();
@@ -368,16 +211,9 @@ daemon_fds_fill(struct daemon_fds *f)
 		f->work = f->n;
 		f->pfds[f->n++] = (struct pollfd){.fd = work_socket(), .events = work_events()};
 	}
-	if (daemon_local.connecting && daemon_local.listen_up != NULL && !daemon_local.listen_done) {
-		f->listen_up = f->n;
-		f->pfds[f->n++] = (struct pollfd){.fd = PQsocket(daemon_local.listen_up),
-		                                  .events = daemon_local.listen_at.events};
-	}
-	if (daemon_local.connecting && !daemon_local.work_done) {
-		f->work_up = f->n;
-		f->pfds[f->n++] = (struct pollfd){.fd = PQsocket(daemon_local.work_up),
-		                                  .events = daemon_local.work_at.events};
-	}
+	f->first_up = f->n;
+	f->nup = session_pollfds(f->pfds + f->n);
+	f->n += f->nup;
 	f->first_slot = f->n;
 	f->n += slots_pollfds(f->pfds + f->n);
 }
@@ -395,7 +231,7 @@ daemon_work(void)
 	struct db_error err;
 
 	if (daemon_connected() && !work_on_ready(&err))
-		daemon_disconnect(err.message);
+		session_lost(err.message);
 }
 
 /* The database side of a turn: wake-ups, connections, statements. */
@@ -408,11 +244,14 @@ daemon_database(const struct daemon_fds *f, int64_t now)
 	if (daemon_revents(f, f->listen) != 0 && listener_drain(daemon_local.cfg, &broken, &err))
 		claimer_sweep(true);
 	else if (daemon_revents(f, f->listen) != 0 && broken)
-		daemon_disconnect(err.message);
-	if (daemon_local.connecting)
-		daemon_connect_step(daemon_revents(f, f->listen_up), daemon_revents(f, f->work_up), now);
-	else if (!daemon_connected() && now >= daemon_local.reconnect_at_ms)
-		daemon_connect_start();
+		session_lost(err.message);
+	if (session_step(f->pfds + f->first_up, f->nup, now, daemon_local.cfg->notify)) {
+		/* Renew first: after a long stall the leases this daemon holds
+		 * are the most urgent thing, and its own reaper must see them as
+		 * held. The sweep waits for LISTEN (see the top). */
+		lease_reset(now);
+		claimer_connected();
+	}
 	daemon_work();
 }
 
@@ -504,15 +343,15 @@ daemon_run(struct config *cfg, const char *database)
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EXIT_FAILURE;
 	}
+	session_setup(daemon_conninfo(), daemon_local.locked_by);
 	slots_setup(daemon_local.locked_by);
 	slots_grow(cfg->concurrency);
 	claimer_setup(daemon_local.locked_by, daemon_conninfo());
 	claimer_config(cfg);
-	daemon_local.reconnect_delay_ms = DAEMON_RECONNECT_MIN_MS;
 	srandom((unsigned) (getpid() ^ clock_now_ms()));
 	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.locked_by, cfg->nqueues,
 	         cfg->concurrency);
-	daemon_connect_start();
+	session_start(cfg->notify, clock_now_ms());
 
 	for (;;) {
 		struct daemon_fds f;
@@ -541,8 +380,7 @@ daemon_run(struct config *cfg, const char *database)
 			break;
 	}
 	log_info("stopped");
-	work_detach();
-	listener_detach();
+	session_close();
 	lease_free();
 	outbox_free();
 	slots_free();

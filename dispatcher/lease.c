@@ -98,7 +98,7 @@ lease_notify_checked(void *ctx, PGresult *res, const struct db_error *err)
 	}
 	/* Checked whether or not this instance listens: producers notify for
 	 * other daemons too, and their commits are what a full queue breaks. */
-	notify_queue_judge(atof(PQgetvalue(res, 0, 0)), lease_local.warn_percent, clock_now_ms());
+	notify_queue_judge(notify_queue_result(res), lease_local.warn_percent, clock_now_ms());
 }
 
 void

@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
 #include "embed.h"
 #include "fds.h"
 #include "log.h"
-#include "migrate.h"
-#include "notify_queue.h"
 #include "privs.h"
 #include "version.h"
 
@@ -158,59 +157,13 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 	return 0;
 }
 
-/* Connects for a one-shot command; NULL after saying why. */
-static PGconn *
-main_connect(const char *database, const char *what)
-{
-	struct db_error err;
-	PGconn *conn = db_connect(database, what, &err);
-
-	if (conn == NULL)
-		fprintf(stderr, "pgdispatch: cannot connect: %s\n", err.message);
-	return conn;
-}
-
 static int
 main_migrate(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	PGconn *conn;
 	int rc = main_parse(argc, argv, "d", 0, 0, &opts);
 
-	if (rc != 0)
-		return rc;
-	conn = main_connect(opts.database, "pgdispatch migrate");
-	if (conn == NULL)
-		return EXIT_FAILURE;
-	rc = migrate_run(conn, stdout, stderr);
-	PQfinish(conn);
-	return rc;
-}
-
-/* What sql/roles.sql says as it goes. NOTICEs ("created role ...") are
- * kept in arg (a struct main_roles_said) and printed only once the script
- * has committed: a role created by a run that failed later was rolled back
- * with it. Anything graver goes to stderr at once. */
-struct main_roles_said {
-	char text[512];
-	size_t len;
-};
-
-static void
-main_roles_notice(void *arg, const PGresult *res)
-{
-	struct main_roles_said *said = arg;
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	if (sev != NULL && strcmp(sev, "NOTICE") == 0 && msg != NULL) {
-		int n = snprintf(said->text + said->len, sizeof said->text - said->len, "%s\n", msg);
-
-		if (n > 0 && (size_t) n < sizeof said->text - said->len)
-			said->len += (size_t) n;
-	} else {
-		fprintf(stderr, "pgdispatch: %s", PQresultErrorMessage(res));
-	}
+	return rc != 0 ? rc : admin_migrate(opts.database);
 }
 
 /*
@@ -224,9 +177,6 @@ static int
 main_roles(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	struct main_roles_said said = {.len = 0};
-	PGconn *conn;
-	PGresult *res;
 	int rc = main_parse(argc, argv, "dP", 0, 0, &opts);
 
 	if (rc != 0)
@@ -237,27 +187,7 @@ main_roles(int argc, char **argv)
 		fputs(embed_sql("roles"), stdout);
 		return EXIT_SUCCESS;
 	}
-	conn = main_connect(opts.database, "pgdispatch roles");
-	if (conn == NULL)
-		return EXIT_FAILURE;
-	PQsetNoticeReceiver(conn, main_roles_notice, &said);
-	/* Several statements, one transaction (the script's own BEGIN and
-	 * COMMIT): the simple query protocol, so PQexec. */
-	res = PQexec(conn, embed_sql("roles"));
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		fprintf(stderr, "pgdispatch: roles: %s%s%s", state != NULL ? state : "",
-		        state != NULL ? ": " : "", PQerrorMessage(conn));
-		rc = EXIT_FAILURE;
-	} else {
-		fputs(said.text, stdout);
-		printf("granted dispatch_producer and dispatch_worker their privileges in database %s\n",
-		       PQdb(conn));
-	}
-	PQclear(res);
-	PQfinish(conn);
-	return rc;
+	return admin_roles(opts.database);
 }
 
 /* Loads the config named by -c (or the default); NULL after saying why. */
@@ -328,22 +258,10 @@ main_run(int argc, char **argv)
 
 /* Prints a statement's failure; returns EXIT_FAILURE. */
 static int
-main_sql_failed(const char *what, const struct db_error *err)
-{
-	char text[1200];
-
-	fprintf(stderr, "pgdispatch: %s: %s\n", what, db_error_text(err, text, sizeof text));
-	return EXIT_FAILURE;
-}
-
-static int
 main_enqueue(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	struct db_error err;
 	const char *params[6];
-	PGconn *conn;
-	PGresult *res;
 	int rc = main_parse(argc, argv, "dqrpm", 1, 2, &opts);
 
 	if (rc != 0)
@@ -354,56 +272,16 @@ main_enqueue(int argc, char **argv)
 	params[3] = opts.run_at;
 	params[4] = opts.priority;
 	params[5] = opts.max_attempts;
-	conn = main_connect(opts.database, "pgdispatch enqueue");
-	if (conn == NULL)
-		return EXIT_FAILURE;
-	res = db_exec(conn, embed_sql("enqueue"), 6, params, &err);
-	if (res == NULL) {
-		rc = main_sql_failed("enqueue", &err);
-	} else {
-		printf("%s\n", PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
-	PQfinish(conn);
-	return rc;
+	return admin_enqueue(opts.database, params);
 }
 
 static int
 main_status(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	struct db_error err;
-	PGconn *conn;
-	PGresult *res;
 	int rc = main_parse(argc, argv, "d", 0, 0, &opts);
 
-	if (rc != 0)
-		return rc;
-	conn = main_connect(opts.database, "pgdispatch status");
-	if (conn == NULL)
-		return EXIT_FAILURE;
-	res = db_exec(conn, embed_sql("status"), 0, NULL, &err);
-	if (res == NULL) {
-		rc = main_sql_failed("status", &err);
-	} else {
-		printf("%-20s %-12s %10s %16s\n", "queue", "status", "count", "oldest_due_s");
-		for (int r = 0; r < PQntuples(res); r++)
-			printf("%-20s %-12s %10s %16s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-			       PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
-		if (PQntuples(res) == 0)
-			printf("(no tasks)\n");
-		PQclear(res);
-	}
-	if (rc == 0) {
-		double usage = notify_queue_usage(conn, &err);
-
-		if (usage < 0)
-			rc = main_sql_failed("NOTIFY queue usage", &err);
-		else
-			printf("\nNOTIFY queue: %.2f%% full\n", usage);
-	}
-	PQfinish(conn);
-	return rc;
+	return rc != 0 ? rc : admin_status(opts.database);
 }
 
 static const struct main_command {

@@ -16,6 +16,12 @@ static struct {
 } notify_queue_local;
 
 double
+notify_queue_result(PGresult *res)
+{
+	return PQntuples(res) > 0 ? atof(PQgetvalue(res, 0, 0)) : 0;
+}
+
+double
 notify_queue_usage(PGconn *conn, struct db_error *err)
 {
 	PGresult *res = db_exec(conn, embed_sql("notify_queue_usage"), 0, NULL, err);
@@ -23,7 +29,7 @@ notify_queue_usage(PGconn *conn, struct db_error *err)
 
 	if (res == NULL)
 		return -1;
-	usage = atof(PQgetvalue(res, 0, 0));
+	usage = notify_queue_result(res);
 	PQclear(res);
 	return usage;
 }

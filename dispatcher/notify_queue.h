@@ -13,6 +13,9 @@
 
 #include "db.h"
 
+/* The percent a result of sql/notify_queue_usage.sql says. */
+double notify_queue_result(PGresult *res);
+
 /* Percent of the NOTIFY queue in use, or -1 with err filled. */
 double notify_queue_usage(PGconn *conn, struct db_error *err);
 
