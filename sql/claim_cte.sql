@@ -1,6 +1,6 @@
 -- The claim, shared by claim.sql and complete_and_claim.sql, which include
--- it with psql's \ir (the build expands it the same way:
--- dispatcher/embed_gen.sh). It defines the CTEs c, room and claimed.
+-- it at their --@include line (dispatcher/embed_gen.sh expands it at build
+-- time; --print shows the result). It defines the CTEs c, room and claimed.
 --
 -- $1 queue, $2 limit, $3 this instance (locked_by), $4 lease in
 -- milliseconds, $5 kinds to skip (at their concurrency limit), $6 the claim
@@ -21,6 +21,8 @@
 -- rows, a limited kind gets only as many as it has room for; the others
 -- stay pending (their locks go at commit). With no limited kind in $7 the
 -- ranking branch is pruned at plan time (custom plans: sql/work_session.sql).
+-- The update takes the ids as one array: joined to the UNION instead, the
+-- planner cannot tell how few rows come and may hash-join the whole table.
 c AS MATERIALIZED (
     SELECT id, kind, priority, run_at
       FROM dispatch.tasks
@@ -49,7 +51,6 @@ c AS MATERIALIZED (
            claim_token = $6,
            lease_expires_at = now() + $4::bigint * interval '1 millisecond',
            started_at = now()
-      FROM room
-     WHERE t.id = room.id
+     WHERE t.id = ANY (ARRAY(SELECT id FROM room))
     RETURNING t.id, t.queue, t.kind, t.payload, t.attempts, coalesce(t.max_attempts, 0) AS max_attempts
 )

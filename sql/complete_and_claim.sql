@@ -2,8 +2,8 @@
 -- and claims the next, so that one commit (one WAL flush) serves both. A
 -- daemon working a backlog of quick tasks runs this and little else.
 --
--- $1 to $8: the claim, as in claim_cte.sql (included here with psql's \ir;
--- the build does the same). $9 ids, $10 the claim tokens they were
+-- $1 to $8: the claim, as in claim_cte.sql (included by the build at the
+-- --@include line; `sh dispatcher/embed_gen.sh --print` prints it whole). $9 ids, $10 the claim tokens they were
 -- claimed with, $11 results (jsonb, NULL allowed): the
 -- successes, fenced and locked as in outcomes.sql, so a row another
 -- session holds is skipped, never waited for. The two updates touch
@@ -33,7 +33,7 @@ WITH o AS (
      WHERE t.id = mine.id
     RETURNING t.id, o.token
 ),
-\ir claim_cte.sql
+--@include claim_cte.sql
 SELECT 'c' AS tag, id, NULL::bigint AS token, queue, kind, payload, attempts, max_attempts FROM claimed
 UNION ALL
 SELECT CASE WHEN done.id IS NOT NULL THEN 'w'
