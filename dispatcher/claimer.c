@@ -20,6 +20,7 @@ static struct {
 	const char *conninfo;
 	long long next_token;        /* the next claim's token (migrations/0005) */
 	bool stopped;
+	bool held_back;              /* the last claim found no room: outcomes not yet written held it */
 	/* between passes */
 	bool sweep;                  /* claim at once */
 	int64_t next_claim_ms;
@@ -332,14 +333,20 @@ claimer_queue(void)
 		return;
 	}
 	claimer_kinds(&k, skip, limited, rooms);
-	claimer_local.limit = free_slots;
 	free(claimer_local.batch);
 	claimer_local.batch = calloc((size_t) free_slots, sizeof *claimer_local.batch);
 	if (claimer_local.batch == NULL)
 		abort();
 	claimer_local.token = claimer_local.next_token++;
-	outbox_claim_send(&who, claimer_queue_name(), free_slots, &k.skip, &k.limited, k.rooms, claimer_local.token,
-	                  claimer_claimed, NULL);
+	claimer_local.limit = outbox_claim_send(&who, claimer_queue_name(), free_slots, &k.skip, &k.limited, k.rooms,
+	                                        claimer_local.token, claimer_claimed, NULL);
+	if (claimer_local.limit == 0) {
+		/* Outcomes not yet written hold the rest: claim once they are. */
+		claimer_local.held_back = true;
+		(void) outbox_take_freed();
+		claimer_local.short_everywhere = false;
+		claimer_finish();
+	}
 }
 
 void
@@ -347,6 +354,10 @@ claimer_step(int64_t now)
 {
 	const struct config *cfg = claimer_local.cfg;
 
+	if (claimer_local.held_back && outbox_take_freed()) {
+		claimer_local.held_back = false;
+		claimer_local.sweep = true;
+	}
 	if (claimer_local.active || claimer_local.stopped || !work_attached()
 	    || slots_running() >= cfg->concurrency || (!claimer_local.sweep && now < claimer_local.next_claim_ms))
 		return;

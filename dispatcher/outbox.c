@@ -22,6 +22,7 @@ static struct {
 	size_t single;               /* items[0..single) are to be written one at a time */
 	bool noted;                  /* items[0]'s result was replaced by a note */
 	int64_t next_try_ms;
+	bool freed;                  /* an outcome left since outbox_take_freed() */
 } outbox_local;
 
 void
@@ -45,6 +46,15 @@ size_t
 outbox_count(void)
 {
 	return outbox_local.count;
+}
+
+bool
+outbox_take_freed(void)
+{
+	bool freed = outbox_local.freed;
+
+	outbox_local.freed = false;
+	return freed;
 }
 
 bool
@@ -75,6 +85,7 @@ outbox_held(long long *ids, long long *tokens, size_t at, size_t cap)
 static void
 outbox_remove(size_t i)
 {
+	outbox_local.freed = true;
 	outcome_clear(&outbox_local.items[i]);
 	memmove(&outbox_local.items[i], &outbox_local.items[i + 1],
 	        (outbox_local.count - i - 1) * sizeof outbox_local.items[0]);
@@ -231,11 +242,12 @@ outbox_flush(int64_t now)
 	queue_outcomes_send(outbox_local.items, outbox_local.sending, outbox_flush_done, NULL);
 }
 
-void
-outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit, const struct queue_kinds *skip,
+int
+outbox_claim_send(const struct queue_claimer *who, const char *queue, int room, const struct queue_kinds *skip,
                   const struct queue_kinds *limited, const int *rooms, long long token, work_done_fn cb, void *ctx)
 {
 	size_t ride = 0;
+	int limit;
 
 	/* Successes ride along only when they are all there is and nothing of
 	 * the outbox's is on its way: anything else is written on its own
@@ -246,10 +258,18 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
 			if (outbox_local.items[i].type != OUTCOME_COMPLETE)
 				ride = 0;
 	}
+	/* An outcome not yet written still holds its task's place: a daemon
+	 * killed now would leave that task to run again, so it counts against
+	 * the room as a running task does. Those riding along are written in
+	 * the claim's own commit and need no place of their own. */
+	limit = room - (int) (outbox_local.count - ride);
+	if (limit <= 0)
+		return 0;
 	if (ride > 0)
 		outbox_local.sending = ride;
 	outbox_local.riding = ride;
 	queue_claim_send(who, queue, limit, skip, limited, rooms, token, outbox_local.items, ride, cb, ctx);
+	return limit;
 }
 
 int

@@ -52,13 +52,19 @@ size_t outbox_held(long long *ids, long long *tokens, size_t at, size_t cap);
 void outbox_lost(long long id, long long token);
 
 /*
- * Sends a claim (queue_claim_send()) carrying the successes that may be
- * written now, when nothing else waits and no write is on its way. Its
- * callback must pass the result to outbox_claim_result().
+ * Sends a claim (queue_claim_send()) for the room the caller has (free
+ * slots), carrying the successes that may be written now, when nothing
+ * else waits and no write is on its way. Outcomes that do not ride along
+ * take room as running tasks do: each still holds its task. Returns the
+ * claim's limit, or 0 when no room is left (nothing sent). Its callback
+ * must pass the result to outbox_claim_result().
  */
-void outbox_claim_send(const struct queue_claimer *who, const char *queue, int limit,
-                       const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
-                       long long token, work_done_fn cb, void *ctx);
+int outbox_claim_send(const struct queue_claimer *who, const char *queue, int room,
+                      const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
+                      long long token, work_done_fn cb, void *ctx);
+
+/* True once after an outcome left the outbox (room for a claim). */
+bool outbox_take_freed(void);
 
 /*
  * Reads the claim's result (res NULL: it failed with err): settles the

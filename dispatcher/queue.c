@@ -62,23 +62,6 @@ queue_array_text(struct json_buf *b, const char *const *v, size_t n)
 	json_buf_append(b, "}", 1);
 }
 
-/* The SQL name of an outcome type (sql/outcomes.sql). */
-static const char *
-queue_outcome_sql_type(enum outcome_type type)
-{
-	switch (type) {
-	case OUTCOME_COMPLETE:
-		return "complete";
-	case OUTCOME_RETRY:
-		return "retry";
-	case OUTCOME_FAIL:
-		return "fail";
-	case OUTCOME_RELEASE:
-		return "release";
-	}
-	abort();
-}
-
 /* Outcomes as the array parameters of sql/outcomes.sql: ids, tokens,
  * types, texts (the result for a success, else the error) and delays. */
 struct queue_outcome_arrays {
@@ -98,7 +81,7 @@ queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arr
 
 		json_buf_printf(&a->ids, "%s%lld", sep, o[i].id);
 		json_buf_printf(&a->tokens, "%s%lld", sep, o[i].token);
-		json_buf_printf(&a->types, "%s%s", sep, queue_outcome_sql_type(o[i].type));
+		json_buf_printf(&a->types, "%s%s", sep, outcome_type_name(o[i].type));
 		json_buf_printf(&a->texts, "%s", sep);
 		queue_array_elem(&a->texts, o[i].type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
 		json_buf_printf(&a->delays, "%s%lld", sep, (long long) o[i].delay_ms);

@@ -47,6 +47,8 @@ struct outcome {
 
 void outcome_clear(struct outcome *o);
 
+/* "complete", "retry", "failed" or "released": for logs, and the type
+ * names sql/outcomes.sql takes. */
 const char *outcome_type_name(enum outcome_type type);
 
 

@@ -17,13 +17,9 @@
 -- no longer ours (the lease was lost; the row stays as others left it).
 WITH o AS (
     SELECT * FROM unnest($9::bigint[], $10::bigint[], $11::jsonb[]) AS o(id, token, result)
-), mine AS MATERIALIZED (
-    SELECT t.id, o.token
-      FROM dispatch.tasks AS t
-      JOIN o ON t.id = o.id AND t.claim_token = o.token
-     WHERE t.status = 'in_progress'
-       FOR NO KEY UPDATE OF t SKIP LOCKED
-), done AS (
+),
+--@include fence_cte.sql
+, done AS (
     UPDATE dispatch.tasks AS t
        SET status = 'complete',
            result = o.result,

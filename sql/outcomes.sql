@@ -1,13 +1,13 @@
 -- Records what handlers finished with, every outcome type in one statement:
 -- $1 ids, $2 the claim tokens they were claimed with, $3 types ('complete',
--- 'retry', 'fail' or 'release'), $4 texts (the result as JSON for a
+-- 'retry', 'failed' or 'released'), $4 texts (the result as JSON for a
 -- success, the error for the others; NULL allowed), $5 delays in
 -- milliseconds (retry and release: when the task is due again).
 --
 --   complete  -> complete, result stored
 --   retry     -> pending after the delay (backoff), last_error stored
---   fail      -> failed for good, last_error stored
---   release   -> pending, the attempt given back, untried: due again after
+--   failed    -> failed for good, last_error stored
+--   released  -> pending, the attempt given back, untried: due again after
 --                the delay, or keeping its place in line without one;
 --                last_error replaced only when a text is given
 --
@@ -25,25 +25,21 @@
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
                   AS o(id, token, type, text, delay_ms)
-), mine AS MATERIALIZED (
-    SELECT t.id, o.token
-      FROM dispatch.tasks AS t
-      JOIN o ON t.id = o.id AND t.claim_token = o.token
-     WHERE t.status = 'in_progress'
-       FOR NO KEY UPDATE OF t SKIP LOCKED
-), u AS (
+),
+--@include fence_cte.sql
+, u AS (
     UPDATE dispatch.tasks AS t
        SET status = CASE o.type WHEN 'complete' THEN 'complete'
-                                WHEN 'fail' THEN 'failed'
+                                WHEN 'failed' THEN 'failed'
                                 ELSE 'pending' END::dispatch.task_status,
            result = CASE WHEN o.type = 'complete' THEN o.text::jsonb ELSE t.result END,
            last_error = CASE WHEN o.type = 'complete' THEN t.last_error
                              ELSE coalesce(o.text, t.last_error) END,
-           run_at = CASE WHEN o.type = 'retry' OR (o.type = 'release' AND o.delay_ms > 0)
+           run_at = CASE WHEN o.type = 'retry' OR (o.type = 'released' AND o.delay_ms > 0)
                          THEN now() + o.delay_ms * interval '1 millisecond'
                          ELSE t.run_at END,
-           attempts = CASE WHEN o.type = 'release' THEN t.attempts - 1 ELSE t.attempts END,
-           finished_at = CASE WHEN o.type IN ('complete', 'fail') THEN now() END,
+           attempts = CASE WHEN o.type = 'released' THEN t.attempts - 1 ELSE t.attempts END,
+           finished_at = CASE WHEN o.type IN ('complete', 'failed') THEN now() END,
            lease_expires_at = NULL
       FROM o JOIN mine ON mine.id = o.id AND mine.token = o.token
      WHERE t.id = mine.id
@@ -55,5 +51,5 @@ SELECT o.id, o.token,
                           WHERE t.id = o.id AND t.status = 'in_progress' AND t.claim_token = o.token)
             THEN 'l'
             ELSE 'x' END AS fate,
-       CASE WHEN u.type = 'release' AND u.delay_ms = 0 THEN pg_notify('dispatch_tasks', u.queue) END
+       CASE WHEN u.type = 'released' AND u.delay_ms = 0 THEN pg_notify('dispatch_tasks', u.queue) END
   FROM o LEFT JOIN u ON u.id = o.id AND u.token = o.token

@@ -13,13 +13,9 @@
 -- instance reaped the task, or an operator reset it).
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS o(id, token)
-), mine AS MATERIALIZED (
-    SELECT t.id
-      FROM dispatch.tasks AS t
-      JOIN o ON t.id = o.id AND t.claim_token = o.token
-     WHERE t.status = 'in_progress'
-       FOR NO KEY UPDATE OF t SKIP LOCKED
-), u AS (
+),
+--@include fence_cte.sql
+, u AS (
     UPDATE dispatch.tasks AS t
        SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
       FROM mine

@@ -314,25 +314,34 @@ harness_log_tail(const char *log)
 	return n > 6000 ? log + n - 6000 : log;
 }
 
-const char *
-harness_daemon_log(const struct harness_daemon *d)
+/* Reads the last len - 1 bytes of path (all of it when shorter) into buf,
+ * NUL-terminated; "" when it cannot be read. The tail matters most when a
+ * log is long. */
+static const char *
+harness_read_tail(const char *path, char *buf, size_t len)
 {
-	static char buf[1 << 20];
-	FILE *f = fopen(d->proc.err_path, "r");
+	FILE *f = fopen(path, "r");
 	size_t n = 0;
 
 	if (f != NULL) {
-		/* The tail matters most when a log is long. */
 		fseek(f, 0, SEEK_END);
-		if (ftell(f) > (long) sizeof buf - 1)
-			fseek(f, -(long) (sizeof buf - 1), SEEK_END);
+		if (ftell(f) > (long) len - 1)
+			fseek(f, -(long) (len - 1), SEEK_END);
 		else
 			rewind(f);
-		n = fread(buf, 1, sizeof buf - 1, f);
+		n = fread(buf, 1, len - 1, f);
 		fclose(f);
 	}
 	buf[n] = '\0';
 	return buf;
+}
+
+const char *
+harness_daemon_log(const struct harness_daemon *d)
+{
+	static char buf[1 << 20];
+
+	return harness_read_tail(d->proc.err_path, buf, sizeof buf);
 }
 
 long long
@@ -495,22 +504,9 @@ harness_pgbouncer_log(void)
 {
 	static char buf[6001];
 	char path[400];
-	FILE *f;
-	size_t n = 0;
 
 	snprintf(path, sizeof path, "%s/pgbouncer.log", harness_bouncer.dir);
-	f = fopen(path, "r");
-	if (f != NULL) {
-		fseek(f, 0, SEEK_END);
-		if (ftell(f) > (long) sizeof buf - 1)
-			fseek(f, -(long) (sizeof buf - 1), SEEK_END);
-		else
-			rewind(f);
-		n = fread(buf, 1, sizeof buf - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-	return buf;
+	return harness_read_tail(path, buf, sizeof buf);
 }
 
 /* Writes text to dir/name, or fails the test. */
