@@ -52,10 +52,10 @@ wt_setup_latin1(void)
 	 * again under the same name with another encoding. */
 	wt_db = harness_db_create();
 	admin = harness_connect("dbname=postgres");
-	snprintf(sql, sizeof sql,
-	         "DROP DATABASE %s; CREATE DATABASE %s TEMPLATE template0 ENCODING 'LATIN1'"
-	         " LC_COLLATE 'C' LC_CTYPE 'C'",
-	         wt_db + strlen("dbname="), wt_db + strlen("dbname="));
+	snprintf(sql, sizeof sql, "DROP DATABASE %s", wt_db + strlen("dbname="));
+	harness_exec(admin, sql);
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'",
+	         wt_db + strlen("dbname="));
 	harness_exec(admin, sql);
 	PQfinish(admin);
 	wt_setup_db();
