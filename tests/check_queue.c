@@ -663,7 +663,9 @@ START_TEST(test_next_due_ignores_infinity_and_answers_zero_for_minus_infinity)
 	ck_assert_int_gt(qt_next_due(NULL), 590000);
 	ck_assert_int_le(qt_next_due(NULL), 600000);
 	qt_insert("kind, run_at, priority", "'later', now() + interval '1 min', -2");
+	/* Found below a priority whose only task is infinite. */
 	ck_assert_int_le(qt_next_due(NULL), 60000);
+	ck_assert_int_gt(qt_next_due(NULL), 50000);
 	/* A skipped kind sets no timer. */
 	ck_assert_int_gt(qt_next_due("later"), 590000);
 	qt_insert("kind, run_at, queue", "'k', '-infinity', 'other'");
