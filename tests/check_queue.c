@@ -182,6 +182,36 @@ START_TEST(test_claim_takes_at_most_limit_rows_highest_priority_first)
 }
 END_TEST
 
+/* Kind names travel inside array literals: quotes, backslashes, commas,
+ * braces and the word NULL must arrive as the names they are. */
+START_TEST(test_claim_skips_kinds_whose_names_need_quoting)
+{
+	static const char *const odd[] = {"we\"ird", "back\\slash", "a,b", "{x}", "NULL", " spaced "};
+	struct task t[4];
+	int n;
+
+	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+		char *lit = PQescapeLiteral(wt_owner, odd[i], strlen(odd[i]));
+
+		ck_assert_ptr_nonnull(lit);
+		wt_exec("DELETE FROM dispatch.tasks");
+		qt_insert("kind", lit);
+		qt_insert("kind", "'plain'");
+		n = qt_claim("default", 4, odd[i], 2000 + (long long) i, NULL, 0, t, NULL);
+		ck_assert_msg(n == 1 && strcmp(t[0].kind, "plain") == 0, "skipping %s claimed %d", odd[i], n);
+		qt_free_tasks(t, n);
+		ck_assert_int_eq(wt_int("SELECT count(*) FROM dispatch.tasks WHERE status = 'pending' AND kind = %s", lit),
+		                 1);
+		/* Not skipped, the same name is claimed, and read back as it is. */
+		n = qt_claim("default", 4, "plain", 2100 + (long long) i, NULL, 0, t, NULL);
+		ck_assert_int_eq(n, 1);
+		ck_assert_str_eq(t[0].kind, odd[i]);
+		qt_free_tasks(t, n);
+		PQfreemem(lit);
+	}
+}
+END_TEST
+
 /* The claim statement with the parameters queue.c builds, run on conn
  * inside whatever transaction it has open. */
 static PGresult *
@@ -691,6 +721,7 @@ queue_suite(void)
 	tcase_set_timeout(claim, 60);
 	tcase_add_test(claim, test_claim_marks_due_rows_in_progress_with_attempt_lock_lease_and_token);
 	tcase_add_test(claim, test_claim_takes_at_most_limit_rows_highest_priority_first);
+	tcase_add_test(claim, test_claim_skips_kinds_whose_names_need_quoting);
 	tcase_add_test(claim, test_two_sessions_claiming_at_once_get_disjoint_batches);
 	tcase_add_test(claim, test_complete_and_claim_tags_new_claims_and_each_success_fate);
 	tcase_add_test(claim, test_complete_and_claim_rows_carry_the_claimed_columns);
