@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "daemon_test.h"
-#include "embed.h"
 #include "harness.h"
 
 PGconn *dt_conn;
@@ -254,25 +253,6 @@ START_TEST(test_flood_of_stdout_is_truncated_and_memory_stays_flat)
 }
 END_TEST
 
-START_TEST(test_missing_executable_is_a_failed_attempt)
-{
-	struct harness_daemon d;
-
-	harness_daemon_start(&d, dt_db, dt_config("  ghost:\n    command: [/nonexistent/handler]\n    max_attempts: 1\n", NULL));
-	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('ghost')");
-	harness_wait_value(dt_conn, "SELECT status FROM dispatch.tasks", "failed", 10000, &d);
-	/* glibc's posix_spawn reports the failed exec itself ("No such file or
-	 * directory"); where it cannot, the daemon says so from exit 127. */
-	ck_assert_str_eq(harness_value(dt_conn, "SELECT last_error LIKE '%cannot run /nonexistent/handler: %'"
-	                                        "  FROM dispatch.tasks"), "t");
-	/* And the daemon goes on. */
-	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('ghost')");
-	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'failed'", "2", 10000, &d);
-	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
-	harness_daemon_free(&d);
-}
-END_TEST
-
 START_TEST(test_kind_without_handler_is_a_failed_attempt)
 {
 	struct harness_daemon d;
@@ -427,35 +407,6 @@ START_TEST(test_bad_config_is_rejected_with_file_line_col)
 }
 END_TEST
 
-/* sql/next_due.sql's answer for queue "default", skipping no kind ("" for
- * NULL), or fails the test with the server's words. */
-static const char *
-daemon_next_due(void)
-{
-	static char buf[64];
-	const char *params[2] = {"default", "{}"};
-	PGresult *res = PQexecParams(dt_conn, embed_sql("next_due"), 2, NULL, params, NULL, NULL, 0);
-
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "next_due: %s", PQerrorMessage(dt_conn));
-	snprintf(buf, sizeof buf, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return buf;
-}
-
-/* 'infinity' is a valid timestamptz a producer can write: such a task is
- * never due, so it sets no timer; '-infinity' is due at once. */
-START_TEST(test_next_due_ignores_infinity_and_counts_minus_infinity_as_due)
-{
-	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('never', 'infinity')");
-	ck_assert_str_eq(daemon_next_due(), "");
-	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at, priority)"
-	                      "  VALUES ('later', now() + interval '1 hour', -1)");
-	ck_assert_int_gt(atoll(daemon_next_due()), 3500000);
-	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, run_at) VALUES ('always', '-infinity')");
-	ck_assert_str_eq(daemon_next_due(), "0");
-}
-END_TEST
-
 START_TEST(test_infinite_run_at_neither_breaks_the_timer_nor_runs_early)
 {
 	struct harness_daemon d;
@@ -497,7 +448,6 @@ daemon_suite(void)
 	tcase_add_test(tc, test_exit_75_asks_for_a_retry);
 	tcase_add_test(tc, test_timeout_kills_the_handler_and_costs_one_attempt);
 	tcase_add_test(tc, test_flood_of_stdout_is_truncated_and_memory_stays_flat);
-	tcase_add_test(tc, test_missing_executable_is_a_failed_attempt);
 	tcase_add_test(tc, test_kind_without_handler_is_a_failed_attempt);
 	tcase_add_test(tc, test_sql_handler_effect_and_completion_commit_together);
 	tcase_add_test(tc, test_slow_sql_handler_blocks_nothing_and_keeps_its_lease);
@@ -510,7 +460,6 @@ daemon_suite(void)
 
 	tcase_add_checked_fixture(timer, dt_setup, dt_teardown);
 	tcase_set_timeout(timer, 60);
-	tcase_add_test(timer, test_next_due_ignores_infinity_and_counts_minus_infinity_as_due);
 	tcase_add_test(timer, test_infinite_run_at_neither_breaks_the_timer_nor_runs_early);
 	suite_add_tcase(s, timer);
 	return s;

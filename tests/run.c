@@ -34,11 +34,14 @@ main(void)
 		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, log_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
+		srunner_add_suite(sr, policy_suite());
 	}
 	if (db) {
 		srunner_add_suite(sr, migrate_suite());
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
+		srunner_add_suite(sr, queue_suite());
+		srunner_add_suite(sr, outbox_suite());
 		srunner_add_suite(sr, daemon_suite());
 		srunner_add_suite(sr, daemon_faults_suite());
 		srunner_add_suite(sr, hostile_suite());
