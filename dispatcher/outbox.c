@@ -86,6 +86,9 @@ static void
 outbox_remove(size_t i)
 {
 	outbox_local.freed = true;
+	/* The note belongs to the outcome it was written into. */
+	if (i == 0)
+		outbox_local.noted = false;
 	outcome_clear(&outbox_local.items[i]);
 	memmove(&outbox_local.items[i], &outbox_local.items[i + 1],
 	        (outbox_local.count - i - 1) * sizeof outbox_local.items[0]);
@@ -145,8 +148,6 @@ outbox_settle(const char *fates, int64_t now)
 	} else {
 		outbox_local.next_try_ms = 0;
 	}
-	if (outbox_local.single == 0)
-		outbox_local.noted = false;
 }
 
 /*
@@ -209,7 +210,6 @@ outbox_failed(const struct db_error *err, int64_t now)
 	log_error("task=%lld outcome %s not written, its lease will expire: %s", outbox_local.items[0].id,
 	          outcome_type_name(outbox_local.items[0].type), text);
 	outbox_remove(0);
-	outbox_local.noted = false;
 }
 
 static void

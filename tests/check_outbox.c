@@ -155,7 +155,7 @@ START_TEST(test_refused_success_riding_with_a_claim_is_then_written_alone)
 
 	next = wt_int("INSERT INTO dispatch.tasks (kind) VALUES ('k') RETURNING id");
 	ob_add(refused, OB_TOKEN, OUTCOME_COMPLETE, OB_REFUSED, 0);
-	outbox_claim_send(&who, "default", 4, &skip, 5000, wt_done, &call);
+	outbox_claim_send(&who, "default", 4, &skip, &skip, NULL, 5000, wt_done, &call);
 	ck_assert(outbox_busy());
 	wt_pump_until(&call.done, 10000);
 	ck_assert_ptr_null(call.res);
@@ -330,7 +330,7 @@ START_TEST(test_successes_ride_with_the_claim_and_other_outcomes_go_alone)
 
 	next = wt_int("INSERT INTO dispatch.tasks (kind) VALUES ('k') RETURNING id");
 	ob_add(done, OB_TOKEN, OUTCOME_COMPLETE, "{\"r\": true}", 0);
-	outbox_claim_send(&who, "default", 4, &skip, 6000, wt_done, &call);
+	outbox_claim_send(&who, "default", 4, &skip, &skip, NULL, 6000, wt_done, &call);
 	ck_assert(outbox_busy());
 	res = wt_wait(&call);
 	n = outbox_claim_result(res, NULL, 6000, 4, t, clock_now_ms());
@@ -344,7 +344,7 @@ START_TEST(test_successes_ride_with_the_claim_and_other_outcomes_go_alone)
 	wt_exec("INSERT INTO dispatch.tasks (kind) VALUES ('k')");
 	ob_add(retry, OB_TOKEN, OUTCOME_RETRY, "x", 60000);
 	memset(&call, 0, sizeof call);
-	outbox_claim_send(&who, "default", 4, &skip, 6001, wt_done, &call);
+	outbox_claim_send(&who, "default", 4, &skip, &skip, NULL, 6001, wt_done, &call);
 	ck_assert(!outbox_busy());
 	res = wt_wait(&call);
 	n = outbox_claim_result(res, NULL, 6001, 4, t, clock_now_ms());
