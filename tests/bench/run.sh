@@ -102,31 +102,35 @@ noop_config() {  # noop_config CONCURRENCY
 
 # --- ceiling ------------------------------------------------------------
 if want ceiling; then
-# pgbench runs the daemon's own statements: sql/claim.sql (its rows
-# gathered into arrays, as the daemon reads them) and sql/complete.sql,
-# prepared and with custom plans, as the daemon runs them
-# (sql/work_session.sql).
+# pgbench runs the daemon's own statements, printed whole (the build's
+# --@include expansion: dispatcher/embed_gen.sh --print): sql/claim.sql (its
+# rows gathered into arrays, as the daemon reads them) and
+# sql/outcomes.sql, prepared and with custom plans, as the daemon runs them
+# (sql/work_session.sql). Each client claims with a token of its own
+# (:client_id + 1) and records its batch with it.
 say "== ceiling: pgbench with the daemon's claim and complete statements"
-strip() { sed -e 's/--.*$//' -e '/^[[:space:]]*$/d' "$1"; }
-# Shape "separate": claim.sql, then complete.sql, each its own commit.
+strip() { sh dispatcher/embed_gen.sh --print "$1" | sed -e 's/--.*$//' -e '/^[[:space:]]*$/d'; }
+# The claim's parameters as pgbench variables ($8 before $1: no $1 in $10).
+claim_vars='s/\$8/:rooms/g; s/\$7/:limited/g; s/\$6/:token/g; s/\$5/:skip/g; s/\$4/:lease/g; s/\$3/:me/g; s/\$2/:batch/g; s/\$1/:queue/g'
+# Shape "separate": claim.sql, then outcomes.sql, each its own commit.
 {
-	strip sql/claim.sql |
-		sed -e 's/\$1/:queue/g; s/\$2/:batch/g; s/\$3/:me/g; s/\$4/:lease/g; s/\$5/:skip/g' \
-		    -e 's/^UPDATE dispatch.tasks AS t$/, u AS (\nUPDATE dispatch.tasks AS t/'
-	echo ")"
-	echo "SELECT coalesce(array_agg(u.id), '{}') AS ids, coalesce(array_agg(u.attempts), '{}') AS atts FROM u \\gset"
-	strip sql/complete.sql |
-		sed -e 's/\$1/:ids/g; s/\$2/:atts/g; s/\$3::jsonb\[\]/'"'{}'"'::jsonb[]/g; s/\$4/:me/g'
+	echo "\\set token :client_id + 1"
+	strip sql/claim.sql | sed -e '/^SELECT .c. AS tag/,$d' | sed -e "$claim_vars"
+	echo "SELECT coalesce((SELECT array_agg(id) FROM claimed), '{}') AS ids,"
+	echo "       coalesce((SELECT array_agg(:token::bigint) FROM claimed), '{}') AS toks,"
+	echo "       coalesce((SELECT array_agg('complete'::text) FROM claimed), '{}') AS types \\gset"
+	strip sql/outcomes.sql |
+		sed -e 's/\$5/'"'{}'"'/g; s/\$4/'"'{}'"'/g; s/\$3/:types/g; s/\$2/:toks/g; s/\$1/:ids/g'
 	echo ";"
 } >"$out/ceiling-separate.pgbench"
 # Shape "combined": complete_and_claim.sql records the previous batch and
 # claims the next in one commit, as the daemon does while it has a backlog.
 {
-	strip sql/complete_and_claim.sql | sed -e '/^SELECT true AS claimed/,$d' |
-		sed -e 's/\$1/:queue/g; s/\$2/:batch/g; s/\$3/:me/g; s/\$4/:lease/g; s/\$5/:skip/g' \
-		    -e 's/\$6/:ids/g; s/\$7/:atts/g; s/\$8::jsonb\[\]/'"'{}'"'::jsonb[]/g'
+	echo "\\set token :client_id + 1"
+	strip sql/complete_and_claim.sql | sed -e '/^SELECT .c. AS tag/,$d' |
+		sed -e 's/\$11::jsonb\[\]/'"'{}'"'::jsonb[]/g; s/\$10/:toks/g; s/\$9/:ids/g' -e "$claim_vars"
 	echo "SELECT coalesce((SELECT array_agg(id) FROM claimed), '{}') AS ids,"
-	echo "       coalesce((SELECT array_agg(attempts) FROM claimed), '{}') AS atts,"
+	echo "       coalesce((SELECT array_agg(:token::bigint) FROM claimed), '{}') AS toks,"
 	echo "       (SELECT count(*) FROM done) AS ndone \\gset"
 } >"$out/ceiling-combined.pgbench"
 for shape in separate combined; do
@@ -136,7 +140,7 @@ for shape in separate combined; do
 			PGOPTIONS="-c plan_cache_mode=force_custom_plan" \
 			"$pgbench" -n -M prepared -c "$clients" -j "$clients" -T "$CEIL_SECS" -f "$out/ceiling-$shape.pgbench" \
 				-D queue=default -D batch="$batch" -D me=bench -D lease=30000 -D skip='{}' \
-				-D ids='{}' -D atts='{}' >/dev/null 2>"$out/pgbench.err" ||
+				-D limited='{}' -D rooms='{}' -D ids='{}' -D toks='{}' >/dev/null 2>"$out/pgbench.err" ||
 				{ cat "$out/pgbench.err" >&2; exit 1; }
 			r=$(rate)
 			record ceiling "shape=$shape batch=$batch clients=$clients" "$r" rows/s
