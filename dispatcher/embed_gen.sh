@@ -12,16 +12,17 @@
 # statement in psql, print it whole with --print first.
 set -eu
 
-expand() {
-	awk -v dir="$(dirname "$1")" '
-		/^--@include [^ ]+$/ {
-			path = dir "/" $2
-			while ((getline line < path) > 0) print line
-			close(path)
-			next
-		}
-		{ print }' "$1"
-}
+# expand FILE: FILE with its --@include lines replaced, recursively (a
+# subshell per file keeps each one's directory its own).
+expand() (
+	dir=$(dirname "$1")
+	while IFS= read -r line || [ -n "$line" ]; do
+		case "$line" in
+		"--@include "*) expand "$dir/${line#--@include }" ;;
+		*) printf '%s\n' "$line" ;;
+		esac
+	done <"$1"
+)
 
 if [ "${1:-}" = --print ]; then
 	expand "$2"

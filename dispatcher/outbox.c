@@ -123,7 +123,7 @@ outbox_lost(long long id, long long token)
 static void
 outbox_settle(const char *fates, int64_t now)
 {
-	size_t n = outbox_local.sending, kept = 0;
+	size_t n = outbox_local.sending, locked = 0, unsure = 0;
 	char *f = malloc(n + 1);
 
 	if (f == NULL)
@@ -132,8 +132,9 @@ outbox_settle(const char *fates, int64_t now)
 	outbox_local.sending = 0;
 	/* Back to front: removing shifts only what was already looked at. */
 	for (size_t i = n; i-- > 0;) {
-		if (f[i] == QUEUE_LOCKED) {
-			kept++;
+		if (f[i] == QUEUE_LOCKED || f[i] == QUEUE_UNSURE) {
+			locked += f[i] == QUEUE_LOCKED;
+			unsure += f[i] == QUEUE_UNSURE;
 			continue;
 		}
 		if (f[i] == QUEUE_LOST)
@@ -141,12 +142,16 @@ outbox_settle(const char *fates, int64_t now)
 		outbox_remove(i);
 	}
 	free(f);
-	if (kept > 0) {
-		log_info("%zu outcomes wait for rows another session holds locked; trying again in %d ms", kept,
+	outbox_local.next_try_ms = 0;
+	if (locked > 0) {
+		log_info("%zu outcomes wait for rows another session holds locked; trying again in %d ms", locked,
 		         OUTBOX_LOCKED_MS);
 		outbox_local.next_try_ms = now + OUTBOX_LOCKED_MS;
-	} else {
-		outbox_local.next_try_ms = 0;
+	} else if (unsure > 0) {
+		/* Not written with the claim: written next on their own, where
+		 * sql/outcomes.sql tells a locked row from a lost claim (never
+		 * riding again, which would not). */
+		outbox_local.next_try_ms = now;
 	}
 }
 

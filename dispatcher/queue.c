@@ -121,12 +121,12 @@ queue_cmp_key(const void *a, const void *b)
  * fate in columns id_col, id_col + 1 and fate_col; rows whose fate_col is
  * not a fate are skipped) and sets fates[i] for each claim ids/tokens[i],
  * which are stride bytes apart (fields of an array of structs); a claim
- * with no row comes out QUEUE_LOST. A thousand
- * claims are a thousand lookups, not a million.
+ * with no row comes out as missing says. A thousand claims are a thousand
+ * lookups, not a million.
  */
 static void
 queue_read_fates(PGresult *res, int fate_col, int id_col, const long long *ids, const long long *tokens,
-                 size_t stride, size_t n, char *fates)
+                 size_t stride, size_t n, char missing, char *fates)
 {
 	struct queue_claim_key *keys = malloc(((size_t) PQntuples(res) + 1) * sizeof *keys);
 	size_t nkeys = 0;
@@ -149,7 +149,7 @@ queue_read_fates(PGresult *res, int fate_col, int id_col, const long long *ids, 
 		struct queue_claim_key want = {*id, *token, 0};
 		struct queue_claim_key *got = bsearch(&want, keys, nkeys, sizeof *keys, queue_cmp_key);
 
-		fates[i] = got != NULL ? got->fate : QUEUE_LOST;
+		fates[i] = got != NULL ? got->fate : missing;
 	}
 	free(keys);
 }
@@ -183,10 +183,10 @@ queue_claim_send(const struct queue_claimer *who, const char *queue, int limit, 
 		params[8] = a.ids.data;
 		params[9] = a.tokens.data;
 		params[10] = a.texts.data;
-		work_send("complete_and_claim", 11, params, cb, ctx);
+		work_send(limited->count > 0 ? "complete_and_claim_limited" : "complete_and_claim", 11, params, cb, ctx);
 		queue_outcome_arrays_free(&a);
 	} else {
-		work_send("claim", 8, params, cb, ctx);
+		work_send(limited->count > 0 ? "claim_limited" : "claim", 8, params, cb, ctx);
 	}
 	json_buf_free(&skipped);
 	json_buf_free(&limited_arr);
@@ -200,7 +200,7 @@ queue_claim_result(PGresult *res, long long token, int limit, struct task *out, 
 	int n = 0;
 
 	if (ndone > 0)
-		queue_read_fates(res, 0, 1, &done[0].id, &done[0].token, sizeof done[0], ndone, fates);
+		queue_read_fates(res, 0, 1, &done[0].id, &done[0].token, sizeof done[0], ndone, QUEUE_UNSURE, fates);
 	for (int r = 0; r < PQntuples(res); r++) {
 		if (PQgetvalue(res, r, 0)[0] != 'c')
 			continue;
@@ -238,7 +238,7 @@ void
 queue_outcomes_result(PGresult *res, const struct outcome *outcomes, size_t n, char *fates)
 {
 	/* Rows: id, token, fate. */
-	queue_read_fates(res, 2, 0, &outcomes[0].id, &outcomes[0].token, sizeof outcomes[0], n, fates);
+	queue_read_fates(res, 2, 0, &outcomes[0].id, &outcomes[0].token, sizeof outcomes[0], n, QUEUE_LOST, fates);
 }
 
 void

@@ -12,7 +12,9 @@
  *
  * A fence's verdict on one claim (an outcome, a renewal) is a fate:
  * QUEUE_WRITTEN, QUEUE_LOCKED (another session holds the row: still ours,
- * try again later) or QUEUE_LOST (the claim is no longer ours).
+ * try again later) or QUEUE_LOST (the claim is no longer ours). A success
+ * that rode along with a claim and was not written is QUEUE_UNSURE: locked
+ * or lost, which only writing it on its own (sql/outcomes.sql) tells.
  */
 #ifndef PGDISPATCH_QUEUE_H
 #define PGDISPATCH_QUEUE_H
@@ -37,7 +39,7 @@ struct queue_kinds {
 	size_t count;
 };
 
-enum queue_fate { QUEUE_WRITTEN = 'w', QUEUE_LOCKED = 'l', QUEUE_LOST = 'x' };
+enum queue_fate { QUEUE_WRITTEN = 'w', QUEUE_LOCKED = 'l', QUEUE_LOST = 'x', QUEUE_UNSURE = 'u' };
 
 /*
  * Claims up to limit due tasks of one queue, except kinds in skip and

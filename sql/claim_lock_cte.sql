@@ -1,0 +1,25 @@
+-- The claim's first part, shared by claim*.sql and complete_and_claim*.sql
+-- (dispatcher/embed_gen.sh includes it at their --@include line; --print
+-- shows a statement whole). It locks up to $2 due tasks of queue $1, except
+-- kinds in $5 (at their concurrency limit), as the CTE c.
+--
+-- Shape: the locking SELECT sits in a CTE, which PostgreSQL never inlines,
+-- so it runs once and locks at most $2 rows. The tempting
+-- `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` can be planned
+-- as a nested loop that reruns the subquery per row and claims far more
+-- than n (docs/postgres-notes.md, "The claim"). status = 'pending' is a
+-- literal so the partial index tasks_claim_idx matches at plan time; one
+-- queue per call (queue = $1, not = ANY) keeps the index order usable, so
+-- the claim stops after $2 rows whatever the backlog. FOR NO KEY UPDATE
+-- does not block foreign keys that reference tasks.
+c AS MATERIALIZED (
+    SELECT id, kind, priority, run_at
+      FROM dispatch.tasks
+     WHERE status = 'pending'
+       AND queue = $1
+       AND run_at <= now()
+       AND kind <> ALL ($5::text[])
+     ORDER BY priority DESC, run_at, id
+     LIMIT $2
+       FOR NO KEY UPDATE SKIP LOCKED
+)
