@@ -356,7 +356,7 @@ daemon_fds_fill(struct daemon_fds *f)
 {
 	f->n = 0;
 	f->listen = f->listen_up = f->work_up = f->work = -1;
-	f->pfds = calloc((size_t) (5 + 3 * slots_capacity()), sizeof *f->pfds);
+	f->pfds = calloc((size_t) (5 + slots_nfds()), sizeof *f->pfds);
 	if (f->pfds == NULL)
 		abort();
 	f->pfds[f->n++] = (struct pollfd){.fd = daemon_local.signal_fd, .events = POLLIN};
