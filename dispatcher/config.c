@@ -54,8 +54,6 @@ struct config_key {
 	int64_t def;
 	int64_t min;
 	int64_t max;
-	const char *const *names;    /* CONFIG_CHOICE: the values it takes, NULL-terminated */
-	bool handler_type;           /* a handler key that selects the handler's type */
 };
 
 #define CONFIG_SEC (INT64_C(1000))
@@ -111,19 +109,13 @@ enum {
 	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_ENV_PASSTHROUGH, HK_COUNT
 };
 
-static const char *const config_builtin_names[] = {"noop", "sleep", "fail", NULL};
-
-/*
- * The bounds of inherited keys repeat the top level's: a handler may not
- * set what the top level could not. A key marked handler_type names a
- * handler type (handler.c's table) and holds that type's main setting; a
- * handler gives exactly one of them.
- */
+/* The bounds of inherited keys repeat the top level's: a handler may not
+ * set what the top level could not. */
 #define HANDLER(field) offsetof(struct handler_config, field)
 static const struct config_key config_handler_keys[HK_COUNT] = {
-	[HK_COMMAND] = {"command", CONFIG_LIST, HANDLER(argv), 0, 1, 0, .handler_type = true},
-	[HK_SQL] = {"sql", CONFIG_STRING, HANDLER(sql), 0, 1, 0, .handler_type = true},
-	[HK_BUILTIN] = {"builtin", CONFIG_CHOICE, HANDLER(builtin), 0, 0, 0, config_builtin_names, true},
+	[HK_COMMAND] = {"command", CONFIG_LIST, HANDLER(argv), 0, 1, 0},
+	[HK_SQL] = {"sql", CONFIG_STRING, HANDLER(sql), 0, 1, 0},
+	[HK_BUILTIN] = {"builtin", CONFIG_CHOICE, HANDLER(builtin), 0, 0, 0},
 	[HK_TIMEOUT] = {"timeout", CONFIG_DURATION, HANDLER(timeout_ms), CONFIG_INHERIT,
 	                10, 7 * CONFIG_DAY},
 	[HK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, HANDLER(max_attempts), CONFIG_INHERIT, 1, 1000},
@@ -138,6 +130,24 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	 * daemon's environment can go to the one handler that needs it. */
 	[HK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, HANDLER(env_passthrough), 0, 0, 0},
 };
+
+static const char *const config_builtin_names[] = {"noop", "sleep", "fail", NULL};
+
+/*
+ * The handler keys that select a handler's type: each is named after a
+ * type in handler.c's table and holds that type's main setting, and a
+ * handler gives exactly one of them. names: the values a CONFIG_CHOICE
+ * key takes.
+ */
+static const struct {
+	int key;
+	const char *const *names;
+} config_type_keys[] = {
+	{HK_COMMAND, NULL},
+	{HK_SQL, NULL},
+	{HK_BUILTIN, config_builtin_names},
+};
+#define CONFIG_NTYPES (sizeof config_type_keys / sizeof config_type_keys[0])
 
 /* Names of enum values, indexed by the value, for messages (log.c parses
  * the log ones; the lists must agree). */
@@ -281,6 +291,18 @@ config_lookup(const char *const *names, const char *s, int *out)
 	return false;
 }
 
+/* The values a CONFIG_CHOICE key takes. */
+static const char *const *
+config_choices(const struct config_key *key)
+{
+	static const char *const none[] = {NULL};
+
+	for (size_t i = 0; i < CONFIG_NTYPES; i++)
+		if (key == &config_handler_keys[config_type_keys[i].key] && config_type_keys[i].names != NULL)
+			return config_type_keys[i].names;
+	return none;
+}
+
 /* What a key expects, for messages. */
 static const char *
 config_expect(const struct config_key *key, char *buf, size_t len)
@@ -313,7 +335,7 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 		names = config_format_names;
 		break;
 	case CONFIG_CHOICE:
-		names = key->names;
+		names = config_choices(key);
 		break;
 	}
 	n = (size_t) snprintf(buf, len, "one of");
@@ -566,7 +588,7 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 	case CONFIG_CHOICE: {
 		int i;
 
-		if (!config_lookup(key->names, s, &i)) {
+		if (!config_lookup(config_choices(key), s, &i)) {
 			rc = -1;
 			break;
 		}
@@ -658,22 +680,16 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 }
 
 /* The names of the keys that select a handler's type, for messages:
- * "command, sql or builtin" (conj "or"). */
+ * "command, sql or builtin" (conj " or "). */
 static const char *
-config_type_keys(const char *conj, char *buf, size_t len)
+config_type_names(const char *conj, char *buf, size_t len)
 {
-	size_t n = 0, k = 0, count = 0;
+	size_t n = 0;
 
-	for (size_t i = 0; i < HK_COUNT; i++)
-		count += config_handler_keys[i].handler_type;
 	buf[0] = '\0';
-	for (size_t i = 0; i < HK_COUNT && n < len; i++) {
-		if (!config_handler_keys[i].handler_type)
-			continue;
-		k++;
-		n += (size_t) snprintf(buf + n, len - n, "%s%s", k == 1 ? "" : k == count ? conj : ", ",
-		                       config_handler_keys[i].name);
-	}
+	for (size_t i = 0; i < CONFIG_NTYPES && n < len; i++)
+		n += (size_t) snprintf(buf + n, len - n, "%s%s", i == 0 ? "" : i + 1 == CONFIG_NTYPES ? conj : ", ",
+		                       config_handler_keys[config_type_keys[i].key].name);
 	return buf;
 }
 
@@ -686,23 +702,23 @@ config_handler_type(struct config_parser *p, struct handler_config *h,
 	int given = 0;
 	char names[128];
 
-	for (size_t i = 0; i < HK_COUNT; i++) {
-		const struct config_seen *s = &m->seen[i];
+	for (size_t i = 0; i < CONFIG_NTYPES; i++) {
+		const struct config_seen *s = &m->seen[config_type_keys[i].key];
 
-		if (!config_handler_keys[i].handler_type || !s->set)
+		if (!s->set)
 			continue;
 		/* Of two, report the later: the first one read as intended. */
 		if (last == NULL || s->key.index > last->key.index)
 			last = s;
-		h->type = config_handler_keys[i].name;
+		h->type = config_handler_keys[config_type_keys[i].key].name;
 		given++;
 	}
 	if (given == 0)
 		return config_error(p, m->kind, "handlers.%s: needs one of %s", h->kind,
-		                    config_type_keys(" or ", names, sizeof names));
+		                    config_type_names(" or ", names, sizeof names));
 	if (given > 1)
 		return config_error(p, last->key, "handlers.%s: has more than one of %s (give one)", h->kind,
-		                    config_type_keys(" and ", names, sizeof names));
+		                    config_type_names(" and ", names, sizeof names));
 	return true;
 }
 

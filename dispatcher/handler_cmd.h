@@ -7,14 +7,14 @@
  * runs in a process group of its own (so a timeout can stop everything it
  * started), and its stdout (up to max_output bytes) and the tail of its
  * stderr are captured without blocking the loop. What the daemon does with
- * the exit status is decided in slots.c.
+ * the exit status is decided in slots.c, from this type's report.
  *
  * Hostile handlers are expected: one that floods a pipe costs the daemon a
  * bounded buffer, one that closes stdin unread costs an EPIPE, one that
  * leaves a descendant holding its pipes open ends when its own process
  * does. The daemon is a child subreaper (Linux), so descendants orphaned by
- * a handler are reaped here rather than left as zombies wherever init may
- * or may not reap them.
+ * a handler are reaped by the daemon's loop (handler_reap()) rather than
+ * left as zombies wherever init may or may not reap them.
  *
  * As a handler type (handler_cmd_ops): each task's three pipes and its pid
  * are watched for that task; a timeout sends SIGTERM to the process group
