@@ -29,9 +29,8 @@ struct handler_pid {
 };
 
 static struct {
-	/* The handler types: one line each. */
-	const struct handler_ops *types[HANDLER_TYPES_MAX];
-	int ntypes;
+	/* The handler types, one line each, up to the first NULL. */
+	const struct handler_ops *types[HANDLER_TYPES_MAX + 1];
 	bool set_up;
 	/* Watched fds, indexed by fd (fds are small and reused), and the
 	 * watched ones packed, for filling the poll set. */
@@ -43,14 +42,17 @@ static struct {
 	struct handler_pid *pids;
 	size_t npids, pid_cap;
 } handler_local = {
-	.types = {&handler_cmd_ops, &handler_sql_ops, &handler_builtin_ops},
-	.ntypes = 3,
+	.types = {
+		&handler_cmd_ops,
+		&handler_sql_ops,
+		&handler_builtin_ops,
+	},
 };
 
 const struct handler_ops *
 handler_find(const char *name)
 {
-	for (int i = 0; i < handler_local.ntypes; i++)
+	for (int i = 0; handler_local.types[i] != NULL; i++)
 		if (strcmp(handler_local.types[i]->name, name) == 0)
 			return handler_local.types[i];
 	return NULL;
@@ -59,9 +61,13 @@ handler_find(const char *name)
 bool
 handler_register(const struct handler_ops *ops)
 {
-	if (handler_local.ntypes == HANDLER_TYPES_MAX)
+	int n = 0;
+
+	while (handler_local.types[n] != NULL)
+		n++;
+	if (n == HANDLER_TYPES_MAX)
 		return false;
-	handler_local.types[handler_local.ntypes++] = ops;
+	handler_local.types[n] = ops;
 	if (handler_local.set_up && ops->setup != NULL)
 		ops->setup();
 	return true;
@@ -71,7 +77,7 @@ void
 handler_setup_all(void)
 {
 	handler_local.set_up = true;
-	for (int i = 0; i < handler_local.ntypes; i++)
+	for (int i = 0; handler_local.types[i] != NULL; i++)
 		if (handler_local.types[i]->setup != NULL)
 			handler_local.types[i]->setup();
 }
@@ -79,7 +85,7 @@ handler_setup_all(void)
 void
 handler_teardown_all(void)
 {
-	for (int i = 0; i < handler_local.ntypes; i++)
+	for (int i = 0; handler_local.types[i] != NULL; i++)
 		if (handler_local.types[i]->teardown != NULL)
 			handler_local.types[i]->teardown();
 	handler_local.set_up = false;
@@ -285,7 +291,7 @@ handler_reap(void)
 int64_t
 handler_next_deadline(int64_t due)
 {
-	for (int i = 0; i < handler_local.ntypes; i++) {
+	for (int i = 0; handler_local.types[i] != NULL; i++) {
 		const struct handler_ops *t = handler_local.types[i];
 		int64_t d = t->next_deadline != NULL ? t->next_deadline() : INT64_MAX;
 
@@ -298,7 +304,7 @@ handler_next_deadline(int64_t due)
 void
 handler_tick(int64_t now)
 {
-	for (int i = 0; i < handler_local.ntypes; i++)
+	for (int i = 0; handler_local.types[i] != NULL; i++)
 		if (handler_local.types[i]->tick != NULL)
 			handler_local.types[i]->tick(now);
 }
