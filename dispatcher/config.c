@@ -41,7 +41,7 @@ enum config_type {
 	CONFIG_DURATION,     /* int64_t milliseconds */
 	CONFIG_LOG_LEVEL,    /* enum log_level */
 	CONFIG_LOG_FORMAT,   /* enum log_format */
-	CONFIG_BUILTIN,      /* enum handler_builtin */
+	CONFIG_CHOICE,       /* char *: one of the key's names */
 	CONFIG_MAP,          /* a nested map whose keys are "name.key" in the same table */
 	CONFIG_HANDLERS,     /* the map of handlers, top level only */
 };
@@ -115,7 +115,7 @@ enum {
 static const struct config_key config_handler_keys[HK_COUNT] = {
 	[HK_COMMAND] = {"command", CONFIG_LIST, HANDLER(argv), 0, 1, 0},
 	[HK_SQL] = {"sql", CONFIG_STRING, HANDLER(sql), 0, 1, 0},
-	[HK_BUILTIN] = {"builtin", CONFIG_BUILTIN, HANDLER(builtin), BUILTIN_NOOP, 0, 0},
+	[HK_BUILTIN] = {"builtin", CONFIG_CHOICE, HANDLER(builtin), 0, 0, 0},
 	[HK_TIMEOUT] = {"timeout", CONFIG_DURATION, HANDLER(timeout_ms), CONFIG_INHERIT,
 	                10, 7 * CONFIG_DAY},
 	[HK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, HANDLER(max_attempts), CONFIG_INHERIT, 1, 1000},
@@ -131,15 +131,30 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	[HK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, HANDLER(env_passthrough), 0, 0, 0},
 };
 
+static const char *const config_builtin_names[] = {"noop", "sleep", "fail", NULL};
+
+/*
+ * The handler keys that select a handler's type: each is named after a
+ * type in handler.c's table and holds that type's main setting, and a
+ * handler gives exactly one of them. names: the values a CONFIG_CHOICE
+ * key takes.
+ */
+static const struct {
+	int key;
+	const char *const *names;
+} config_type_keys[] = {
+	{HK_COMMAND, NULL},
+	{HK_SQL, NULL},
+	{HK_BUILTIN, config_builtin_names},
+};
+#define CONFIG_NTYPES (sizeof config_type_keys / sizeof config_type_keys[0])
+
 /* Names of enum values, indexed by the value, for messages (log.c parses
  * the log ones; the lists must agree). */
 static const char *const config_level_names[] = {
 	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn", [LOG_ERROR] = "error", NULL
 };
 static const char *const config_format_names[] = {[LOG_TEXT] = "text", [LOG_JSON] = "json", NULL};
-static const char *const config_builtin_names[] = {
-	[BUILTIN_NOOP] = "noop", [BUILTIN_SLEEP] = "sleep", [BUILTIN_FAIL] = "fail", NULL
-};
 
 /* Where a key was set in the file, for duplicates and for checks made
  * after the map (or the whole file) was read. */
@@ -276,25 +291,26 @@ config_lookup(const char *const *names, const char *s, int *out)
 	return false;
 }
 
-static bool
-config_builtin(const char *s, enum handler_builtin *out)
+/* The values a CONFIG_CHOICE key takes. */
+static const char *const *
+config_choices(const struct config_key *key)
 {
-	int v;
+	static const char *const none[] = {NULL};
 
-	if (!config_lookup(config_builtin_names, s, &v))
-		return false;
-	*out = (enum handler_builtin) v;
-	return true;
+	for (size_t i = 0; i < CONFIG_NTYPES; i++)
+		if (key == &config_handler_keys[config_type_keys[i].key] && config_type_keys[i].names != NULL)
+			return config_type_keys[i].names;
+	return none;
 }
 
-/* What a key of this type expects, for messages. */
+/* What a key expects, for messages. */
 static const char *
-config_expect(enum config_type type, char *buf, size_t len)
+config_expect(const struct config_key *key, char *buf, size_t len)
 {
 	const char *const *names = NULL;
 	size_t n;
 
-	switch (type) {
+	switch (key->type) {
 	case CONFIG_STRING:
 		return "a string";
 	case CONFIG_LIST:
@@ -318,8 +334,8 @@ config_expect(enum config_type type, char *buf, size_t len)
 	case CONFIG_LOG_FORMAT:
 		names = config_format_names;
 		break;
-	case CONFIG_BUILTIN:
-		names = config_builtin_names;
+	case CONFIG_CHOICE:
+		names = config_choices(key);
 		break;
 	}
 	n = (size_t) snprintf(buf, len, "one of");
@@ -415,9 +431,6 @@ config_store(void *base, const struct config_key *key, int64_t v)
 		break;
 	case CONFIG_LOG_FORMAT:
 		*(enum log_format *) field = (enum log_format) v;
-		break;
-	case CONFIG_BUILTIN:
-		*(enum handler_builtin *) field = (enum handler_builtin) v;
 		break;
 	default:
 		break;
@@ -532,7 +545,7 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 		return config_read_list(p, key, name, (char ***) field);
 	if (list || p->event.type != YAML_SCALAR_EVENT)
 		return config_error(p, at, "%s: expected %s, got %s", name,
-		                    config_expect(key->type, expect, sizeof expect),
+		                    config_expect(key, expect, sizeof expect),
 		                    config_node_name(p->event.type));
 	s = config_scalar(p);
 	if (strlen(s) != p->event.data.scalar.length)
@@ -572,19 +585,23 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 		v = format;
 		break;
 	}
-	case CONFIG_BUILTIN: {
-		enum handler_builtin builtin;
+	case CONFIG_CHOICE: {
+		int i;
 
-		rc = config_builtin(s, &builtin) ? 0 : -1;
-		v = builtin;
-		break;
+		if (!config_lookup(config_choices(key), s, &i)) {
+			rc = -1;
+			break;
+		}
+		if ((*(char **) field = strdup(s)) == NULL)
+			return config_error(p, at, "out of memory");
+		return true;
 	}
 	default:
 		break;
 	}
 	if (rc < 0)
 		return config_error(p, at, "%s: '%.64s' is not %s", name, s,
-		                    config_expect(key->type, expect, sizeof expect));
+		                    config_expect(key, expect, sizeof expect));
 	/* Bools and enums have no bounds: min == max. */
 	if (key->min < key->max && (rc > 0 || v < key->min || v > key->max)) {
 		if (key->type == CONFIG_DURATION) {
@@ -648,7 +665,7 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 
 			if (p->event.type != YAML_MAPPING_START_EVENT)
 				return config_error(p, p->event.start_mark, "%s: expected %s, got %s", name,
-				                    config_expect(keys[i].type, expect, sizeof expect),
+				                    config_expect(&keys[i], expect, sizeof expect),
 				                    config_node_name(p->event.type));
 			if (keys[i].type == CONFIG_HANDLERS) {
 				if (!config_read_handlers(p, base))
@@ -662,34 +679,46 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 	}
 }
 
-/* Sets h->type from the one of command, sql or builtin that was given. */
+/* The names of the keys that select a handler's type, for messages:
+ * "command, sql or builtin" (conj " or "). */
+static const char *
+config_type_names(const char *conj, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < CONFIG_NTYPES && n < len; i++)
+		n += (size_t) snprintf(buf + n, len - n, "%s%s", i == 0 ? "" : i + 1 == CONFIG_NTYPES ? conj : ", ",
+		                       config_handler_keys[config_type_keys[i].key].name);
+	return buf;
+}
+
+/* Sets h->type from the one key naming a handler type that was given. */
 static bool
 config_handler_type(struct config_parser *p, struct handler_config *h,
                     const struct config_handler_marks *m)
 {
-	static const struct {
-		int key;
-		enum handler_type type;
-	} types[] = {{HK_COMMAND, HANDLER_COMMAND}, {HK_SQL, HANDLER_SQL}, {HK_BUILTIN, HANDLER_BUILTIN}};
 	const struct config_seen *last = NULL;
 	int given = 0;
+	char names[128];
 
-	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-		const struct config_seen *s = &m->seen[types[i].key];
+	for (size_t i = 0; i < CONFIG_NTYPES; i++) {
+		const struct config_seen *s = &m->seen[config_type_keys[i].key];
 
 		if (!s->set)
 			continue;
 		/* Of two, report the later: the first one read as intended. */
 		if (last == NULL || s->key.index > last->key.index)
 			last = s;
-		h->type = types[i].type;
+		h->type = config_handler_keys[config_type_keys[i].key].name;
 		given++;
 	}
 	if (given == 0)
-		return config_error(p, m->kind, "handlers.%s: needs one of command, sql or builtin", h->kind);
+		return config_error(p, m->kind, "handlers.%s: needs one of %s", h->kind,
+		                    config_type_names(" or ", names, sizeof names));
 	if (given > 1)
-		return config_error(p, last->key, "handlers.%s: has more than one of command, sql "
-		                    "and builtin (give one)", h->kind);
+		return config_error(p, last->key, "handlers.%s: has more than one of %s (give one)", h->kind,
+		                    config_type_names(" and ", names, sizeof names));
 	return true;
 }
 
@@ -1002,6 +1031,7 @@ config_free(struct config *cfg)
 		config_free_list(cfg->handlers[i].argv);
 		config_free_list(cfg->handlers[i].env_passthrough);
 		free(cfg->handlers[i].sql);
+		free(cfg->handlers[i].builtin);
 	}
 	free(cfg->handlers);
 	config_free_list(cfg->queues);

@@ -15,15 +15,16 @@
 
 #include "log.h"
 
-enum handler_type { HANDLER_COMMAND, HANDLER_SQL, HANDLER_BUILTIN };
-enum handler_builtin { BUILTIN_NOOP, BUILTIN_SLEEP, BUILTIN_FAIL };
-
+/*
+ * One handler: plain data. Which type runs it is named by type, the key
+ * that set it; handler.c's table of types maps the name to the code.
+ */
 struct handler_config {
 	char *kind;                  /* the map key: the task kind it serves */
-	enum handler_type type;
-	char **argv;                 /* HANDLER_COMMAND: NULL-terminated, argv[0] the program */
-	char *sql;                   /* HANDLER_SQL: $1 payload (jsonb), $2 task id (bigint) */
-	enum handler_builtin builtin;  /* HANDLER_BUILTIN */
+	const char *type;            /* "command", "sql" or "builtin" (static) */
+	char **argv;                 /* command: NULL-terminated, argv[0] the program */
+	char *sql;                   /* sql: $1 payload (jsonb), $2 task id (bigint) */
+	char *builtin;               /* builtin: "noop", "sleep" or "fail" */
 	int64_t timeout_ms;          /* default: top-level timeout */
 	int max_attempts;            /* default: top-level max_attempts */
 	int64_t backoff_initial_ms;  /* default: top-level backoff.initial */

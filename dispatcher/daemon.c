@@ -199,7 +199,7 @@ daemon_fds_fill(struct daemon_fds *f)
 {
 	f->n = 0;
 	f->listen = f->work = -1;
-	f->pfds = calloc((size_t) (5 + 3 * slots_capacity()), sizeof *f->pfds);
+	f->pfds = calloc((size_t) (5 + slots_nfds()), sizeof *f->pfds);
 	if (f->pfds == NULL)
 		abort();
 	f->pfds[f->n++] = (struct pollfd){.fd = daemon_local.signal_fd, .events = POLLIN};

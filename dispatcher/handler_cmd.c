@@ -9,16 +9,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
+#include "mem.h"
+#include "slots.h"
 
 extern char **environ;
 
+/* One task's command, as the handler type keeps it. */
+struct cmd_task {
+	struct cmd_child child;
+	struct handler_task *ht;
+	bool timed_out;
+	bool stopping;              /* stop() sent SIGTERM: no timeout of its own now */
+	int64_t kill_at_ms;         /* SIGKILL after a SIGTERM; 0: none due */
+	struct cmd_task *next, **prev;
+};
+
+static struct {
+	struct cmd_task *running;   /* a list: deadlines are looked at once a turn */
+} cmd_local;
+
+/* Closes one of our pipe ends; watched fds are unwatched first, so a
+ * later fd of the same number is nobody's stale watch. */
 static void
 cmd_close(int *fd)
 {
 	if (*fd >= 0) {
+		handler_unwatch(*fd);
 		close(*fd);
 		*fd = -1;
 	}
@@ -131,7 +152,7 @@ cmd_spawn(struct cmd_child *c, char *const *argv, char **env, const int in[2], c
  * grandchild the handler did not wait for) is reparented to the nearest
  * subreaper, else to init. In a container init may be a process that never
  * reaps, and each such orphan would stay a zombie. As the subreaper, the
- * daemon reaps them in its loop (slots_reap() waits for any child).
+ * daemon reaps them in its loop (handler_reap() waits for any child).
  */
 void
 cmd_setup(void)
@@ -192,20 +213,6 @@ fail:
 	c->program = NULL;
 	c->pid = 0;
 	return false;
-}
-
-int
-cmd_pollfds(const struct cmd_child *c, struct pollfd *pfds)
-{
-	int n = 0;
-
-	if (c->in_fd >= 0)
-		pfds[n++] = (struct pollfd){.fd = c->in_fd, .events = POLLOUT};
-	if (c->out_fd >= 0)
-		pfds[n++] = (struct pollfd){.fd = c->out_fd, .events = POLLIN};
-	if (c->err_fd >= 0)
-		pfds[n++] = (struct pollfd){.fd = c->err_fd, .events = POLLIN};
-	return n;
 }
 
 /* Keeps bytes of stdout up to max_output; the rest is read and dropped so
@@ -340,3 +347,240 @@ cmd_free(struct cmd_child *c)
 	free(c->program);
 	c->program = NULL;
 }
+
+/* --- the handler type ------------------------------------------------- */
+
+/* "SIGSEGV" for 11: the name people search for, then the description. */
+static void
+cmd_signal_text(struct json_buf *msg, int sig)
+{
+	const char *abbrev = sigabbrev_np(sig);
+
+	if (abbrev != NULL)
+		json_buf_printf(msg, "killed by SIG%s (signal %d, %s)", abbrev, sig, strsignal(sig));
+	else
+		json_buf_printf(msg, "killed by signal %d (%s)", sig, strsignal(sig));
+}
+
+/*
+ * last_error for a command that did not exit 0: what ended it, then what
+ * else went wrong with its pipes, then the tail of its stderr. Every part
+ * is bounded, whatever the handler wrote.
+ */
+static void
+cmd_error_text(const struct cmd_task *ct, struct json_buf *msg)
+{
+	const struct cmd_child *c = &ct->child;
+	int st = c->status;
+
+	if (ct->timed_out) {
+		json_buf_printf(msg, "timed out after %lld ms", (long long) ct->ht->policy->timeout_ms);
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+			json_buf_printf(msg, "; it ignored SIGTERM and was killed with SIGKILL %d ms later",
+			                CMD_KILL_GRACE_MS);
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 75) {
+		json_buf_printf(msg, "exit 75 (handler asked for a retry)");
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && c->err_total == 0) {
+		/* Where posix_spawn cannot report a failed exec (some libcs, or
+		 * under valgrind), the child exits 127 without a word. */
+		json_buf_printf(msg, "exit 127: cannot run %s: not found or not executable", c->program);
+	} else if (WIFEXITED(st)) {
+		json_buf_printf(msg, "exit %d", WEXITSTATUS(st));
+	} else if (WIFSIGNALED(st)) {
+		cmd_signal_text(msg, WTERMSIG(st));
+		if (WCOREDUMP(st))
+			json_buf_printf(msg, ", core dumped");
+	}
+	if (c->input_off < c->input.len)
+		json_buf_printf(msg, "; its stdin closed after %zu of the task's %zu bytes", c->input_off,
+		                c->input.len);
+	if (c->out_truncated)
+		json_buf_printf(msg, "; stdout truncated to max_output (%lld of %lld bytes kept)",
+		                (long long) c->max_output, (long long) c->out_total);
+	if (c->err_len > 0) {
+		size_t from = 0;
+
+		if (c->err_truncated) {
+			/* The buffer holds at least the last CMD_STDERR_TAIL bytes. */
+			from = c->err_len > CMD_STDERR_TAIL ? c->err_len - CMD_STDERR_TAIL : 0;
+			json_buf_printf(msg, ": stderr, last %zu of %lld bytes: ", c->err_len - from,
+			                (long long) c->err_total);
+		} else {
+			json_buf_printf(msg, ": stderr: ");
+		}
+		json_append_text(msg, c->err_tail + from, c->err_len - from);
+		while (msg->len > 0 && (msg->data[msg->len - 1] == '\n' || msg->data[msg->len - 1] == ' '))
+			msg->data[--msg->len] = '\0';
+	}
+}
+
+/* The result of a command that exited 0: its stdout as JSON when it is
+ * JSON, else as a JSON string; NULL when it wrote nothing. */
+static char *
+cmd_result(const struct cmd_task *ct)
+{
+	const struct cmd_child *c = &ct->child;
+	const struct task *t = ct->ht->task;
+	struct json_buf quoted = {0};
+	char *result;
+
+	if (c->out_truncated)
+		log_warn("task=%lld kind=%s stdout truncated to %lld bytes (of %lld)", t->id, t->kind,
+		         (long long) c->max_output, (long long) c->out_total);
+	if (c->out.len == 0)
+		return NULL;
+	if (!c->out_truncated && json_valid(c->out.data, c->out.len))
+		return mem_strdup(c->out.data);
+	json_append_string(&quoted, c->out.data, c->out.len);
+	result = mem_strdup(quoted.data);
+	json_buf_free(&quoted);
+	return result;
+}
+
+/* Off the list, fds closed, buffers freed: then the report (which frees
+ * the handler_task). */
+static void
+cmd_end(struct cmd_task *ct, struct handler_report *r)
+{
+	struct handler_task *ht = ct->ht;
+
+	*ct->prev = ct->next;
+	if (ct->next != NULL)
+		ct->next->prev = ct->prev;
+	cmd_free(&ct->child);
+	free(ct);
+	ht->state = NULL;
+	slots_done(ht, r);
+}
+
+/* The command's process has exited: report what it did. */
+static void
+cmd_exited(pid_t pid, int status, void *arg)
+{
+	struct cmd_task *ct = arg;
+	struct handler_report r = {.end = HANDLER_FAILED};
+	struct json_buf msg = {0};
+
+	cmd_on_exit(&ct->child, status);
+	/* Anything it left behind in its group goes too. */
+	cmd_signal(&ct->child, SIGKILL);
+	if (!ct->timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		r.end = HANDLER_SUCCEEDED;
+		r.result = cmd_result(ct);
+	} else {
+		cmd_error_text(ct, &msg);
+		r.error = msg.data;
+	}
+	cmd_end(ct, &r);
+	json_buf_free(&msg);
+}
+
+static void
+cmd_ready(int fd, short revents, void *arg)
+{
+	struct cmd_task *ct = arg;
+
+	cmd_on_ready(&ct->child, fd, revents);
+}
+
+static void
+cmd_start_task(struct handler_task *ht, const struct handler_config *hc, const struct handler_env *env)
+{
+	struct cmd_task *ct = calloc(1, sizeof *ct);
+	char why[512];
+
+	if (ct == NULL)
+		abort();
+	if (!cmd_start(&ct->child, hc->argv, hc->env_passthrough != NULL ? hc->env_passthrough
+	               : env->cfg->env_passthrough, ht->task, ht->policy->max_attempts, hc->max_output,
+	               why, sizeof why)) {
+		struct handler_report r = {.end = HANDLER_FAILED, .error = why};
+
+		free(ct);
+		slots_done(ht, &r);
+		return;
+	}
+	ct->ht = ht;
+	ht->state = ct;
+	ct->next = cmd_local.running;
+	ct->prev = &cmd_local.running;
+	if (ct->next != NULL)
+		ct->next->prev = &ct->next;
+	cmd_local.running = ct;
+	handler_watch(ct->child.in_fd, POLLOUT, &handler_cmd_ops, ct);
+	handler_watch(ct->child.out_fd, POLLIN, &handler_cmd_ops, ct);
+	handler_watch(ct->child.err_fd, POLLIN, &handler_cmd_ops, ct);
+	handler_watch_pid(ct->child.pid, &handler_cmd_ops, ct);
+}
+
+static int64_t
+cmd_next_deadline(void)
+{
+	int64_t due = INT64_MAX;
+
+	for (const struct cmd_task *ct = cmd_local.running; ct != NULL; ct = ct->next) {
+		if (!ct->timed_out && !ct->stopping && ct->ht->deadline_ms < due)
+			due = ct->ht->deadline_ms;
+		if (ct->kill_at_ms > 0 && ct->kill_at_ms < due)
+			due = ct->kill_at_ms;
+	}
+	return due;
+}
+
+/* Timeouts: SIGTERM to the group, then SIGKILL if it is still there. */
+static void
+cmd_tick(int64_t now)
+{
+	for (struct cmd_task *ct = cmd_local.running; ct != NULL; ct = ct->next) {
+		const struct task *t = ct->ht->task;
+
+		if (!ct->timed_out && !ct->stopping && now >= ct->ht->deadline_ms) {
+			log_warn("task=%lld kind=%s attempt=%d timed out after %lld ms, stopping it", t->id,
+			         t->kind, t->attempt, (long long) ct->ht->policy->timeout_ms);
+			ct->timed_out = true;
+			cmd_signal(&ct->child, SIGTERM);
+			ct->kill_at_ms = now + CMD_KILL_GRACE_MS;
+		} else if (ct->kill_at_ms > 0 && now >= ct->kill_at_ms) {
+			cmd_signal(&ct->child, SIGKILL);
+			ct->kill_at_ms = 0;
+		}
+	}
+}
+
+static void
+cmd_stop(struct handler_task *ht)
+{
+	struct cmd_task *ct = ht->state;
+
+	ct->stopping = true;
+	cmd_signal(&ct->child, SIGTERM);
+	ct->kill_at_ms = clock_now_ms() + CMD_KILL_GRACE_MS;
+}
+
+/* SIGKILL and wait for it: the daemon is about to leave. */
+static void
+cmd_kill(struct handler_task *ht)
+{
+	struct cmd_task *ct = ht->state;
+	struct handler_report r = {.end = HANDLER_FAILED, .error = "killed"};
+	int status;
+
+	cmd_signal(&ct->child, SIGKILL);
+	while (waitpid(ct->child.pid, &status, 0) < 0 && errno == EINTR)
+		;
+	handler_unwatch_pid(ct->child.pid);
+	cmd_end(ct, &r);
+}
+
+const struct handler_ops handler_cmd_ops = {
+	.name = "command",
+	.label = "handler",
+	.setup = cmd_setup,
+	.start = cmd_start_task,
+	.ready = cmd_ready,
+	.exited = cmd_exited,
+	.next_deadline = cmd_next_deadline,
+	.tick = cmd_tick,
+	.stop = cmd_stop,
+	.kill = cmd_kill,
+};

@@ -7,14 +7,19 @@
  * runs in a process group of its own (so a timeout can stop everything it
  * started), and its stdout (up to max_output bytes) and the tail of its
  * stderr are captured without blocking the loop. What the daemon does with
- * the exit status is decided in slots.c.
+ * the exit status is decided in slots.c, from this type's report.
  *
  * Hostile handlers are expected: one that floods a pipe costs the daemon a
  * bounded buffer, one that closes stdin unread costs an EPIPE, one that
  * leaves a descendant holding its pipes open ends when its own process
  * does. The daemon is a child subreaper (Linux), so descendants orphaned by
- * a handler are reaped here rather than left as zombies wherever init may
- * or may not reap them.
+ * a handler are reaped by the daemon's loop (handler_reap()) rather than
+ * left as zombies wherever init may or may not reap them.
+ *
+ * As a handler type (handler_cmd_ops): each task's three pipes and its pid
+ * are watched for that task; a timeout sends SIGTERM to the process group
+ * and SIGKILL CMD_KILL_GRACE_MS later; the exit status, the captured
+ * output and what went wrong with the pipes become the report.
  */
 #ifndef PGDISPATCH_HANDLER_CMD_H
 #define PGDISPATCH_HANDLER_CMD_H
@@ -24,10 +29,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "handler.h"
 #include "json.h"
 #include "task.h"
 
 #define CMD_STDERR_TAIL 2048  /* bytes of stderr kept for last_error */
+#define CMD_KILL_GRACE_MS 2000  /* SIGTERM, then SIGKILL this much later */
+
+extern const struct handler_ops handler_cmd_ops;
 
 struct cmd_child {
 	pid_t pid;              /* also the process group id */
@@ -63,9 +72,6 @@ void cmd_setup(void);
 bool cmd_start(struct cmd_child *c, char *const *argv, char *const *passthrough,
                const struct task *t, int max_attempts, int64_t max_output, char *why,
                size_t whylen);
-
-/* Adds c's open pipes to pfds (room for 3 more); returns how many added. */
-int cmd_pollfds(const struct cmd_child *c, struct pollfd *pfds);
 
 /* Handles readiness of one of c's fds. */
 void cmd_on_ready(struct cmd_child *c, int fd, short revents);

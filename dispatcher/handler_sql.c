@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "embed.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "policy.h"
 #include "queue.h"
+#include "slots.h"
 
 #define SQL_POOL_MAX 64
 #define SQL_CONNECT_BACKOFF_INITIAL_MS 1000  /* after the first connect failure */
@@ -370,3 +373,178 @@ sql_finish(struct sql_run *r)
 	free(r->conninfo);
 	memset(r, 0, sizeof *r);
 }
+
+/* --- the handler type ------------------------------------------------- */
+
+/* One task's run, as the handler type keeps it. */
+struct sql_task {
+	struct sql_run run;
+	struct handler_task *ht;
+	int fd;                     /* the socket watched for it; -1: none */
+	struct sql_task *next, **prev;
+};
+
+static struct {
+	struct sql_task *running;
+} sql_tasks;
+
+/* What the run's end means to the slot: the report; text is its room. */
+static struct handler_report
+sql_report(const struct sql_run *r, struct json_buf *text)
+{
+	struct handler_report rep = {.end = HANDLER_FAILED};
+	char why[1200];
+
+	db_error_text(&r->err, why, sizeof why);
+	switch (r->result) {
+	case SQL_OK:
+		rep.end = HANDLER_COMMITTED;
+		return rep;
+	case SQL_LEASE_LOST:
+		rep.end = HANDLER_LEASE_LOST;
+		return rep;
+	case SQL_NO_CONN:
+		rep.end = HANDLER_NOT_RUN;
+		rep.delay_ms = r->retry_in_ms;
+		json_buf_printf(text, "no database connection for the SQL handler: ");
+		json_append_text(text, why, strlen(why));
+		json_buf_printf(text, "; the attempt was not counted");
+		break;
+	case SQL_CONN_LOST:
+		json_buf_printf(text, "database connection lost while the SQL handler ran: ");
+		/* fall through */
+	case SQL_FAILED:
+		/* Nothing of it committed that we know of, and if the COMMIT did
+		 * land, the fence keeps this failure from overwriting it. */
+		json_append_text(text, why, strlen(why));
+		break;
+	}
+	rep.error = text->data;
+	return rep;
+}
+
+/* The run has ended: its connection back to the pool, then the report. */
+static void
+sql_end(struct sql_task *st)
+{
+	struct handler_task *ht = st->ht;
+	struct json_buf text = {0};
+	struct handler_report rep = sql_report(&st->run, &text);
+
+	handler_unwatch(st->fd);
+	*st->prev = st->next;
+	if (st->next != NULL)
+		st->next->prev = st->prev;
+	sql_finish(&st->run);
+	free(st);
+	ht->state = NULL;
+	slots_done(ht, &rep);
+	json_buf_free(&text);
+}
+
+/* After each step: ended, or its socket (and what it waits for) watched. */
+static void
+sql_after_step(struct sql_task *st)
+{
+	int fd;
+
+	if (st->run.state == SQL_DONE) {
+		sql_end(st);
+		return;
+	}
+	fd = sql_socket(&st->run);
+	if (fd != st->fd)
+		handler_unwatch(st->fd);
+	handler_watch(fd, sql_events(&st->run), &handler_sql_ops, st);
+	st->fd = fd;
+}
+
+static void
+sql_start_task(struct handler_task *ht, const struct handler_config *hc, const struct handler_env *env)
+{
+	struct sql_task *st = calloc(1, sizeof *st);
+	char appname[64];
+
+	if (st == NULL)
+		abort();
+	st->ht = ht;
+	st->fd = -1;
+	ht->state = st;
+	st->next = sql_tasks.running;
+	st->prev = &sql_tasks.running;
+	if (st->next != NULL)
+		st->next->prev = &st->next;
+	sql_tasks.running = st;
+	snprintf(appname, sizeof appname, "pgdispatch %.52s", env->instance);
+	sql_start(&st->run, env->conninfo, appname, env->instance, ht->task, hc->sql,
+	          ht->policy->timeout_ms, ht->started_ms);
+	sql_after_step(st);
+}
+
+static void
+sql_ready(int fd, short revents, void *arg)
+{
+	struct sql_task *st = arg;
+
+	sql_on_ready(&st->run, revents, clock_now_ms());
+	sql_after_step(st);
+}
+
+static int64_t
+sql_next_deadline(void)
+{
+	int64_t due = INT64_MAX;
+
+	for (const struct sql_task *st = sql_tasks.running; st != NULL; st = st->next)
+		if (sql_deadline(&st->run) < due)
+			due = sql_deadline(&st->run);
+	return due;
+}
+
+/* A connect's deadline is ours to keep; a statement's is the server's
+ * (statement_timeout). */
+static void
+sql_tick(int64_t now)
+{
+	struct sql_task *st = sql_tasks.running, *next;
+
+	for (; st != NULL; st = next) {
+		next = st->next;
+		if (now >= sql_deadline(&st->run)) {
+			sql_on_ready(&st->run, 0, now);
+			sql_after_step(st);
+		}
+	}
+}
+
+/* One still connecting ends at once; a running statement is cancelled and
+ * ends when the server says so. */
+static void
+sql_stop(struct handler_task *ht)
+{
+	struct sql_task *st = ht->state;
+
+	sql_cancel(&st->run);
+	sql_after_step(st);
+}
+
+/* Closing the connection mid-transaction rolls it back. */
+static void
+sql_kill(struct handler_task *ht)
+{
+	struct sql_task *st = ht->state;
+
+	sql_cancel(&st->run);
+	sql_end(st);
+}
+
+const struct handler_ops handler_sql_ops = {
+	.name = "sql",
+	.label = "SQL handler",
+	.start = sql_start_task,
+	.ready = sql_ready,
+	.next_deadline = sql_next_deadline,
+	.tick = sql_tick,
+	.stop = sql_stop,
+	.kill = sql_kill,
+};

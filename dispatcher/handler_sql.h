@@ -17,6 +17,11 @@
  * no answer within connect_timeout) ends the run as SQL_NO_CONN: the
  * handler never ran, so the task goes back untried after a delay that
  * grows with each connect failure in a row.
+ *
+ * As a handler type (handler_sql_ops): each task's socket is watched for
+ * that task (it changes while libpq tries the hosts of a connection
+ * string); a success is reported as already committed; the statement's
+ * timeout is the server's statement_timeout, the connect's is ours.
  */
 #ifndef PGDISPATCH_HANDLER_SQL_H
 #define PGDISPATCH_HANDLER_SQL_H
@@ -25,7 +30,10 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "handler.h"
 #include "task.h"
+
+extern const struct handler_ops handler_sql_ops;
 
 enum sql_state {
 	SQL_CONNECTING, SQL_BEGIN, SQL_TIMEOUT, SQL_STATEMENT, SQL_COMPLETE, SQL_COMMIT, SQL_ROLLBACK,

@@ -2,11 +2,12 @@
  * Tasks in flight: one slot per claimed task, from its claim until its
  * outcome is in the outbox.
  *
- * A slot starts the task's handler (a child process, a SQL transaction on
- * a pooled connection, or a builtin), watches its deadlines, decides the
- * outcome when it ends (complete, retry with backoff, failed for good, or
- * released untried) and hands that to the outbox (outbox.c). The daemon's
- * loop (daemon.c) owns the when; this module owns the what.
+ * A slot hands its task to the handler type the config names (handler.h),
+ * whatever that type is, and when the type reports how the run ended
+ * (slots_done()), decides the outcome (complete, retry with backoff,
+ * failed for good, or released untried) and hands it to the outbox
+ * (outbox.c). The daemon's loop (daemon.c) owns the when; the handler
+ * types own running things; this module owns what a run's end means.
  */
 #ifndef PGDISPATCH_SLOTS_H
 #define PGDISPATCH_SLOTS_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "handler.h"
 #include "task.h"
 
 /* Once, before anything else: instance is locked_by (borrowed, must outlive
@@ -45,13 +47,15 @@ void slots_start(const struct config *cfg, const char *conninfo, struct task *t)
  * cfg->nhandlers); returns how many. */
 size_t slots_kind_rooms(const struct config *cfg, const char **names, int *rooms, size_t cap);
 
-/* Adds the fds of running handlers to pfds (room for 3 per slot). */
+/* How many fds the handlers watch, and those fds into pfds (room for
+ * slots_nfds()); returns how many. */
+int slots_nfds(void);
 int slots_pollfds(struct pollfd *pfds);
 
-/* Handles readiness of one of those fds. */
+/* Handles readiness of one of those fds (routed to its handler type). */
 void slots_on_ready(int fd, short revents);
 
-/* Reaps exited children (after SIGCHLD) and decides their outcomes. */
+/* Reaps exited children (after SIGCHLD) and routes each to its type. */
 void slots_reap(void);
 
 /* Deadlines: timeouts, the SIGKILL after a SIGTERM, builtin sleeps. */
@@ -78,5 +82,15 @@ void slots_kill_all(void);
 
 /* Frees the slots (at exit; none may be running). */
 void slots_free(void);
+
+/*
+ * A handler type reports how ht's run ended; the slot decides the outcome
+ * with the task's policy, hands it to the outcome sink and is free again.
+ * ht is gone once this returns; r->result is taken.
+ */
+void slots_done(struct handler_task *ht, struct handler_report *r);
+
+/* Where outcomes go: outbox_add() unless set (the tests capture them). */
+void slots_outcome_sink(void (*sink)(struct outcome o));
 
 #endif

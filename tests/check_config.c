@@ -132,7 +132,7 @@ START_TEST(test_full_config_reads_every_key)
 	h = config_handler(cfg, "send_email");
 	ck_assert_ptr_nonnull(h);
 	ck_assert_str_eq(h->kind, "send_email");
-	ck_assert_int_eq(h->type, HANDLER_COMMAND);
+	ck_assert_str_eq(h->type, "command");
 	ck_assert_str_eq(h->argv[0], "/usr/local/bin/send-email");
 	ck_assert_str_eq(h->argv[1], "--json");
 	ck_assert_ptr_null(h->argv[2]);
@@ -150,22 +150,22 @@ START_TEST(test_full_config_reads_every_key)
 	ck_assert_ptr_nonnull(h);
 	/* Not given: the top level's list applies. */
 	ck_assert_ptr_null(h->env_passthrough);
-	ck_assert_int_eq(h->type, HANDLER_SQL);
+	ck_assert_str_eq(h->type, "sql");
 	ck_assert_str_eq(h->sql, "SELECT app.apply_config($1)");
 	ck_assert_ptr_null(h->argv);
 
 	h = config_handler(cfg, "nap");
 	ck_assert_ptr_nonnull(h);
-	ck_assert_int_eq(h->type, HANDLER_BUILTIN);
-	ck_assert_int_eq(h->builtin, BUILTIN_SLEEP);
+	ck_assert_str_eq(h->type, "builtin");
+	ck_assert_str_eq(h->builtin, "sleep");
 	h = config_handler(cfg, "doomed");
 	ck_assert_ptr_nonnull(h);
-	ck_assert_int_eq(h->builtin, BUILTIN_FAIL);
+	ck_assert_str_eq(h->builtin, "fail");
 	ck_assert_int_eq(h->max_attempts, 1);
 	h = config_handler(cfg, "nothing");
 	ck_assert_ptr_nonnull(h);
-	ck_assert_int_eq(h->type, HANDLER_BUILTIN);
-	ck_assert_int_eq(h->builtin, BUILTIN_NOOP);
+	ck_assert_str_eq(h->type, "builtin");
+	ck_assert_str_eq(h->builtin, "noop");
 
 	ck_assert_ptr_null(config_handler(cfg, "send"));
 	config_free(cfg);

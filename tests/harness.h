@@ -31,6 +31,7 @@ Suite *queue_suite(void);
 Suite *reliability_suite(void);
 Suite *roles_suite(void);
 Suite *schema_suite(void);
+Suite *slots_suite(void);
 
 /*
  * Creates an empty database with a unique name and returns its conninfo

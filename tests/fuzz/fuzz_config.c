@@ -55,19 +55,17 @@ fuzz_check_config(const struct config *cfg)
 
 		fuzz_require(h->kind != NULL && h->kind[0] != '\0', "handler has a kind");
 		fuzz_require(config_handler(cfg, h->kind) == h, "kinds are unique");
-		switch (h->type) {
-		case HANDLER_COMMAND:
+		fuzz_require(h->type != NULL, "handler type known");
+		if (strcmp(h->type, "command") == 0) {
 			fuzz_check_list(h->argv, "command: a program");
 			fuzz_require(h->sql == NULL, "command has no sql");
-			break;
-		case HANDLER_SQL:
+		} else if (strcmp(h->type, "sql") == 0) {
 			fuzz_require(h->sql != NULL && h->sql[0] != '\0', "sql: a statement");
 			fuzz_require(h->argv == NULL, "sql has no command");
-			break;
-		case HANDLER_BUILTIN:
+		} else if (strcmp(h->type, "builtin") == 0) {
 			fuzz_require(h->argv == NULL && h->sql == NULL, "builtin has no body");
-			break;
-		default:
+			fuzz_require(h->builtin != NULL, "builtin: a name");
+		} else {
 			fuzz_require(0, "handler type known");
 		}
 		fuzz_require(h->timeout_ms >= 10 && h->max_attempts >= 1, "inherited values filled in");
