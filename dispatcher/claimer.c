@@ -243,7 +243,7 @@ claimer_next_due(void *ctx, PGresult *res, const struct db_error *err)
 
 /* A claim's view of per-kind limits: the kinds at their limit, which it
  * skips, and the kinds with room left, which it claims no more of than
- * that (the claim keeps the limit: sql/claim_cte.sql). */
+ * that (the claim keeps the limit: sql/claim_room_cte.sql). */
 struct claimer_kinds {
 	struct queue_kinds skip, limited;
 	int *rooms;

@@ -379,7 +379,9 @@ daemon_run(struct config *cfg, const char *database)
 		if (daemon_done(now))
 			break;
 	}
-	log_info("stopped");
+	log_info("stopped: attempts ended complete=%llu committed=%llu retry=%llu failed=%llu released=%llu",
+	         outbox_ended(OUTCOME_COMPLETE), outbox_ended(OUTCOME_COMMITTED), outbox_ended(OUTCOME_RETRY),
+	         outbox_ended(OUTCOME_FAIL), outbox_ended(OUTCOME_RELEASE));
 	session_close();
 	lease_free();
 	outbox_free();

@@ -7,7 +7,7 @@
 # sql/claim.sql); embed.h declares what the generated file defines.
 #
 # A line `--@include NAME` is replaced by the file NAME beside FILE:
-# statements that share a part (sql/claim_cte.sql) keep one copy of it.
+# statements that share a part (sql/claim_lock_cte.sql) keep one copy of it.
 # psql cannot include part of a statement, so to run or EXPLAIN such a
 # statement in psql, print it whole with --print first.
 set -eu

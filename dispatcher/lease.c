@@ -124,7 +124,7 @@ lease_tick(const struct config *cfg, int64_t now)
 		queue_renew_send(lease_local.ids, lease_local.tokens, lease_local.n, cfg->lease_ms, lease_renewed, NULL);
 	for (size_t h = 0; h < cfg->nhandlers; h++) {
 		kinds[h] = cfg->handlers[h].kind;
-		limits[h] = policy_for(cfg, kinds[h], 0).max_attempts;
+		limits[h] = policy_of(cfg, &cfg->handlers[h], 0).max_attempts;
 	}
 	queue_reap_send(&known, limits, cfg->max_attempts, lease_local.ids, lease_local.n, lease_reaped, NULL);
 	lease_local.warn_percent = cfg->notify_queue_warn_percent;

@@ -23,11 +23,18 @@ static struct {
 	bool noted;                  /* items[0]'s result was replaced by a note */
 	int64_t next_try_ms;
 	bool freed;                  /* an outcome left since outbox_take_freed() */
+	unsigned long long ended[OUTCOME_COMMITTED + 1];  /* attempts ended, by outcome type */
 } outbox_local;
 
 void
 outbox_add(struct outcome o)
 {
+	outbox_local.ended[o.type]++;
+	if (o.type == OUTCOME_COMMITTED) {
+		/* Written already, with the SQL handler's own statement. */
+		outcome_clear(&o);
+		return;
+	}
 	if (outbox_local.count == outbox_local.cap) {
 		size_t cap = outbox_local.cap ? outbox_local.cap * 2 : 64;
 		struct outcome *n = realloc(outbox_local.items, cap * sizeof *n);
@@ -46,6 +53,12 @@ size_t
 outbox_count(void)
 {
 	return outbox_local.count;
+}
+
+unsigned long long
+outbox_ended(enum outcome_type type)
+{
+	return outbox_local.ended[type];
 }
 
 bool

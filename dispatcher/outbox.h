@@ -26,8 +26,13 @@
 #include "queue.h"
 #include "task.h"
 
-/* Takes ownership of o's strings. */
+/* Takes ownership of o's strings. An OUTCOME_COMMITTED (a SQL handler's
+ * success, recorded in its own transaction) is counted and not written. */
 void outbox_add(struct outcome o);
+
+/* Attempts that ended with an outcome of type since the daemon started
+ * (for the log at exit, and the metrics to come). */
+unsigned long long outbox_ended(enum outcome_type type);
 
 size_t outbox_count(void);
 

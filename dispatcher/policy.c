@@ -6,7 +6,12 @@
 struct policy
 policy_for(const struct config *cfg, const char *kind, int row_max_attempts)
 {
-	const struct handler_config *h = config_handler(cfg, kind);
+	return policy_of(cfg, config_handler(cfg, kind), row_max_attempts);
+}
+
+struct policy
+policy_of(const struct config *cfg, const struct handler_config *h, int row_max_attempts)
+{
 	struct policy p = {
 		.max_attempts = cfg->max_attempts,
 		.backoff_initial_ms = cfg->backoff_initial_ms,

@@ -27,6 +27,9 @@ struct policy {
  * the handler decides). A kind with no handler gets the defaults. */
 struct policy policy_for(const struct config *cfg, const char *kind, int row_max_attempts);
 
+/* The same for handler h of cfg (NULL: no handler), without looking it up. */
+struct policy policy_of(const struct config *cfg, const struct handler_config *h, int row_max_attempts);
+
 /*
  * Backoff before retry number `attempt` (1 after the first failure):
  * initial * 2^(attempt-1), capped at max, with "equal jitter" (a random

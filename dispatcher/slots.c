@@ -159,13 +159,13 @@ slots_kind_rooms(const struct config *cfg, const char **names, int *rooms, size_
 
 	for (size_t h = 0; h < cfg->nhandlers && n < cap; h++) {
 		const struct handler_config *hc = &cfg->handlers[h];
-		int running;
+		int limit = policy_of(cfg, hc, 0).concurrency, running;
 
-		if (hc->concurrency <= 0)
+		if (limit <= 0)
 			continue;
 		running = slots_running_of(hc->kind);
 		names[n] = hc->kind;
-		rooms[n++] = running < hc->concurrency ? hc->concurrency - running : 0;
+		rooms[n++] = running < limit ? limit - running : 0;
 	}
 	return n;
 }
@@ -202,10 +202,13 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 		slots_complete(t, r->result, clock_now_ms() - s->ht.started_ms);
 		r->result = NULL;
 	} else if (r->end == HANDLER_COMMITTED) {
-		/* Already recorded in the handler's own transaction: nothing for
-		 * the outbox to write. */
+		/* Already recorded in the handler's own transaction: the outbox
+		 * hears of it all the same (it knows every task's end), and has
+		 * nothing to write. */
 		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
 		         (long long) (clock_now_ms() - s->ht.started_ms));
+		slots_local.sink((struct outcome){.id = t->id, .token = t->token, .attempt = t->attempt,
+		                                  .type = OUTCOME_COMMITTED});
 	} else if (r->end == HANDLER_LEASE_LOST) {
 		log_warn("task=%lld kind=%s attempt=%d lease lost; %s rolled back", t->id, t->kind,
 		         t->attempt, label);

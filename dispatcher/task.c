@@ -32,6 +32,8 @@ outcome_type_name(enum outcome_type type)
 		return "failed";
 	case OUTCOME_RELEASE:
 		return "released";
+	case OUTCOME_COMMITTED:
+		return "committed";
 	}
 	return "?";
 }

@@ -33,6 +33,8 @@ enum outcome_type {
 	OUTCOME_FAIL,      /* -> failed for good, last_error stored */
 	OUTCOME_RELEASE,   /* -> pending after delay_ms (0: as due as it was), attempt
 	                    * given back (not tried); last_error = error unless NULL */
+	OUTCOME_COMMITTED, /* complete already, in a SQL handler's own transaction:
+	                    * the outbox records it and writes nothing */
 };
 
 struct outcome {
@@ -47,8 +49,8 @@ struct outcome {
 
 void outcome_clear(struct outcome *o);
 
-/* "complete", "retry", "failed" or "released": for logs, and the type
- * names sql/outcomes.sql takes. */
+/* "complete", "retry", "failed", "released" or "committed": for logs, and
+ * the type names sql/outcomes.sql takes (all but the last). */
 const char *outcome_type_name(enum outcome_type type);
 
 
