@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "clock.h"
@@ -279,11 +280,15 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 	                            clock_now_ms());
 
 	if (n < 0) {
-		/* The successes that rode along may have been refused, not the
-		 * claim (SQLSTATE class 22 or 23): the outbox now writes them its
-		 * careful way, and the claim goes again alone. */
-		if (work_attached() && (err->sqlstate[0] == '2' && (err->sqlstate[1] == '2' || err->sqlstate[1] == '3')))
+		/* The successes that rode along may have been refused (SQLSTATE
+		 * class 22 or 23), not the claim: the outbox now writes them its
+		 * careful way, and the claim goes again alone. A lock that
+		 * outlasted lock_timeout (55P03: a row a success needed, or a
+		 * table lock) is contention: look again soon, then less often. */
+		if (work_attached() && (strncmp(err->sqlstate, "22", 2) == 0 || strncmp(err->sqlstate, "23", 2) == 0))
 			claimer_local.sweep = true;
+		else if (work_attached() && strcmp(err->sqlstate, "55P03") == 0)
+			claimer_local.contended = true;
 		else
 			claimer_failed("claim", err);
 		claimer_local.next = claimer_min(claimer_local.next, cfg->poll_interval_ms);

@@ -198,7 +198,7 @@ outbox_note_result(struct outcome *o, const char *why)
  * lock) keeps them for a later try.
  */
 static void
-outbox_failed(const struct db_error *err, int64_t now)
+outbox_failed(const struct db_error *err, int64_t now, bool rode)
 {
 	size_t n = outbox_local.sending;
 	char text[1200];
@@ -206,6 +206,13 @@ outbox_failed(const struct db_error *err, int64_t now)
 
 	outbox_local.sending = 0;
 	db_error_text(err, text, sizeof text);
+	if (strcmp(err->sqlstate, "55P03") == 0 && rode) {
+		/* A success riding along met a row lock (sql/complete_cte.sql):
+		 * write them on their own now, where locked rows are skipped. */
+		log_info("%zu successes met a locked row with the claim; writing them on their own", n);
+		outbox_local.next_try_ms = now;
+		return;
+	}
 	if (!refused) {
 		log_error("writing %zu outcomes failed, trying again in %d ms: %s", n, OUTBOX_RETRY_MS, text);
 		outbox_local.next_try_ms = now + OUTBOX_RETRY_MS;
@@ -236,7 +243,7 @@ outbox_flush_done(void *ctx, PGresult *res, const struct db_error *err)
 	int64_t now = clock_now_ms();
 
 	if (res == NULL) {
-		outbox_failed(err, now);
+		outbox_failed(err, now, false);
 		return;
 	}
 	{
@@ -269,8 +276,10 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int room, 
 
 	/* Successes ride along only when they are all there is and nothing of
 	 * the outbox's is on its way: anything else is written on its own
-	 * first, by outbox_flush(). */
-	if (outbox_local.sending == 0 && outbox_local.single == 0 && outbox_local.next_try_ms == 0) {
+	 * first, by outbox_flush(). Not in poll-only mode: riding along relies
+	 * on the session's lock_timeout (sql/complete_cte.sql). */
+	if (outbox_local.sending == 0 && outbox_local.single == 0 && outbox_local.next_try_ms == 0
+	    && work_prepared()) {
 		ride = outbox_local.count;
 		for (size_t i = 0; i < outbox_local.count; i++)
 			if (outbox_local.items[i].type != OUTCOME_COMPLETE)
@@ -303,7 +312,7 @@ outbox_claim_result(PGresult *res, const struct db_error *err, long long token, 
 		/* Perhaps the successes were refused, not the claim: the outbox
 		 * writes them its careful way, and the claim goes alone. */
 		if (ride > 0)
-			outbox_failed(err, now);
+			outbox_failed(err, now, true);
 		return -1;
 	}
 	fates = malloc(ride + 1);

@@ -96,6 +96,12 @@ work_attached(void)
 	return work_local.conn != NULL;
 }
 
+bool
+work_prepared(void)
+{
+	return work_local.prepared;
+}
+
 PGconn *
 work_conn(void)
 {

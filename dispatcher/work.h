@@ -41,6 +41,10 @@ void work_detach(void);
 
 bool work_attached(void);
 
+/* Statements are prepared, and the session settings of sql/work_session.sql
+ * hold (false in poll-only mode). */
+bool work_prepared(void);
+
 /* The connection itself, for the few things that are not statements
  * (PQstatus, notices); NULL when detached. */
 PGconn *work_conn(void);

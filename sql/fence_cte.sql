@@ -1,4 +1,4 @@
--- The fence, shared by outcomes.sql, complete_and_claim.sql and renew.sql
+-- The fence, shared by outcomes.sql and renew.sql
 -- (included at their --@include line by dispatcher/embed_gen.sh). Given a
 -- CTE o of claims (id, token), it locks the rows that are still those
 -- claims: in progress, with the claim's token

@@ -1,8 +1,21 @@
 -- Set once on the daemon's work connection, before its statements are
--- prepared. A prepared statement switches to a generic plan after five runs
--- when that looks no costlier, and for the claim it is far costlier: with
--- LIMIT $2 and queue = $1 unknown, the generic plan sorts every pending row
--- of the table (measured: 91 ms instead of 3 ms for 100,000 pending rows).
--- Custom plans keep the claim an index scan that stops after LIMIT rows;
--- preparing still saves the parse.
-SET plan_cache_mode = force_custom_plan
+-- prepared (prepared mode only: in poll-only mode, through PgBouncer's
+-- transaction pooling, a session setting would not follow the next
+-- statement).
+--
+-- plan_cache_mode: a prepared statement switches to a generic plan after
+-- five runs when that looks no costlier, and for the claim it is far
+-- costlier: with LIMIT $2 and queue = $1 unknown, the generic plan sorts
+-- every pending row of the table (measured: 91 ms instead of 3 ms for
+-- 100,000 pending rows). Custom plans keep the claim an index scan that
+-- stops after LIMIT rows; preparing still saves the parse.
+--
+-- lock_timeout: every statement here skips rows others hold locked
+-- (SKIP LOCKED), except the successes riding along with a claim
+-- (complete_cte.sql), which would rather fail fast than wait: the daemon
+-- then writes them on their own. A table lock (LOCK TABLE, most ALTER
+-- TABLEs) fails a statement after this long too, instead of holding the
+-- work connection; what it carried is kept and sent again. It replaces any
+-- lock_timeout set on the daemon's role.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', false),
+       set_config('lock_timeout', '50ms', false)
