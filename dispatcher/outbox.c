@@ -206,6 +206,12 @@ outbox_failed(const struct db_error *err, int64_t now, bool rode)
 
 	outbox_local.sending = 0;
 	db_error_text(err, text, sizeof text);
+	if (!work_attached()) {
+		/* The connection went: the daemon says so, and the outcomes go
+		 * out again once it is back. */
+		outbox_local.next_try_ms = 0;
+		return;
+	}
 	if (strcmp(err->sqlstate, "55P03") == 0 && rode) {
 		/* A success riding along met a row lock (sql/complete_cte.sql):
 		 * write them on their own now, where locked rows are skipped. */
