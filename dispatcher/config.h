@@ -37,7 +37,7 @@ struct handler_config {
 struct config {
 	char *path;                  /* as given to config_load() */
 	char *database;              /* NULL: libpq's PG* environment */
-	char *instance_name;         /* NULL: host:pid, filled in by the daemon */
+	char *instance_name;         /* NULL: the host name (locked_by adds #pid) */
 	char **queues;               /* at least one; default ["default"] */
 	size_t nqueues;
 	int concurrency;             /* tasks in flight at once; default 8 */
