@@ -356,13 +356,6 @@ db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	return db_check(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
-PGresult *
-db_exec_prepared(PGconn *conn, const char *name, int nparams, const char *const *params,
-                 struct db_error *err)
-{
-	return db_check(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), err);
-}
-
 const char *
 db_error_text(const struct db_error *err, char *buf, size_t len)
 {

@@ -2,9 +2,12 @@
  * libpq behind one door: connecting with safe defaults, running a statement
  * with its result checked, and keeping passwords out of every message.
  *
- * The modules that talk to PostgreSQL (queue, handler_sql, outbox, migrate,
- * daemon, main) get <libpq-fe.h> through this header; the rest of the code
- * (config, json, log, task, handler_cmd) never sees libpq.
+ * The database layer (session, work, listener, queue, notify_queue, migrate,
+ * admin, and the SQL handler type) gets <libpq-fe.h> through this header and
+ * alone calls libpq; outbox, claimer and lease see results only as opaque
+ * PGresult pointers handed to queue.c's readers, and the rest of the code
+ * (daemon, slots, config, json, log, task, the other handler types) never
+ * sees libpq (docs/design.md, "The parts").
  */
 #ifndef PGDISPATCH_DB_H
 #define PGDISPATCH_DB_H
@@ -69,10 +72,6 @@ enum db_connect_state db_connect_continue(PGconn *conn, const char *conninfo, st
  */
 PGresult *db_exec(PGconn *conn, const char *sql, int nparams,
                   const char *const *params, struct db_error *err) DB_MUSTCHECK;
-
-/* db_exec() for a statement prepared on conn under name (PQprepare). */
-PGresult *db_exec_prepared(PGconn *conn, const char *name, int nparams,
-                           const char *const *params, struct db_error *err) DB_MUSTCHECK;
 
 /* A result as db_exec() returns it: res when PGRES_COMMAND_OK or
  * PGRES_TUPLES_OK, else NULL with res cleared and err filled (for results

@@ -102,12 +102,6 @@ work_prepared(void)
 	return work_local.prepared;
 }
 
-PGconn *
-work_conn(void)
-{
-	return work_local.conn;
-}
-
 size_t
 work_pending(void)
 {

@@ -45,10 +45,6 @@ bool work_attached(void);
  * hold (false in poll-only mode). */
 bool work_prepared(void);
 
-/* The connection itself, for the few things that are not statements
- * (PQstatus, notices); NULL when detached. */
-PGconn *work_conn(void);
-
 /*
  * Queues sql/NAME.sql with text parameters (copied), sent after the
  * statements queued before it. done may be NULL. Detached, done is called
