@@ -231,10 +231,13 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 	const struct handler_config *h = config_handler(cfg, t->kind);
 	const struct handler_ops *ops = h != NULL ? handler_find(h->type) : NULL;
 	struct handler_env env = {.cfg = cfg, .conninfo = conninfo, .instance = slots_local.instance};
+	struct policy p = policy_of(cfg, h, t->max_attempts);
 	struct slot *s;
 	char why[512];
 
-	if (slots_local.nfree == 0 || (h != NULL && h->concurrency > 0 && slots_running_of(t->kind) >= h->concurrency)) {
+	/* The claim keeps kind limits (sql/claim_room_cte.sql); this is the
+	 * safety net for a reload that lowered one under a claim on its way. */
+	if (slots_local.nfree == 0 || (p.concurrency > 0 && slots_running_of(t->kind) >= p.concurrency)) {
 		/* Claimed beyond a limit (a batch can hold several of one kind). */
 		slots_release(t, "handler concurrency limit reached");
 		task_clear(t);
@@ -244,7 +247,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 	s->used = true;
 	s->task = *t;
 	slots_local.running++;
-	s->policy = policy_for(cfg, t->kind, t->max_attempts);
+	s->policy = p;
 	s->ops = ops;
 	s->ht = (struct handler_task){.task = &s->task, .policy = &s->policy, .started_ms = clock_now_ms()};
 	s->ht.deadline_ms = s->ht.started_ms + s->policy.timeout_ms;
