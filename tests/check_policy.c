@@ -35,16 +35,24 @@ policy_config(const char *yaml)
 	return cfg;
 }
 
+/* Asserts every field of p: attempts, backoff initial and max, timeout,
+ * kind limit. */
+static void
+policy_expect(struct policy p, int max_attempts, int64_t initial_ms, int64_t max_ms, int64_t timeout_ms,
+              int concurrency)
+{
+	ck_assert_int_eq(p.max_attempts, max_attempts);
+	ck_assert_int_eq(p.backoff_initial_ms, initial_ms);
+	ck_assert_int_eq(p.backoff_max_ms, max_ms);
+	ck_assert_int_eq(p.timeout_ms, timeout_ms);
+	ck_assert_int_eq(p.concurrency, concurrency);
+}
+
 START_TEST(test_handler_settings_beat_the_defaults)
 {
 	struct config *cfg = policy_config(policy_yaml);
-	struct policy p = policy_for(cfg, "mail", 0);
 
-	ck_assert_int_eq(p.max_attempts, 9);
-	ck_assert_int_eq(p.backoff_initial_ms, 250);
-	ck_assert_int_eq(p.backoff_max_ms, 10000);
-	ck_assert_int_eq(p.timeout_ms, 30000);
-	ck_assert_int_eq(p.concurrency, 3);
+	policy_expect(policy_for(cfg, "mail", 0), 9, 250, 10000, 30000, 3);
 	config_free(cfg);
 }
 END_TEST
@@ -69,13 +77,8 @@ END_TEST
 START_TEST(test_unknown_kind_gets_the_defaults_and_no_concurrency_limit)
 {
 	struct config *cfg = policy_config(policy_yaml);
-	struct policy p = policy_for(cfg, "nobody_handles_this", 0);
 
-	ck_assert_int_eq(p.max_attempts, 4);
-	ck_assert_int_eq(p.backoff_initial_ms, 3000);
-	ck_assert_int_eq(p.backoff_max_ms, 60000);
-	ck_assert_int_eq(p.timeout_ms, 120000);
-	ck_assert_int_eq(p.concurrency, 0);
+	policy_expect(policy_for(cfg, "nobody_handles_this", 0), 4, 3000, 60000, 120000, 0);
 	config_free(cfg);
 }
 END_TEST
@@ -83,13 +86,8 @@ END_TEST
 START_TEST(test_handler_without_settings_inherits_the_defaults)
 {
 	struct config *cfg = policy_config(policy_yaml);
-	struct policy p = policy_for(cfg, "plain", 0);
 
-	ck_assert_int_eq(p.max_attempts, 4);
-	ck_assert_int_eq(p.backoff_initial_ms, 3000);
-	ck_assert_int_eq(p.backoff_max_ms, 60000);
-	ck_assert_int_eq(p.timeout_ms, 120000);
-	ck_assert_int_eq(p.concurrency, 0);
+	policy_expect(policy_for(cfg, "plain", 0), 4, 3000, 60000, 120000, 0);
 	config_free(cfg);
 }
 END_TEST
@@ -97,13 +95,8 @@ END_TEST
 START_TEST(test_config_without_handlers_or_settings_gives_documented_defaults)
 {
 	struct config *cfg = policy_config("queues: [default]\n");
-	struct policy p = policy_for(cfg, "k", 0);
 
-	ck_assert_int_eq(p.max_attempts, 5);
-	ck_assert_int_eq(p.backoff_initial_ms, 1000);
-	ck_assert_int_eq(p.backoff_max_ms, 3600000);
-	ck_assert_int_eq(p.timeout_ms, 300000);
-	ck_assert_int_eq(p.concurrency, 0);
+	policy_expect(policy_for(cfg, "k", 0), 5, 1000, 3600000, 300000, 0);
 	config_free(cfg);
 }
 END_TEST
