@@ -99,7 +99,7 @@ admin_roles(const char *database)
 		rc = EXIT_FAILURE;
 	} else {
 		fputs(said.text, stdout);
-		printf("granted dispatch_producer and dispatch_worker their privileges in database %s\n",
+		printf("granted dispatch_producer, dispatch_worker and dispatch_admin their privileges in database %s\n",
 		       PQdb(conn));
 	}
 	PQclear(res);

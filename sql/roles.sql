@@ -5,8 +5,10 @@
 --   dispatch_producer  adds tasks and reads them: nothing that changes a
 --                      task once it exists
 --   dispatch_worker    what `pgdispatch run` does, and nothing more
+--   dispatch_admin     the operator's functions (retry, cancel, pause,
+--                      resume, purge) and reading everything
 --
--- Both are NOLOGIN group roles: GRANT them to the login roles of
+-- All three are NOLOGIN group roles: GRANT them to the login roles of
 -- applications and daemons. Roles belong to the cluster, privileges to a
 -- database: run this once in every database that holds a dispatch
 -- schema, as the schema's owner (who needs CREATEROLE the first time,
@@ -43,7 +45,7 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['dispatch_producer', 'dispatch_worker'] LOOP
+    FOREACH r IN ARRAY ARRAY['dispatch_producer', 'dispatch_worker', 'dispatch_admin'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN', r);
@@ -58,13 +60,13 @@ $$;
 
 -- Start from nothing on schema dispatch (revoking a table's privileges
 -- revokes its column privileges too).
-REVOKE ALL ON SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
-REVOKE ALL ON ALL TABLES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker;
+REVOKE ALL ON SCHEMA dispatch FROM dispatch_producer, dispatch_worker, dispatch_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker, dispatch_admin;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker, dispatch_admin;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM dispatch_producer, dispatch_worker, dispatch_admin;
 
--- Both: name anything in the schema at all.
-GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker;
+-- All: name anything in the schema at all.
+GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker, dispatch_admin;
 
 -- Producers -----------------------------------------------------------------
 
@@ -121,13 +123,22 @@ GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
 -- grants above a call fails on the table. Advisory locks, pg_notify and
 -- LISTEN need no grant.
 
+-- Admins --------------------------------------------------------------------
+
+-- Reading everything an operator looks at. The admin functions are
+-- SECURITY DEFINER (they run as the schema's owner), so EXECUTE on them is
+-- all an admin needs to change tasks; no table privilege lets an admin
+-- change a row by hand in a way the functions would not.
+GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers TO dispatch_admin;
+
 -- A GRANT by someone who does not own the objects is only a WARNING, and
 -- the roles would be left with nothing. Say so as an error instead.
 DO $$
 BEGIN
     IF NOT has_column_privilege('dispatch_worker', 'dispatch.tasks', 'status', 'UPDATE')
        OR NOT has_column_privilege('dispatch_producer', 'dispatch.tasks', 'kind', 'INSERT')
-       OR NOT has_table_privilege('dispatch_producer', 'dispatch.queue_stats', 'SELECT') THEN
+       OR NOT has_table_privilege('dispatch_producer', 'dispatch.queue_stats', 'SELECT')
+       OR NOT has_table_privilege('dispatch_admin', 'dispatch.tasks', 'SELECT') THEN
         RAISE EXCEPTION 'the grants did not take effect'
             USING HINT = 'Run this as the owner of schema dispatch (the role that ran pgdispatch migrate).';
     END IF;

@@ -65,7 +65,7 @@ START_TEST(test_migrate_creates_schema_on_empty_database)
 	conn = harness_connect(db);
 	ck_assert_str_eq(harness_value(conn,
 	        "SELECT string_agg(e::text, ',' ORDER BY e) FROM unnest(enum_range(NULL::dispatch.task_status)) e"),
-	        "pending,in_progress,complete,failed");
+	        "pending,in_progress,complete,failed,cancelled");
 	ck_assert_str_eq(harness_value(conn,
 	        "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)"
 	        "  FROM pg_attribute WHERE attrelid = 'dispatch.tasks'::regclass AND attnum > 0 AND NOT attisdropped"),

@@ -66,7 +66,7 @@ static const char roles_privileges_sql[] =
 	"    SELECT name, (SELECT string_agg(replace(r.rolname, 'dispatch_', '') || ':' || x.privilege_type, ' '"
 	"                                    ORDER BY r.rolname, x.privilege_type COLLATE \"C\")"
 	"                    FROM aclexplode(acl) x JOIN pg_roles r ON r.oid = x.grantee"
-	"                   WHERE r.rolname IN ('dispatch_producer', 'dispatch_worker')) AS privs"
+	"                   WHERE r.rolname IN ('dispatch_producer', 'dispatch_worker', 'dispatch_admin')) AS privs"
 	"      FROM obj"
 	")"
 	"SELECT string_agg(name || ' ' || coalesce(privs, '-'), E'\\n' ORDER BY name COLLATE \"C\")"
@@ -98,12 +98,12 @@ static const char roles_expected[] =
 	"column tasks.status worker:UPDATE\n"
 	"function enqueue producer:EXECUTE\n"
 	"function tasks_notify -\n"
-	"schema dispatch producer:USAGE worker:USAGE\n"
+	"schema dispatch admin:USAGE producer:USAGE worker:USAGE\n"
 	"sequence tasks_id_seq -\n"
 	"table schema_migrations -\n"
-	"table sleepers worker:DELETE worker:INSERT worker:SELECT\n"
-	"table tasks producer:SELECT worker:SELECT\n"
-	"view queue_stats producer:SELECT worker:SELECT";
+	"table sleepers admin:SELECT worker:DELETE worker:INSERT worker:SELECT\n"
+	"table tasks admin:SELECT producer:SELECT worker:SELECT\n"
+	"view queue_stats admin:SELECT producer:SELECT worker:SELECT";
 
 START_TEST(test_roles_grant_exactly_the_documented_privileges)
 {
@@ -129,7 +129,7 @@ START_TEST(test_rerunning_roles_takes_back_what_it_does_not_grant)
 	ck_assert_int_eq(harness_run(&p, args), 0);
 	/* The roles exist already: nothing to create, only grants. */
 	ck_assert_msg(strstr(p.out, "created role") == NULL, "stdout: %s", p.out);
-	ck_assert_msg(strstr(p.out, "granted dispatch_producer and dispatch_worker") != NULL, "stdout: %s", p.out);
+	ck_assert_msg(strstr(p.out, "granted dispatch_producer, dispatch_worker and dispatch_admin") != NULL, "stdout: %s", p.out);
 	ck_assert_str_eq(p.err, "");
 	harness_proc_free(&p);
 	ck_assert_str_eq(harness_value(roles_owner, roles_privileges_sql), roles_expected);

@@ -59,11 +59,12 @@ long long harness_int(PGconn *conn, const char *sql);
 /*
  * Login roles for the tests, made once per cluster by harness_migrate():
  * HARNESS_WORKER holds only dispatch_worker, HARNESS_PRODUCER only
- * dispatch_producer (sql/roles.sql). Every daemon a test starts connects
+ * dispatch_producer, HARNESS_ADMIN only dispatch_admin (sql/roles.sql). Every daemon a test starts connects
  * as HARNESS_WORKER; test setup and checks keep the owner's connection.
  */
 #define HARNESS_WORKER "pgdispatch_test_worker"
 #define HARNESS_PRODUCER "pgdispatch_test_producer"
+#define HARNESS_ADMIN "pgdispatch_test_admin"
 
 /*
  * Sets up conninfo's database as a deployment does, with the real binary
