@@ -8,7 +8,6 @@
 #include "db.h"
 #include "embed.h"
 #include "migrate.h"
-#include "notify_queue.h"
 
 /* Connects for a one-shot command; NULL after saying why. */
 static PGconn *
@@ -108,7 +107,7 @@ admin_roles(const char *database)
 }
 
 int
-admin_enqueue(const char *database, const char *const params[6])
+admin_enqueue(const char *database, const char *const params[7])
 {
 	struct db_error err;
 	PGconn *conn;
@@ -118,47 +117,12 @@ admin_enqueue(const char *database, const char *const params[6])
 	conn = admin_connect(database, "pgdispatch enqueue");
 	if (conn == NULL)
 		return EXIT_FAILURE;
-	res = db_exec(conn, embed_sql("enqueue"), 6, params, &err);
+	res = db_exec(conn, embed_sql("enqueue"), 7, params, &err);
 	if (res == NULL) {
 		rc = admin_sql_failed("enqueue", &err);
 	} else {
 		printf("%s\n", PQgetvalue(res, 0, 0));
 		PQclear(res);
-	}
-	PQfinish(conn);
-	return rc;
-}
-
-int
-admin_status(const char *database)
-{
-	struct db_error err;
-	PGconn *conn;
-	PGresult *res;
-	int rc = EXIT_SUCCESS;
-
-	conn = admin_connect(database, "pgdispatch status");
-	if (conn == NULL)
-		return EXIT_FAILURE;
-	res = db_exec(conn, embed_sql("status"), 0, NULL, &err);
-	if (res == NULL) {
-		rc = admin_sql_failed("status", &err);
-	} else {
-		printf("%-20s %-12s %10s %16s\n", "queue", "status", "count", "oldest_due_s");
-		for (int r = 0; r < PQntuples(res); r++)
-			printf("%-20s %-12s %10s %16s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-			       PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
-		if (PQntuples(res) == 0)
-			printf("(no tasks)\n");
-		PQclear(res);
-	}
-	if (rc == 0) {
-		double usage = notify_queue_usage(conn, &err);
-
-		if (usage < 0)
-			rc = admin_sql_failed("NOTIFY queue usage", &err);
-		else
-			printf("\nNOTIFY queue: %.2f%% full\n", usage);
 	}
 	PQfinish(conn);
 	return rc;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admin_ops.h"
+#include "admin_status.h"
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
@@ -30,8 +32,26 @@ static const char main_usage[] =
 	"                                             dispatch_worker (--print: show the SQL)\n"
 	"  pgdispatch check-config [-c FILE]          validate a config file\n"
 	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
-	"                     [--max-attempts N] KIND [JSON]   add a task; prints its id\n"
-	"  pgdispatch status [-d CONNINFO]            tasks per queue and status, NOTIFY queue use\n"
+	"                     [--max-attempts N] [--dedupe-key K] KIND [JSON]\n"
+	"                                             add a task; prints its id (with a dedupe\n"
+	"                                             key taken: the live task's id)\n"
+	"  pgdispatch status [-d CONNINFO]            queues, daemons, running tasks, recent\n"
+	"                                             failures, NOTIFY queue use\n"
+	"\n"
+	"Operating (each calls the dispatch.* function of the same name; needs\n"
+	"dispatch_admin):\n"
+	"  pgdispatch retry [-d CONNINFO] ID          a failed or cancelled task runs again\n"
+	"  pgdispatch retry-failed [-d CONNINFO] [--queue Q] [KIND]\n"
+	"                                             every failed task (of KIND) runs again\n"
+	"  pgdispatch cancel [-d CONNINFO] [--reason TEXT] ID\n"
+	"                                             a pending task never runs; a running one\n"
+	"                                             is stopped\n"
+	"  pgdispatch cancel-many [-d CONNINFO] [--status pending|in_progress] [--queue Q]\n"
+	"                     [--reason TEXT] [KIND]  cancel every such task (of KIND)\n"
+	"  pgdispatch pause [-d CONNINFO] QUEUE       no daemon claims from QUEUE\n"
+	"  pgdispatch resume [-d CONNINFO] QUEUE      ... until it is resumed\n"
+	"  pgdispatch purge [-d CONNINFO] INTERVAL    delete tasks finished longer ago than\n"
+	"                                             INTERVAL ('30 days')\n"
 	"  pgdispatch --version | --help\n"
 	"\n"
 	"Options:\n"
@@ -66,6 +86,9 @@ struct main_opts {
 	const char *run_at;     /* --run-at */
 	const char *priority;   /* --priority */
 	const char *max_attempts;  /* --max-attempts */
+	const char *dedupe_key; /* --dedupe-key */
+	const char *reason;     /* --reason */
+	const char *status;     /* --status */
 	bool print;             /* --print */
 	char **args;            /* positional arguments */
 	int nargs;
@@ -103,7 +126,8 @@ main_take_conninfo(char *arg)
 /*
  * Parses argv after the command name. allowed lists the short names of the
  * options the command takes ('d', 'c', 'q' queue, 'r' run-at, 'p'
- * priority, 'm' max-attempts, 'P' print); max_args bounds the positional arguments.
+ * priority, 'm' max-attempts, 'k' dedupe-key, 'R' reason, 's' status,
+ * 'P' print); max_args bounds the positional arguments.
  * Returns 0, or EXIT_USAGE having said why.
  */
 static int
@@ -117,6 +141,9 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 		{"run-at", required_argument, NULL, 'r'},
 		{"priority", required_argument, NULL, 'p'},
 		{"max-attempts", required_argument, NULL, 'm'},
+		{"dedupe-key", required_argument, NULL, 'k'},
+		{"reason", required_argument, NULL, 'R'},
+		{"status", required_argument, NULL, 's'},
 		{"print", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
@@ -143,6 +170,9 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 		case 'r': opts->run_at = optarg; break;
 		case 'p': opts->priority = optarg; break;
 		case 'm': opts->max_attempts = optarg; break;
+		case 'k': opts->dedupe_key = optarg; break;
+		case 'R': opts->reason = optarg; break;
+		case 's': opts->status = optarg; break;
 		case 'P': opts->print = true; break;
 		}
 	}
@@ -261,8 +291,8 @@ static int
 main_enqueue(int argc, char **argv)
 {
 	struct main_opts opts = {0};
-	const char *params[6];
-	int rc = main_parse(argc, argv, "dqrpm", 1, 2, &opts);
+	const char *params[7];
+	int rc = main_parse(argc, argv, "dqrpmk", 1, 2, &opts);
 
 	if (rc != 0)
 		return rc;
@@ -272,6 +302,7 @@ main_enqueue(int argc, char **argv)
 	params[3] = opts.run_at;
 	params[4] = opts.priority;
 	params[5] = opts.max_attempts;
+	params[6] = opts.dedupe_key;
 	return admin_enqueue(opts.database, params);
 }
 
@@ -284,6 +315,85 @@ main_status(int argc, char **argv)
 	return rc != 0 ? rc : admin_status(opts.database);
 }
 
+/* A task id as the operator typed it: digits only, so that a typo is a
+ * usage error here rather than a cast error from the server. */
+static bool
+main_task_id(const char *arg)
+{
+	return arg[0] != '\0' && strspn(arg, "0123456789") == strlen(arg) && strlen(arg) <= 18;
+}
+
+static int
+main_retry(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "d", 1, 1, &opts);
+
+	if (rc != 0)
+		return rc;
+	if (!main_task_id(opts.args[0]))
+		return main_usage_error("retry: the task id must be a number");
+	return admin_ops_call(opts.database, "retry", 1, (const char *const *) opts.args);
+}
+
+static int
+main_retry_failed(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "dq", 0, 1, &opts);
+	const char *params[2];
+
+	if (rc != 0)
+		return rc;
+	params[0] = opts.nargs > 0 ? opts.args[0] : NULL;
+	params[1] = opts.queue;
+	return admin_ops_call(opts.database, "retry-failed", 2, params);
+}
+
+static int
+main_cancel(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "dR", 1, 1, &opts);
+	const char *params[2];
+
+	if (rc != 0)
+		return rc;
+	if (!main_task_id(opts.args[0]))
+		return main_usage_error("cancel: the task id must be a number");
+	params[0] = opts.args[0];
+	params[1] = opts.reason;
+	return admin_ops_call(opts.database, "cancel", 2, params);
+}
+
+static int
+main_cancel_many(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "dqRs", 0, 1, &opts);
+	const char *params[4];
+
+	if (rc != 0)
+		return rc;
+	if (opts.status != NULL && strcmp(opts.status, "pending") != 0 && strcmp(opts.status, "in_progress") != 0)
+		return main_usage_error("cancel-many: --status is pending or in_progress");
+	params[0] = opts.nargs > 0 ? opts.args[0] : NULL;
+	params[1] = opts.status;
+	params[2] = opts.reason;
+	params[3] = opts.queue;
+	return admin_ops_call(opts.database, "cancel-many", 4, params);
+}
+
+/* pause, resume and purge: one argument, passed on as it is. */
+static int
+main_one_arg_op(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "d", 1, 1, &opts);
+
+	return rc != 0 ? rc : admin_ops_call(opts.database, argv[0], 1, (const char *const *) opts.args);
+}
+
 static const struct main_command {
 	const char *name;
 	int (*run)(int argc, char **argv);  /* argv[0] is the command name */
@@ -294,6 +404,13 @@ static const struct main_command {
 	{"check-config", main_check_config},
 	{"enqueue", main_enqueue},
 	{"status", main_status},
+	{"retry", main_retry},
+	{"retry-failed", main_retry_failed},
+	{"cancel", main_cancel},
+	{"cancel-many", main_cancel_many},
+	{"pause", main_one_arg_op},
+	{"resume", main_one_arg_op},
+	{"purge", main_one_arg_op},
 };
 
 int
