@@ -61,6 +61,14 @@ static const struct {
 	{{"migrate", "extra", NULL}, "unexpected argument 'extra'"},
 	{{"roles", "--print", "-d", "dbname=x", NULL}, "--print connects nowhere"},
 	{{"enqueue", "--print", "k", NULL}, "unknown option '--print'"},
+	{{"retry", NULL}, "missing argument"},
+	{{"retry", "12a", NULL}, "the task id must be a number"},
+	{{"cancel", "-1", NULL}, "unknown option '-1'"},
+	{{"cancel", "x", NULL}, "the task id must be a number"},
+	{{"cancel-many", "--status", "complete", NULL}, "--status is pending or in_progress"},
+	{{"pause", NULL}, "missing argument"},
+	{{"resume", "a", "b", NULL}, "unexpected argument 'b'"},
+	{{"purge", "--queue", "q", "1 day", NULL}, "unknown option '--queue'"},
 };
 
 START_TEST(test_usage_errors_exit_2_with_reason)
