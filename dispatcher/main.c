@@ -148,21 +148,31 @@ main_parse(int argc, char **argv, const char *allowed, int min_args, int max_arg
 		{NULL, 0, NULL, 0},
 	};
 	char msg[200];
-	int c;
+	int c, longindex = -1;
 
 	opterr = 0;
 	optind = 1;
 	/* '+': stop at the first positional argument, so a JSON payload that
 	 * starts with '-' is never taken for an option after it. */
-	while ((c = getopt_long(argc, argv, "+:d:c:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:d:c:", longopts, &longindex)) != -1) {
 		if (c == ':') {
 			snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
 			return main_usage_error(msg);
 		}
-		if (c == '?' || strchr(allowed, c) == NULL) {
+		if (c == '?') {
 			snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
 			return main_usage_error(msg);
 		}
+		if (strchr(allowed, c) == NULL) {
+			/* An option of another command; argv[optind - 1] may be its
+			 * value, so name it from the table. */
+			if (longindex >= 0)
+				snprintf(msg, sizeof msg, "unknown option '--%s'", longopts[longindex].name);
+			else
+				snprintf(msg, sizeof msg, "unknown option '-%c'", c);
+			return main_usage_error(msg);
+		}
+		longindex = -1;
 		switch (c) {
 		case 'd': opts->database = main_take_conninfo(optarg); break;
 		case 'c': opts->config = optarg; break;
