@@ -517,8 +517,8 @@ START_TEST(test_renew_extends_held_leases_and_reports_only_lost_claims)
 	ck_assert_ptr_null(cancelled[1]);
 	ck_assert_str_eq(cancelled[3], "no longer wanted");
 	PQclear(res);
-	ck_assert_str_eq(wt_value("SELECT string_agg((lease_expires_at > now() + interval '5 min')::text, ','"
-	                          "                  ORDER BY id)"
+	ck_assert_str_eq(wt_value("SELECT string_agg(coalesce(lease_expires_at > now() + interval '5 min', false)::text,"
+	                          "                  ',' ORDER BY id)"
 	                          "  FROM dispatch.tasks"),
 	                 "true,false,false,false");
 	qt_unlock(locker);
