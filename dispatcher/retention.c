@@ -54,9 +54,11 @@ retention_log_target(void)
 {
 	const char *status = retention_targets[retention_local.target].status;
 
-	if (retention_local.deleted > 0)
-		log_info("retention deleted=%lld %s=%s older_than_ms=%lld", retention_local.deleted,
-		         status != NULL ? "status" : "table", status != NULL ? status : "attempts",
+	if (retention_local.deleted > 0 && status != NULL)
+		log_info("retention deleted=%lld status=%s older_than_ms=%lld", retention_local.deleted, status,
+		         (long long) retention_local.age_ms);
+	else if (retention_local.deleted > 0)
+		log_info("retention deleted=%lld table=attempts older_than_ms=%lld", retention_local.deleted,
 		         (long long) retention_local.age_ms);
 	retention_local.deleted = 0;
 }
