@@ -97,8 +97,10 @@ static void
 daemon_stop_now(int64_t now)
 {
 	log_warn("stopping at once: killing %d handlers", slots_running());
-	if (!daemon_local.stopping)
+	if (!daemon_local.stopping) {
 		claimer_stop();
+		registry_stopping(now);
+	}
 	daemon_local.stopping = true;
 	daemon_local.stop_handlers_sent = true;
 	slots_kill_all();
