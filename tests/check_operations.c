@@ -175,6 +175,38 @@ START_TEST(test_cancel_of_a_running_command_stops_its_process_group)
 }
 END_TEST
 
+/* Without notifications (poll-only mode, for PgBouncer) the lease tick
+ * finds the cancel all the same, and says what it was. */
+START_TEST(test_cancel_in_poll_only_mode_is_found_by_the_lease_tick)
+{
+	PGconn *admin = harness_connect(harness_as(dt_db, HARNESS_ADMIN));
+	struct harness_daemon d;
+	char handlers[512], pids_path[256], sql[256];
+	pid_t pid;
+	long long id;
+
+	snprintf(pids_path, sizeof pids_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  slow:\n    command: [%s, %s, '60']\n", harness_handler("sleeper.sh"),
+	         pids_path);
+	harness_daemon_start(&d, dt_db, dt_config(handlers, "notify: false\npoll_interval: 300ms"));
+	id = harness_int(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('slow') RETURNING id");
+	snprintf(sql, sizeof sql, "SELECT status FROM dispatch.tasks WHERE id = %lld", id);
+	harness_wait_value(dt_conn, sql, "in_progress", 10000, &d);
+	ck_assert_int_eq(ops_read_pids(pids_path, &pid, 1), 1);
+	snprintf(sql, sizeof sql, "SELECT dispatch.cancel(%lld, 'by poll')", id);
+	ck_assert_str_eq(harness_value(admin, sql), "t");
+	ck_assert_msg(ops_wait_gone(&pid, 1, 2000) >= 0, "handler %d still running\n%s", (int) pid,
+	              harness_daemon_log(&d));
+	harness_daemon_wait_log(&d, "cancelled while its handler ran (by poll)", 2000);
+	snprintf(sql, sizeof sql, "SELECT concat_ws('|', status, last_error) FROM dispatch.tasks WHERE id = %lld", id);
+	ck_assert_str_eq(harness_value(dt_conn, sql), "cancelled|by poll");
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	PQfinish(admin);
+	unlink(pids_path);
+}
+END_TEST
+
 /* The same for a SQL handler: its statement is cancelled on the server
  * within 2 s and its transaction rolled back (its effect is not kept). */
 START_TEST(test_cancel_of_a_running_sql_handler_cancels_its_statement)
@@ -523,6 +555,7 @@ operations_suite(void)
 	tcase_add_test(cancel, test_cancel_of_a_pending_task_means_it_never_runs);
 	tcase_add_test(cancel, test_cancel_of_a_running_command_stops_its_process_group);
 	tcase_add_test(cancel, test_cancel_of_a_running_sql_handler_cancels_its_statement);
+	tcase_add_test(cancel, test_cancel_in_poll_only_mode_is_found_by_the_lease_tick);
 	tcase_add_test(cancel, test_cancel_many_counts_and_leaves_finished_tasks_alone);
 	tcase_add_test(cancel, test_only_admin_may_cancel);
 	suite_add_tcase(s, cancel);
