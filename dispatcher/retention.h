@@ -7,10 +7,12 @@
  * so that daemons started together spread out, and walks the targets in
  * turn: complete, failed and cancelled tasks, then the failed-attempt log.
  * While a target's batch comes back full, the next batch of it follows,
- * but only one batch is on the work connection at a time and only one is
- * sent per turn of the loop: statements run in the order they were queued
- * (work.c), so claims and outcomes queued meanwhile go first and wait at
- * most for one batch. Batches take their rows with SKIP LOCKED, so any
+ * but only one batch is on the work connection at a time, only one is
+ * sent per turn of the loop, and each waits four times as long as the one
+ * before took: statements run in the order they were queued (work.c), so
+ * claims and outcomes queued meanwhile go first and wait at most for one
+ * batch, and a round with much to delete takes at most about a fifth of
+ * the work connection's time. Batches take their rows with SKIP LOCKED, so any
  * number of daemons may run rounds at once: each row is deleted by one of
  * them, nobody waits for another, and a batch holds its locks for its own
  * short transaction only.
