@@ -39,6 +39,7 @@ enum config_type {
 	CONFIG_INT,          /* int */
 	CONFIG_INT64,        /* int64_t */
 	CONFIG_DURATION,     /* int64_t milliseconds */
+	CONFIG_AGE,          /* a CONFIG_DURATION, or 0 or off: 0 (kept for ever) */
 	CONFIG_LOG_LEVEL,    /* enum log_level */
 	CONFIG_LOG_FORMAT,   /* enum log_format */
 	CONFIG_CHOICE,       /* char *: one of the key's names */
@@ -68,7 +69,8 @@ enum {
 	TK_DATABASE, TK_INSTANCE_NAME, TK_QUEUES, TK_CONCURRENCY, TK_POLL_INTERVAL,
 	TK_NOTIFY, TK_NOTIFY_QUEUE_WARN, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
 	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
-	TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_COUNT
+	TK_RETENTION, TK_RETENTION_COMPLETE, TK_RETENTION_FAILED, TK_RETENTION_CANCELLED,
+	TK_RETENTION_ATTEMPTS, TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_COUNT
 };
 
 #define TOP(field) offsetof(struct config, field)
@@ -97,6 +99,16 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 	                        CONFIG_SEC, 1, CONFIG_DAY},
 	[TK_BACKOFF_MAX] = {"backoff.max", CONFIG_DURATION, TOP(backoff_max_ms),
 	                    CONFIG_HOUR, 1, 30 * CONFIG_DAY},
+	/* How long finished rows are kept (dispatcher/retention.c). */
+	[TK_RETENTION] = {"retention", CONFIG_MAP, 0, 0, 0, 0},
+	[TK_RETENTION_COMPLETE] = {"retention.complete", CONFIG_AGE, TOP(retention.complete_ms),
+	                           7 * CONFIG_DAY, CONFIG_SEC, 36500 * CONFIG_DAY},
+	[TK_RETENTION_FAILED] = {"retention.failed", CONFIG_AGE, TOP(retention.failed_ms),
+	                         30 * CONFIG_DAY, CONFIG_SEC, 36500 * CONFIG_DAY},
+	[TK_RETENTION_CANCELLED] = {"retention.cancelled", CONFIG_AGE, TOP(retention.cancelled_ms),
+	                            7 * CONFIG_DAY, CONFIG_SEC, 36500 * CONFIG_DAY},
+	[TK_RETENTION_ATTEMPTS] = {"retention.attempts", CONFIG_AGE, TOP(retention.attempts_ms),
+	                           30 * CONFIG_DAY, CONFIG_SEC, 36500 * CONFIG_DAY},
 	[TK_HANDLERS] = {"handlers", CONFIG_HANDLERS, 0, 0, 0, 0},
 	[TK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, TOP(env_passthrough), 0, 0, 0},
 	[TK_USER] = {"user", CONFIG_STRING, TOP(user), 0, 0, 0},
@@ -325,6 +337,8 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 		return "an integer";
 	case CONFIG_DURATION:
 		return "a duration: an integer followed by ms, s, m, h or d, such as 250ms, 30s or 5m";
+	case CONFIG_AGE:
+		return "a duration such as 12h or 7d, or 0 or off (keep for ever)";
 	case CONFIG_MAP:
 	case CONFIG_HANDLERS:
 		return "a map";
@@ -424,6 +438,7 @@ config_store(void *base, const struct config_key *key, int64_t v)
 		break;
 	case CONFIG_INT64:
 	case CONFIG_DURATION:
+	case CONFIG_AGE:
 		*(int64_t *) field = v;
 		break;
 	case CONFIG_LOG_LEVEL:
@@ -571,6 +586,14 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 	case CONFIG_DURATION:
 		rc = config_duration(s, &v);
 		break;
+	case CONFIG_AGE:
+		rc = config_duration(s, &v);
+		/* Off (0, 0d, off) is no age at all, not one below the least. */
+		if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0 || (rc == 0 && v == 0)) {
+			config_store(base, key, 0);
+			return true;
+		}
+		break;
 	case CONFIG_LOG_LEVEL: {
 		enum log_level level;
 
@@ -604,7 +627,7 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 		                    config_expect(key, expect, sizeof expect));
 	/* Bools and enums have no bounds: min == max. */
 	if (key->min < key->max && (rc > 0 || v < key->min || v > key->max)) {
-		if (key->type == CONFIG_DURATION) {
+		if (key->type == CONFIG_DURATION || key->type == CONFIG_AGE) {
 			config_format_duration(key->min, lo, sizeof lo);
 			config_format_duration(key->max, hi, sizeof hi);
 		} else {
@@ -871,10 +894,36 @@ config_check_user(struct config_parser *p, const struct config *cfg)
 	return true;
 }
 
+/*
+ * instance_name, with #PID after it, is tasks.locked_by, the daemon's row
+ * in dispatch.instances and the end of its connections' application_name
+ * ("pgdispatch NAME#PID"). The server keeps 63 bytes of application_name
+ * and turns every byte outside printable ASCII into '?', so a longer or
+ * non-ASCII name would make the three differ.
+ */
+static bool
+config_check_instance_name(struct config_parser *p, const struct config *cfg)
+{
+	const struct config_seen *seen = &p->top[TK_INSTANCE_NAME];
+
+	if (cfg->instance_name == NULL)
+		return true;
+	if (strlen(cfg->instance_name) > CONFIG_INSTANCE_NAME_MAX)
+		return config_error(p, seen->value, "instance_name: longer than %d bytes (with #PID it must "
+		                    "fit in application_name)", CONFIG_INSTANCE_NAME_MAX);
+	for (const char *c = cfg->instance_name; *c != '\0'; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			return config_error(p, seen->value, "instance_name: only printable ASCII characters "
+			                    "(PostgreSQL's application_name keeps no others)");
+	return true;
+}
+
 /* What can only be settled once the whole file is read. */
 static bool
 config_finish(struct config_parser *p, struct config *cfg)
 {
+	if (!config_check_instance_name(p, cfg))
+		return false;
 	if (cfg->queues == NULL) {
 		if ((cfg->queues = calloc(2, sizeof *cfg->queues)) == NULL
 		    || (cfg->queues[0] = strdup("default")) == NULL)

@@ -37,7 +37,8 @@ struct handler_config {
 struct config {
 	char *path;                  /* as given to config_load() */
 	char *database;              /* NULL: libpq's PG* environment */
-	char *instance_name;         /* NULL: the host name (locked_by adds #pid) */
+	char *instance_name;         /* NULL: the host name (locked_by adds #pid); printable
+	                              * ASCII, at most CONFIG_INSTANCE_NAME_MAX bytes */
 	char **queues;               /* at least one; default ["default"] */
 	size_t nqueues;
 	int concurrency;             /* tasks in flight at once; default 8 */
@@ -53,6 +54,14 @@ struct config {
 	int max_attempts;            /* default 5 */
 	int64_t backoff_initial_ms;  /* backoff.initial, default 1s */
 	int64_t backoff_max_ms;      /* backoff.max, default 1h */
+	/* retention: finished rows older than this are deleted
+	 * (dispatcher/retention.c); 0: kept for ever (0 or off in the file). */
+	struct {
+		int64_t complete_ms;     /* default 7d */
+		int64_t failed_ms;       /* default 30d */
+		int64_t cancelled_ms;    /* default 7d */
+		int64_t attempts_ms;     /* dispatch.attempts, the failed-attempt log; default 30d */
+	} retention;
 	struct handler_config *handlers;
 	size_t nhandlers;
 	/* The daemon's environment variables a command handler gets, by name
@@ -64,6 +73,10 @@ struct config {
 	char *user;
 	char *group;
 };
+
+/* "pgdispatch " + NAME + "#" + a pid of up to 7 digits fits in the 63
+ * bytes PostgreSQL keeps of application_name. */
+#define CONFIG_INSTANCE_NAME_MAX 44
 
 /* The default env_passthrough: what programs need to find their tools,
  * their home, their locale and their time zone, and nothing secret. */

@@ -33,6 +33,8 @@
 #include "log.h"
 #include "mem.h"
 #include "outbox.h"
+#include "registry.h"
+#include "retention.h"
 #include "signals.h"
 #include "slots.h"
 #include "work.h"
@@ -42,8 +44,13 @@
 static struct {
 	struct config *cfg;
 	const char *database;        /* -d, overriding cfg->database */
-	char instance[256];          /* instance_name, or the host name */
-	char locked_by[300];         /* instance#pid: this process's claims and registrations */
+	char instance[CONFIG_INSTANCE_NAME_MAX + 1];   /* instance_name, or the host name */
+	char host[256];
+	/* instance#pid, the one instance string: tasks.locked_by of this
+	 * process's claims, its wake-up registrations, the end of its
+	 * connections' application_name, and name#pid of its row in
+	 * dispatch.instances. */
+	char locked_by[CONFIG_INSTANCE_NAME_MAX + 16];
 	int signal_fd;
 	bool stopping;
 	int64_t stop_deadline_ms;    /* the grace's end */
@@ -78,6 +85,7 @@ daemon_begin_stop(int64_t now)
 	daemon_local.stopping = true;
 	claimer_stop();
 	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
+	registry_stopping(now);
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
 	         "(signal again to stop at once)", (long long) daemon_local.cfg->shutdown_grace_ms,
 	         slots_running());
@@ -89,8 +97,10 @@ static void
 daemon_stop_now(int64_t now)
 {
 	log_warn("stopping at once: killing %d handlers", slots_running());
-	if (!daemon_local.stopping)
+	if (!daemon_local.stopping) {
 		claimer_stop();
+		registry_stopping(now);
+	}
 	daemon_local.stopping = true;
 	daemon_local.stop_handlers_sent = true;
 	slots_kill_all();
@@ -175,6 +185,9 @@ daemon_poll_timeout(int64_t now)
 			due = daemon_min(due, claimer_next_ms());
 		due = daemon_min(due, outbox_next_try_ms());
 		due = daemon_min(due, lease_next_ms());
+		due = daemon_min(due, registry_next_ms());
+		if (!daemon_local.stopping)
+			due = daemon_min(due, retention_next_ms());
 	} else {
 		due = daemon_min(due, session_next_ms());
 	}
@@ -239,17 +252,27 @@ static void
 daemon_database(const struct daemon_fds *f, int64_t now)
 {
 	struct db_error err;
-	bool broken;
+	struct listener_news news;
 
-	if (daemon_revents(f, f->listen) != 0 && listener_drain(daemon_local.cfg, &broken, &err))
-		claimer_sweep(true);
-	else if (daemon_revents(f, f->listen) != 0 && broken)
-		session_lost(err.message);
+	if (daemon_revents(f, f->listen) != 0) {
+		if (!listener_drain(daemon_local.cfg, slots_runs, &news, &err)) {
+			session_lost(err.message);
+		} else {
+			if (news.claim)
+				claimer_sweep(true);
+			/* A task of ours was cancelled: renew now, and the
+			 * renewal's fence reports the claim lost, which stops
+			 * the handler (lease.c, slots_lease_lost()). */
+			if (news.cancel)
+				lease_reset(now);
+		}
+	}
 	if (session_step(f->pfds + f->first_up, f->nup, now, daemon_local.cfg->notify)) {
 		/* Renew first: after a long stall the leases this daemon holds
 		 * are the most urgent thing, and its own reaper must see them as
 		 * held. The sweep waits for LISTEN (see the top). */
 		lease_reset(now);
+		registry_reset(now);
 		claimer_connected();
 	}
 	daemon_work();
@@ -284,10 +307,15 @@ daemon_schedule(int64_t now)
 	if (!daemon_connected())
 		return;
 	lease_tick(daemon_local.cfg, now);
+	registry_tick(daemon_local.cfg, slots_running(), now);
 	/* The sweep waits for LISTEN to be in effect (see the top). */
 	if (!daemon_local.stopping && (!daemon_local.cfg->notify || listener_listening()))
 		claimer_step(now);
 	outbox_flush(now);
+	/* Last: a retention batch waits behind the claims and outcomes queued
+	 * above (retention.h). */
+	if (!daemon_local.stopping)
+		retention_tick(daemon_local.cfg, now);
 	daemon_work();
 }
 
@@ -299,7 +327,8 @@ daemon_done(int64_t now)
 		return false;
 	if (daemon_local.idle_since_ms == 0)
 		daemon_local.idle_since_ms = now;
-	if (outbox_count() == 0 && (work_pending() == 0 || !daemon_connected()))
+	/* The registry row goes last, once nothing else is left to write. */
+	if (outbox_count() == 0 && (work_pending() == 0 || !daemon_connected()) && registry_leave())
 		return true;
 	/* Outcomes still to write: keep trying (and reconnecting) a while. */
 	if (now >= daemon_local.idle_since_ms + DAEMON_OUTCOME_WAIT_MS) {
@@ -314,16 +343,17 @@ daemon_done(int64_t now)
 static void
 daemon_names(void)
 {
-	char host[200];
-
-	if (daemon_local.cfg->instance_name != NULL) {
-		snprintf(daemon_local.instance, sizeof daemon_local.instance, "%s", daemon_local.cfg->instance_name);
-	} else {
-		if (gethostname(host, sizeof host) != 0)
-			snprintf(host, sizeof host, "localhost");
-		host[sizeof host - 1] = '\0';
-		snprintf(daemon_local.instance, sizeof daemon_local.instance, "%s", host);
-	}
+	if (gethostname(daemon_local.host, sizeof daemon_local.host) != 0)
+		snprintf(daemon_local.host, sizeof daemon_local.host, "localhost");
+	daemon_local.host[sizeof daemon_local.host - 1] = '\0';
+	/* config.c keeps instance_name short and printable enough for
+	 * application_name; a host name is cut to the same length (the
+	 * buffer's size) so the three names stay one. */
+	snprintf(daemon_local.instance, sizeof daemon_local.instance, "%.*s", CONFIG_INSTANCE_NAME_MAX,
+	         daemon_local.cfg->instance_name != NULL ? daemon_local.cfg->instance_name : daemon_local.host);
+	for (char *c = daemon_local.instance; *c != '\0'; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
 	/* Unique per process: two daemons sharing an instance_name (a rolling
 	 * restart, replicas of one deployment) never take each other's
 	 * claims or registrations for their own. */
@@ -345,6 +375,7 @@ daemon_run(struct config *cfg, const char *database)
 	}
 	session_setup(daemon_conninfo(), daemon_local.locked_by);
 	slots_setup(daemon_local.locked_by);
+	registry_setup(daemon_local.instance, daemon_local.host, (int) getpid(), clock_now_ms());
 	slots_grow(cfg->concurrency);
 	claimer_setup(daemon_local.locked_by, daemon_conninfo());
 	claimer_config(cfg);

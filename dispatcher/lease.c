@@ -57,19 +57,24 @@ static void
 lease_renewed(void *ctx, PGresult *res, const struct db_error *err)
 {
 	bool *lost;
+	const char **cancelled;
 
 	if (res == NULL) {
 		lease_failed("lease renewal", err);
 		return;
 	}
 	lost = calloc(lease_local.n + 1, sizeof *lost);
-	if (lost == NULL)
+	cancelled = calloc(lease_local.n + 1, sizeof *cancelled);
+	if (lost == NULL || cancelled == NULL)
 		abort();
-	queue_renew_result(res, lease_local.ids, lease_local.tokens, lease_local.n, lost);
+	queue_renew_result(res, lease_local.ids, lease_local.tokens, lease_local.n, lost, cancelled);
+	/* A cancelled task is a lost claim like any other (the fence says
+	 * so), only logged as what it is. */
 	for (size_t i = 0; i < lease_local.n; i++)
-		if (lost[i] && !slots_lease_lost(lease_local.ids[i], lease_local.tokens[i]))
+		if (lost[i] && !slots_lease_lost(lease_local.ids[i], lease_local.tokens[i], cancelled[i]))
 			outbox_lost(lease_local.ids[i], lease_local.tokens[i]);
 	free(lost);
+	free(cancelled);
 }
 
 static void

@@ -261,18 +261,26 @@ queue_renew_send(const long long *ids, const long long *tokens, size_t n, int64_
 }
 
 void
-queue_renew_result(PGresult *res, const long long *ids, const long long *tokens, size_t n, bool *lost)
+queue_renew_result(PGresult *res, const long long *ids, const long long *tokens, size_t n, bool *lost,
+                   const char **cancelled)
 {
-	/* Rows: id, token of each claim lost (few, usually none); every
-	 * other claim is kept. */
-	for (size_t i = 0; i < n; i++)
+	/* Rows: id, token, cancelled, reason of each claim lost (few, usually
+	 * none); every other claim is kept. */
+	for (size_t i = 0; i < n; i++) {
 		lost[i] = false;
+		if (cancelled != NULL)
+			cancelled[i] = NULL;
+	}
 	for (int r = 0; r < PQntuples(res); r++) {
 		long long id = atoll(PQgetvalue(res, r, 0)), token = atoll(PQgetvalue(res, r, 1));
+		bool was_cancelled = strcmp(PQgetvalue(res, r, 2), "t") == 0;
 
 		for (size_t i = 0; i < n; i++)
-			if (ids[i] == id && tokens[i] == token)
+			if (ids[i] == id && tokens[i] == token) {
 				lost[i] = true;
+				if (cancelled != NULL && was_cancelled)
+					cancelled[i] = PQgetvalue(res, r, 3);
+			}
 	}
 }
 
@@ -375,4 +383,82 @@ bool
 queue_sleep_confirm_result(PGresult *res)
 {
 	return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+}
+
+void
+queue_instance_beat_send(const struct queue_instance *me, work_done_fn cb, void *ctx)
+{
+	struct json_buf queues = {0};
+	char pid_s[16], uptime_s[24], concurrency_s[16], running_s[16], lease_s[24];
+	const char *params[10];
+
+	queue_array_text(&queues, me->queues, me->nqueues);
+	snprintf(pid_s, sizeof pid_s, "%d", me->pid);
+	snprintf(uptime_s, sizeof uptime_s, "%lld", (long long) me->uptime_ms);
+	snprintf(concurrency_s, sizeof concurrency_s, "%d", me->concurrency);
+	snprintf(running_s, sizeof running_s, "%d", me->running);
+	snprintf(lease_s, sizeof lease_s, "%lld", (long long) me->lease_ms);
+	params[0] = me->name;
+	params[1] = me->host;
+	params[2] = pid_s;
+	params[3] = me->version;
+	params[4] = uptime_s;
+	params[5] = queues.data;
+	params[6] = concurrency_s;
+	params[7] = running_s;
+	params[8] = me->state;
+	params[9] = lease_s;
+	work_send("instance_beat", 10, params, cb, ctx);
+	json_buf_free(&queues);
+}
+
+void
+queue_instance_beat_result(PGresult *res)
+{
+	/* Rows: ('gone', name#pid) for each row marked gone, ('removed', n),
+	 * ('me', 1). */
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *what = PQgetvalue(res, r, 0), *value = PQgetvalue(res, r, 1);
+
+		if (strcmp(what, "gone") == 0)
+			log_warn("instance=%s not seen for three of its leases: marked gone", value);
+		else if (strcmp(what, "removed") == 0 && atoi(value) > 0)
+			log_info("deleted %s instance rows gone for more than a day", value);
+	}
+}
+
+void
+queue_instance_leave_send(const char *name, const char *host, int pid, work_done_fn cb, void *ctx)
+{
+	char pid_s[16];
+	const char *params[3] = {name, host, pid_s};
+
+	snprintf(pid_s, sizeof pid_s, "%d", pid);
+	work_send("instance_leave", 3, params, cb, ctx);
+}
+
+void
+queue_retention_send(const char *status, int64_t older_than_ms, int max_rows, work_done_fn cb, void *ctx)
+{
+	char age_s[24], max_s[16];
+	const char *params[3];
+
+	snprintf(age_s, sizeof age_s, "%lld", (long long) older_than_ms);
+	snprintf(max_s, sizeof max_s, "%d", max_rows);
+	if (status == NULL) {
+		params[0] = age_s;
+		params[1] = max_s;
+		work_send("retention_attempts", 2, params, cb, ctx);
+		return;
+	}
+	params[0] = status;
+	params[1] = age_s;
+	params[2] = max_s;
+	work_send("retention_batch", 3, params, cb, ctx);
+}
+
+int
+queue_retention_result(PGresult *res)
+{
+	return PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
 }

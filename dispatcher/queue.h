@@ -1,6 +1,7 @@
 /*
  * The daemon's statements against dispatch.tasks: claim, outcomes, lease
- * renewal, the reaper, the next due time and the wake-up registration.
+ * renewal, the reaper, the next due time and the wake-up registration;
+ * and the instance registry's and retention's (migrations/0008).
  * Each statement is a file in sql/; this module turns C values into its
  * parameters and its rows back into C values. The statements go out on
  * the work connection without waiting (work.h): each *_send() function
@@ -72,8 +73,11 @@ void queue_outcomes_result(PGresult *res, const struct outcome *outcomes, size_t
 void queue_renew_send(const long long *ids, const long long *tokens, size_t n, int64_t lease_ms,
                       work_done_fn cb, void *ctx);
 
-/* Sets lost[i] for each claim the renewal found no longer ours. */
-void queue_renew_result(PGresult *res, const long long *ids, const long long *tokens, size_t n, bool *lost);
+/* Sets lost[i] for each claim the renewal found no longer ours, and when
+ * cancelled is not NULL, cancelled[i] to the reason when the task was
+ * cancelled while the claim held it (borrowed from res), else NULL. */
+void queue_renew_result(PGresult *res, const long long *ids, const long long *tokens, size_t n, bool *lost,
+                        const char **cancelled);
 
 /*
  * Returns others' expired leases to pending (or failed, attempts used
@@ -104,6 +108,39 @@ void queue_sleep_register_send(const char *instance, const char *const *queues, 
 void queue_sleep_confirm_send(work_done_fn cb, void *ctx);
 bool queue_sleep_confirm_result(PGresult *res);
 void queue_sleep_unregister_send(const char *instance, work_done_fn cb, void *ctx);
+
+/* A daemon's row in dispatch.instances (borrowed strings). */
+struct queue_instance {
+	const char *name, *host, *version;
+	int pid;
+	int64_t uptime_ms;           /* since the process started */
+	const char *const *queues;
+	size_t nqueues;
+	int concurrency, running;
+	const char *state;           /* "running" or "stopping" */
+	int64_t lease_ms;
+};
+
+/* Upserts me's row, marks others' silent rows gone and deletes rows gone
+ * for a day (sql/instance_beat.sql). */
+void queue_instance_beat_send(const struct queue_instance *me, work_done_fn cb, void *ctx);
+
+/* Logs the rows the beat marked gone or deleted. */
+void queue_instance_beat_result(PGresult *res);
+
+/* Deletes the row of name, host, pid (sql/instance_leave.sql). */
+void queue_instance_leave_send(const char *name, const char *host, int pid, work_done_fn cb, void *ctx);
+
+/*
+ * One retention batch: deletes at most max_rows finished tasks of status
+ * (complete, failed or cancelled; NULL: rows of the failed-attempt log
+ * instead) older than older_than_ms (sql/retention_batch.sql,
+ * sql/retention_attempts.sql).
+ */
+void queue_retention_send(const char *status, int64_t older_than_ms, int max_rows, work_done_fn cb, void *ctx);
+
+/* How many rows the batch deleted. */
+int queue_retention_result(PGresult *res);
 
 /*
  * Sends (without waiting) the fenced completion of t with no result on a

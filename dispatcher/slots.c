@@ -25,6 +25,7 @@ struct slot {
 	const struct handler_ops *ops;
 	bool shutdown_stopped;       /* stopped by shutdown: attempt given back */
 	bool lease_lost;             /* reaped by another instance: stopped, no outcome */
+	bool cancelled;              /* ... because an operator cancelled the task */
 	bool killed;                 /* a second signal: released whatever happened */
 };
 
@@ -193,6 +194,11 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 
 	if (s->killed) {
 		slots_release(t, "stopped at once by a second signal");
+	} else if (s->cancelled) {
+		/* The row says cancelled, and every write is fenced on
+		 * in_progress: nothing the handler did is recorded. */
+		log_info("task=%lld kind=%s attempt=%d %s ended after the task was cancelled; "
+		         "outcome not recorded", t->id, t->kind, t->attempt, label);
 	} else if (s->lease_lost) {
 		log_warn("task=%lld kind=%s attempt=%d %s ended after its lease was lost; "
 		         "outcome not recorded", t->id, t->kind, t->attempt, label);
@@ -320,18 +326,38 @@ slots_next_due(int64_t due)
  * ours rather than run it twice at once. No outcome is written.
  */
 bool
-slots_lease_lost(long long id, long long token)
+slots_lease_lost(long long id, long long token, const char *cancelled)
 {
 	for (int i = 0; i < slots_local.nslots; i++) {
 		struct slot *s = slots_local.all[i];
 
 		if (s->used && !s->lease_lost && s->task.id == id && s->task.token == token) {
-			log_warn("task=%lld kind=%s attempt=%d lease lost while its handler ran; stopping it",
-			         s->task.id, s->task.kind, s->task.attempt);
+			if (cancelled != NULL)
+				log_info("task=%lld kind=%s attempt=%d cancelled while its handler ran (%.200s); "
+				         "stopping it", s->task.id, s->task.kind, s->task.attempt, cancelled);
+			else
+				log_warn("task=%lld kind=%s attempt=%d lease lost while its handler ran; stopping it",
+				         s->task.id, s->task.kind, s->task.attempt);
 			s->lease_lost = true;
+			s->cancelled = cancelled != NULL;
+			/* Stopped as a timeout is: SIGTERM to a command's process
+			 * group and SIGKILL after the grace; a SQL handler's
+			 * statement cancelled and its transaction rolled back. */
 			s->ops->stop(&s->ht);
 			return true;
 		}
+	}
+	return false;
+}
+
+bool
+slots_runs(long long id)
+{
+	for (int i = 0; i < slots_local.nslots; i++) {
+		const struct slot *s = slots_local.all[i];
+
+		if (s->used && !s->lease_lost && s->task.id == id)
+			return true;
 	}
 	return false;
 }

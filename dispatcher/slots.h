@@ -70,8 +70,14 @@ size_t slots_leased(long long *ids, long long *tokens, size_t cap);
 int slots_capacity(void);
 
 /* The claim id/token was lost: when a task in flight holds it, stop its
- * handler, record no outcome, and return true. */
-bool slots_lease_lost(long long id, long long token);
+ * handler, record no outcome, and return true. cancelled: NULL when the
+ * lease was lost (another instance reaped the task, an operator reset
+ * it), else the reason the task was cancelled with (dispatch.cancel()),
+ * for the log. */
+bool slots_lease_lost(long long id, long long token, const char *cancelled);
+
+/* A handler of this daemon runs task id (and has not lost it yet). */
+bool slots_runs(long long id);
 
 /* Shutdown past its grace: stop every handler; their tasks go back
  * untried (unless they finish with success first). */

@@ -10,7 +10,9 @@
 -- renewed on the next tick.
 --
 -- Returns the claims that are no longer ours: the lease was lost (another
--- instance reaped the task, or an operator reset it).
+-- instance reaped the task, or an operator reset it), or the task was
+-- cancelled while this claim held it (dispatch.cancel() keeps the claim
+-- token), then with the reason, so the daemon can say which.
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS o(id, token)
 ),
@@ -22,8 +24,10 @@ WITH o AS (
      WHERE t.id = mine.id
     RETURNING t.id, t.claim_token
 )
-SELECT o.id, o.token
+SELECT o.id, o.token,
+       coalesce(t.status = 'cancelled' AND t.claim_token = o.token, false) AS cancelled,
+       CASE WHEN t.status = 'cancelled' AND t.claim_token = o.token THEN t.last_error END AS reason
   FROM o
+  LEFT JOIN dispatch.tasks AS t ON t.id = o.id
  WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = o.id AND u.claim_token = o.token)
-   AND NOT EXISTS (SELECT 1 FROM dispatch.tasks AS t
-                    WHERE t.id = o.id AND t.status = 'in_progress' AND t.claim_token = o.token)
+   AND (t.id IS NULL OR t.status <> 'in_progress' OR t.claim_token IS DISTINCT FROM o.token)

@@ -89,6 +89,8 @@ GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, 
 GRANT SELECT (queue) ON dispatch.sleepers TO dispatch_producer;
 -- `pgdispatch status` and `TABLE dispatch.queue_stats`.
 GRANT SELECT ON dispatch.queue_stats TO dispatch_producer;
+-- Which daemons are alive (migrations/0008): names, hosts, queues, counts.
+GRANT SELECT ON dispatch.instances TO dispatch_producer;
 
 -- Workers -------------------------------------------------------------------
 
@@ -115,6 +117,18 @@ GRANT UPDATE (backend_pid, since) ON dispatch.sleepers TO dispatch_worker;
 -- `pgdispatch status` with the daemon's credentials: nothing the SELECT
 -- on tasks above does not already show.
 GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
+-- The daemons' registry (migrations/0008, sql/instance_beat.sql,
+-- sql/instance_leave.sql): each daemon upserts and deletes its own row,
+-- marks others' rows gone when they stop being refreshed, and deletes
+-- rows gone for a day.
+GRANT SELECT, INSERT, UPDATE, DELETE ON dispatch.instances TO dispatch_worker;
+-- Retention (dispatcher/retention.c): the only deletes a worker makes, of
+-- finished rows past their age, a small batch at a time, through
+-- SECURITY DEFINER functions that refuse anything else. No DELETE on
+-- tasks itself.
+GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interval, int),
+                          dispatch.retention_attempts_batch(interval, int)
+    TO dispatch_worker;
 -- Not granted: dispatch.schema_migrations (the daemon never reads the
 -- ledger; migrate runs as the owner), EXECUTE of dispatch.enqueue, and
 -- dispatch.tasks_notify() (a trigger function runs whoever inserts; no one
@@ -129,7 +143,12 @@ GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
 -- SECURITY DEFINER (they run as the schema's owner), so EXECUTE on them is
 -- all an admin needs to change tasks; no table privilege lets an admin
 -- change a row by hand in a way the functions would not.
-GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers TO dispatch_admin;
+GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.instances
+    TO dispatch_admin;
+-- Cancelling tasks (migrations/0008); PUBLIC has no EXECUTE on them.
+GRANT EXECUTE ON FUNCTION dispatch.cancel(bigint, text),
+                          dispatch.cancel_many(text, dispatch.task_status, text, text)
+    TO dispatch_admin;
 
 -- A GRANT by someone who does not own the objects is only a WARNING, and
 -- the roles would be left with nothing. Say so as an error instead.

@@ -197,6 +197,11 @@ START_TEST(test_empty_map_gives_every_default)
 	ck_assert_ptr_null(config_handler(cfg, "anything"));
 	ck_assert_ptr_null(cfg->user);
 	ck_assert_ptr_null(cfg->group);
+	/* Retention, as the README states it. */
+	ck_assert_int_eq(cfg->retention.complete_ms, 7 * 86400000LL);
+	ck_assert_int_eq(cfg->retention.failed_ms, 30 * 86400000LL);
+	ck_assert_int_eq(cfg->retention.cancelled_ms, 7 * 86400000LL);
+	ck_assert_int_eq(cfg->retention.attempts_ms, 30 * 86400000LL);
 	{
 		const char *want[] = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", NULL};
 
@@ -204,6 +209,35 @@ START_TEST(test_empty_map_gives_every_default)
 			ck_assert_str_eq(cfg->env_passthrough[i], want[i]);
 		ck_assert_ptr_null(cfg->env_passthrough[6]);
 	}
+	config_free(cfg);
+}
+END_TEST
+
+/* retention: each age a duration, 0 or off (kept for ever); keys left
+ * out keep their defaults. */
+START_TEST(test_retention_reads_ages_and_off)
+{
+	struct config *cfg = config_test_ok("retention:\n  complete: 12h\n  failed: off\n  cancelled: 0\n");
+
+	ck_assert_int_eq(cfg->retention.complete_ms, 12 * 3600000LL);
+	ck_assert_int_eq(cfg->retention.failed_ms, 0);
+	ck_assert_int_eq(cfg->retention.cancelled_ms, 0);
+	ck_assert_int_eq(cfg->retention.attempts_ms, 30 * 86400000LL);
+	config_free(cfg);
+	cfg = config_test_ok("retention: {attempts: 0d, complete: 90s}\n");
+	ck_assert_int_eq(cfg->retention.attempts_ms, 0);
+	ck_assert_int_eq(cfg->retention.complete_ms, 90000);
+	ck_assert_int_eq(cfg->retention.failed_ms, 30 * 86400000LL);
+	config_free(cfg);
+}
+END_TEST
+
+/* instance_name fits application_name with #PID after it. */
+START_TEST(test_instance_name_of_44_bytes_is_the_longest)
+{
+	struct config *cfg = config_test_ok("instance_name: abcdefghijabcdefghijabcdefghijabcdefghij-234\n");
+
+	ck_assert_uint_eq(strlen(cfg->instance_name), CONFIG_INSTANCE_NAME_MAX);
 	config_free(cfg);
 }
 END_TEST
@@ -513,6 +547,20 @@ static const struct {
 	 "1:1: group: needs user (the daemon switches both or neither)"},
 	{"list for user", "user: [root]\n",
 	 "1:7: user: expected a string, got a list"},
+	{"retention word", "concurrency: 2\nretention:\n  complete: forever\n",
+	 "3:13: retention.complete: 'forever' is not a duration such as 12h or 7d, or 0 or off (keep for ever)"},
+	{"retention bare number", "retention: {failed: 30}\n",
+	 "1:21: retention.failed: '30' is not a duration such as 12h or 7d, or 0 or off (keep for ever)"},
+	{"retention too short", "retention: {cancelled: 500ms}\n",
+	 "1:24: retention.cancelled: 500ms is out of range (1s..36500d)"},
+	{"retention unknown key", "retention:\n  pending: 1d\n",
+	 "2:3: retention.pending: unknown key"},
+	{"retention as a scalar", "retention: 7d\n",
+	 "1:12: retention: expected a map, got a scalar"},
+	{"instance_name too long", "instance_name: abcdefghijabcdefghijabcdefghijabcdefghij-2345\n",
+	 "1:16: instance_name: longer than 44 bytes (with #PID it must fit in application_name)"},
+	{"instance_name not ASCII", "instance_name: caf\xc3\xa9\n",
+	 "1:16: instance_name: only printable ASCII characters (PostgreSQL's application_name keeps no others)"},
 };
 
 START_TEST(test_bad_config_names_file_line_column)
@@ -619,6 +667,8 @@ config_suite(void)
 	tcase_add_test(tc, test_empty_map_gives_every_default);
 	tcase_add_test(tc, test_empty_and_null_strings_leave_defaults);
 	tcase_add_test(tc, test_empty_env_passthrough_passes_nothing);
+	tcase_add_test(tc, test_retention_reads_ages_and_off);
+	tcase_add_test(tc, test_instance_name_of_44_bytes_is_the_longest);
 	tcase_add_test(tc, test_handlers_inherit_top_level_after_whole_file);
 	tcase_add_loop_test(tc, test_bool_accepts_true_and_false_spellings, 0,
 	                    sizeof config_bools / sizeof config_bools[0]);

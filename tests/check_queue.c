@@ -492,6 +492,7 @@ START_TEST(test_renew_extends_held_leases_and_reports_only_lost_claims)
 	long long ids[4], tokens[4] = {1100, 1100, 1100, 1100};
 	struct wt_call call = {0};
 	bool lost[4];
+	const char *cancelled[4];
 	PGconn *locker;
 	PGresult *res;
 
@@ -500,21 +501,24 @@ START_TEST(test_renew_extends_held_leases_and_reports_only_lost_claims)
 	ck_assert_int_eq(qt_claim_all(1100), 4);
 	wt_exec("UPDATE dispatch.tasks SET lease_expires_at = now() + interval '1 s'");
 	/* 1: taken by another claim; 2: locked by another session (still
-	 * ours); 3: finished by someone else. */
+	 * ours); 3: cancelled by an operator (migrations/0008). */
 	wt_exec("UPDATE dispatch.tasks SET claim_token = 4242 WHERE id = %lld", ids[1]);
-	wt_exec("UPDATE dispatch.tasks SET status = 'complete' WHERE id = %lld", ids[3]);
+	wt_exec("SELECT dispatch.cancel(%lld, 'no longer wanted')", ids[3]);
 	locker = qt_lock_row(ids[2]);
 	queue_renew_send(ids, tokens, 4, 600000, wt_done, &call);
 	res = wt_wait(&call);
 	ck_assert_int_eq(PQntuples(res), 2);
-	queue_renew_result(res, ids, tokens, 4, lost);
-	PQclear(res);
+	queue_renew_result(res, ids, tokens, 4, lost, cancelled);
 	ck_assert(!lost[0]);
 	ck_assert(lost[1]);
 	ck_assert(!lost[2]);
 	ck_assert(lost[3]);
-	ck_assert_str_eq(wt_value("SELECT string_agg((lease_expires_at > now() + interval '5 min')::text, ','"
-	                          "                  ORDER BY id)"
+	/* The reaped one is a lost lease; the cancelled one says why. */
+	ck_assert_ptr_null(cancelled[1]);
+	ck_assert_str_eq(cancelled[3], "no longer wanted");
+	PQclear(res);
+	ck_assert_str_eq(wt_value("SELECT string_agg(coalesce(lease_expires_at > now() + interval '5 min', false)::text,"
+	                          "                  ',' ORDER BY id)"
 	                          "  FROM dispatch.tasks"),
 	                 "true,false,false,false");
 	qt_unlock(locker);

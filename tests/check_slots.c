@@ -426,8 +426,8 @@ START_TEST(test_lost_lease_stops_the_handler_and_records_nothing)
 
 	start(1, "fake", 1);
 	start(2, "fake", 1);
-	ck_assert(!slots_lease_lost(1, 999));
-	ck_assert(slots_lease_lost(1, 1000));
+	ck_assert(!slots_lease_lost(1, 999, NULL));
+	ck_assert(slots_lease_lost(1, 1000, NULL));
 	ck_assert_int_eq(fake.stops, 1);
 	ck_assert_int_eq(slots_leased(ids, tokens, 8), 1);
 	ck_assert_int_eq(ids[0], 2);

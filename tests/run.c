@@ -48,7 +48,8 @@ main(void)
 		srunner_add_suite(sr, hostile_suite());
 		srunner_add_suite(sr, pgbouncer_suite());
 		srunner_add_suite(sr, reliability_suite());
-		srunner_add_suite(sr, operating_suite());
+		srunner_add_suite(sr, operations_suite());
+		srunner_add_suite(sr, recipes_suite());
 	}
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

@@ -289,10 +289,10 @@ START_TEST(test_readme_operating_recipes_work_as_written)
 END_TEST
 
 Suite *
-operating_suite(void)
+recipes_suite(void)
 {
-	Suite *s = suite_create("operating");
-	TCase *tc = tcase_create("operating");
+	Suite *s = suite_create("recipes");
+	TCase *tc = tcase_create("recipes");
 
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 120);
