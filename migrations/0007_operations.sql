@@ -60,6 +60,10 @@ $$;
 CREATE FUNCTION dispatch.tasks_dedupe() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Only a live row can take a key (an owner may insert finished ones).
+    IF NEW.status NOT IN ('pending', 'in_progress') THEN
+        RETURN NEW;
+    END IF;
     PERFORM pg_advisory_xact_lock(dispatch.dedupe_lock_key(NEW.queue, NEW.dedupe_key));
     IF EXISTS (SELECT 1 FROM dispatch.tasks AS t
                 WHERE t.queue = NEW.queue AND t.dedupe_key = NEW.dedupe_key
