@@ -12,6 +12,12 @@
 -- queue per call (queue = $1, not = ANY) keeps the index order usable, so
 -- the claim stops after $2 rows whatever the backlog. FOR NO KEY UPDATE
 -- does not block foreign keys that reference tasks.
+--
+-- A paused queue (dispatch.queue_pauses, migrations/0007_operations.sql)
+-- gives nothing. The NOT EXISTS names no column of tasks, so the planner
+-- runs it once per statement (an InitPlan feeding a one-time filter) and
+-- reads no index entry when the queue is paused; otherwise the plan is the
+-- same index scan as without it.
 c AS MATERIALIZED (
     SELECT id, kind, priority, run_at
       FROM dispatch.tasks
@@ -19,6 +25,7 @@ c AS MATERIALIZED (
        AND queue = $1
        AND run_at <= now()
        AND kind <> ALL ($5::text[])
+       AND NOT EXISTS (SELECT 1 FROM dispatch.queue_pauses AS p WHERE p.queue = $1)
      ORDER BY priority DESC, run_at, id
      LIMIT $2
        FOR NO KEY UPDATE SKIP LOCKED

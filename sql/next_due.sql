@@ -14,10 +14,17 @@
 -- with a range bound on run_at, which the index serves as it serves the
 -- ORDER BY. A '-infinity' task is due now, and is answered 0 by comparison
 -- before any subtraction.
+--
+-- A paused queue (dispatch.queue_pauses) answers NULL, as if nothing were
+-- pending: its due tasks may not be claimed, and answering 0 would have
+-- an idle daemon ask again and again. The anchor of the walk checks it, so
+-- a paused queue costs one probe of queue_pauses. dispatch.resume()
+-- notifies the queue, which wakes the daemons.
 WITH RECURSIVE p(priority) AS (
     (SELECT priority
        FROM dispatch.tasks
       WHERE status = 'pending' AND queue = $1
+        AND NOT EXISTS (SELECT 1 FROM dispatch.queue_pauses AS q WHERE q.queue = $1)
       ORDER BY priority DESC
       LIMIT 1)
     UNION ALL

@@ -22,6 +22,11 @@
 -- 'x' no longer ours (the lease was lost; the row is left as others set
 -- it). A release is announced like a new task, so an idle instance takes
 -- it when it is due now.
+--
+-- A retry or a failure also adds a row to dispatch.attempts (the failed
+-- attempt's number, error and instance) in this same statement, from what
+-- the update wrote, so the log and the task cannot disagree
+-- (migrations/0007_operations.sql). Successes and releases add nothing.
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
                   AS o(id, token, type, text, delay_ms)
@@ -43,7 +48,12 @@ WITH o AS (
            lease_expires_at = NULL
       FROM o JOIN mine ON mine.id = o.id AND mine.token = o.token
      WHERE t.id = mine.id
-    RETURNING t.id, o.token, t.queue, o.type, o.delay_ms
+    RETURNING t.id, o.token, t.queue, o.type, o.delay_ms, t.kind, t.attempts, t.last_error, t.locked_by
+), a AS (
+    INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, instance, outcome)
+    SELECT u.id, u.attempts, u.queue, u.kind, u.last_error, u.locked_by, u.type
+      FROM u
+     WHERE u.type IN ('retry', 'failed')
 )
 SELECT o.id, o.token,
        CASE WHEN u.id IS NOT NULL THEN 'w'

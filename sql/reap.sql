@@ -9,7 +9,9 @@
 -- held up. The attempt limit is the task's own, else the handler's for its
 -- kind as this instance knows it ($1 kinds, $2 limits), else this
 -- instance's default ($3). Tasks back in pending are announced like new
--- ones, so an idle instance takes them at once.
+-- ones, so an idle instance takes them at once. Each reaped attempt is
+-- logged in dispatch.attempts ('lease expired', with the instance that
+-- held it) in this same statement.
 WITH x AS MATERIALIZED (
     SELECT id
       FROM dispatch.tasks
@@ -36,7 +38,11 @@ UPDATE dispatch.tasks AS t
        lease_expires_at = NULL
   FROM r
  WHERE t.id = r.id
-RETURNING t.id, t.kind, t.status, t.attempts, t.queue
+RETURNING t.id, t.kind, t.status, t.attempts, t.queue, t.last_error, t.locked_by
+), a AS (
+    INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, instance, outcome)
+    SELECT u.id, u.attempts, u.queue, u.kind, u.last_error, u.locked_by, 'lease expired'
+      FROM u
 )
 SELECT u.id, u.kind, u.status, u.attempts,
        CASE WHEN u.status = 'pending' THEN pg_notify('dispatch_tasks', u.queue) END

@@ -74,21 +74,28 @@ GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker, dispatch_a
 -- attempts, locked_by, lease and result columns, timestamps) take their
 -- defaults, so a producer can only add a pending task, never one that
 -- looks claimed or finished. The id is an identity column: its sequence
--- needs no grant.
-GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts) ON dispatch.tasks
+-- needs no grant. dedupe_key too: the dedupe trigger (migrations/0007)
+-- runs with the inserter's rights and reads tasks, which SELECT below
+-- allows.
+GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts, dedupe_key) ON dispatch.tasks
     TO dispatch_producer;
 -- Reading its tasks back (status, result, last_error), and RETURNING id.
 GRANT SELECT ON dispatch.tasks TO dispatch_producer;
 -- The same insert through the function (it runs with the caller's rights,
 -- so the INSERT grant above is what it uses).
-GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int)
+GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int, text)
     TO dispatch_producer;
 -- The wake-up trigger (migrations/0003) runs with the inserter's rights
 -- and asks which queues have a waiting daemon; the queue column is all it
 -- reads, so instance names stay hidden.
 GRANT SELECT (queue) ON dispatch.sleepers TO dispatch_producer;
--- `pgdispatch status` and `TABLE dispatch.queue_stats`.
-GRANT SELECT ON dispatch.queue_stats TO dispatch_producer;
+-- `pgdispatch status`, `TABLE dispatch.queue_stats` and the other views
+-- for psql. They run with the owner's rights: failures shows the failed
+-- attempts log (no grant on dispatch.attempts itself), queue_stats which
+-- queues are paused; nothing a producer could not read on tasks already
+-- but the history of errors.
+GRANT SELECT ON dispatch.queue_stats, dispatch.running, dispatch.failures, dispatch.throughput
+    TO dispatch_producer;
 -- Which daemons are alive (migrations/0008): names, hosts, queues, counts.
 GRANT SELECT ON dispatch.instances TO dispatch_producer;
 
@@ -114,9 +121,20 @@ GRANT UPDATE (status, attempts, locked_by, claim_token, lease_expires_at, starte
 -- (backend_pid, since) and removes those of dead daemons.
 GRANT SELECT, INSERT, DELETE ON dispatch.sleepers TO dispatch_worker;
 GRANT UPDATE (backend_pid, since) ON dispatch.sleepers TO dispatch_worker;
+-- The claim and the next-due probe skip paused queues
+-- (sql/claim_lock_cte.sql, sql/next_due.sql).
+GRANT SELECT ON dispatch.queue_pauses TO dispatch_worker;
+-- The failed-attempts log, written in the same statement as a retry, a
+-- failure (sql/outcomes.sql) or a reaped lease (sql/reap.sql): INSERT of
+-- the described columns only (id is an identity column: no sequence
+-- grant; failed_at takes its default). No SELECT, UPDATE or DELETE: the
+-- daemon never reads the log back or changes it.
+GRANT INSERT (task_id, attempt, queue, kind, error, instance, outcome) ON dispatch.attempts
+    TO dispatch_worker;
 -- `pgdispatch status` with the daemon's credentials: nothing the SELECT
--- on tasks above does not already show.
-GRANT SELECT ON dispatch.queue_stats TO dispatch_worker;
+-- on tasks above does not already show, but the history of errors.
+GRANT SELECT ON dispatch.queue_stats, dispatch.running, dispatch.failures, dispatch.throughput
+    TO dispatch_worker;
 -- The daemons' registry (migrations/0008, sql/instance_beat.sql,
 -- sql/instance_leave.sql): each daemon upserts and deletes its own row,
 -- marks others' rows gone when they stop being refreshed, and deletes
@@ -131,11 +149,13 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
     TO dispatch_worker;
 -- Not granted: dispatch.schema_migrations (the daemon never reads the
 -- ledger; migrate runs as the owner), EXECUTE of dispatch.enqueue, and
--- dispatch.tasks_notify() (a trigger function runs whoever inserts; no one
--- calls it). PUBLIC keeps PostgreSQL's default EXECUTE on functions, which
--- gives nothing here: both run with the caller's rights, so without the
--- grants above a call fails on the table. Advisory locks, pg_notify and
--- LISTEN need no grant.
+-- the trigger functions dispatch.tasks_notify() and dispatch.tasks_dedupe()
+-- with its helper dispatch.dedupe_lock_key() (a trigger function runs
+-- whoever inserts; no one calls it). PUBLIC keeps PostgreSQL's default
+-- EXECUTE on those, which gives nothing here: they run with the caller's
+-- rights, so without the grants above a call fails on the table. The
+-- admin functions are the exception (see Admins). Advisory locks,
+-- pg_notify and LISTEN need no grant.
 
 -- Admins --------------------------------------------------------------------
 
@@ -143,12 +163,25 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
 -- SECURITY DEFINER (they run as the schema's owner), so EXECUTE on them is
 -- all an admin needs to change tasks; no table privilege lets an admin
 -- change a row by hand in a way the functions would not.
-GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.instances
+GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.attempts,
+                dispatch.queue_pauses, dispatch.running, dispatch.failures, dispatch.throughput,
+                dispatch.instances
     TO dispatch_admin;
--- Cancelling tasks (migrations/0008); PUBLIC has no EXECUTE on them.
-GRANT EXECUTE ON FUNCTION dispatch.cancel(bigint, text),
-                          dispatch.cancel_many(text, dispatch.task_status, text, text)
-    TO dispatch_admin;
+-- The operator's functions (migrations/0007 and 0008): retry one task,
+-- retry many, cancel one, cancel many, pause and resume a queue, purge
+-- finished tasks. Their migrations revoke PUBLIC's EXECUTE; so does this,
+-- in case a hand gave it back, since anyone holding EXECUTE on a SECURITY
+-- DEFINER function acts as the owner.
+REVOKE EXECUTE ON FUNCTION dispatch.retry(bigint), dispatch.retry_many(text, dispatch.task_status, text),
+    dispatch.retry_failed(text, text), dispatch.pause(text), dispatch.resume(text),
+    dispatch.purge(interval), dispatch.cancel(bigint, text),
+    dispatch.cancel_many(text, dispatch.task_status, text, text),
+    dispatch.retention_batch(dispatch.task_status, interval, int),
+    dispatch.retention_attempts_batch(interval, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dispatch.retry(bigint), dispatch.retry_many(text, dispatch.task_status, text),
+    dispatch.retry_failed(text, text), dispatch.pause(text), dispatch.resume(text),
+    dispatch.purge(interval), dispatch.cancel(bigint, text),
+    dispatch.cancel_many(text, dispatch.task_status, text, text) TO dispatch_admin;
 
 -- A GRANT by someone who does not own the objects is only a WARNING, and
 -- the roles would be left with nothing. Say so as an error instead.
@@ -157,7 +190,8 @@ BEGIN
     IF NOT has_column_privilege('dispatch_worker', 'dispatch.tasks', 'status', 'UPDATE')
        OR NOT has_column_privilege('dispatch_producer', 'dispatch.tasks', 'kind', 'INSERT')
        OR NOT has_table_privilege('dispatch_producer', 'dispatch.queue_stats', 'SELECT')
-       OR NOT has_table_privilege('dispatch_admin', 'dispatch.tasks', 'SELECT') THEN
+       OR NOT has_table_privilege('dispatch_admin', 'dispatch.tasks', 'SELECT')
+       OR NOT has_function_privilege('dispatch_admin', 'dispatch.retry(bigint)', 'EXECUTE') THEN
         RAISE EXCEPTION 'the grants did not take effect'
             USING HINT = 'Run this as the owner of schema dispatch (the role that ran pgdispatch migrate).';
     END IF;

@@ -78,11 +78,19 @@ static const char roles_privileges_sql[] =
  * and either way update this list.
  */
 static const char roles_expected[] =
+	"column attempts.attempt worker:INSERT\n"
+	"column attempts.error worker:INSERT\n"
+	"column attempts.instance worker:INSERT\n"
+	"column attempts.kind worker:INSERT\n"
+	"column attempts.outcome worker:INSERT\n"
+	"column attempts.queue worker:INSERT\n"
+	"column attempts.task_id worker:INSERT\n"
 	"column sleepers.backend_pid worker:UPDATE\n"
 	"column sleepers.queue producer:SELECT\n"
 	"column sleepers.since worker:UPDATE\n"
 	"column tasks.attempts worker:UPDATE\n"
 	"column tasks.claim_token worker:UPDATE\n"
+	"column tasks.dedupe_key producer:INSERT\n"
 	"column tasks.finished_at worker:UPDATE\n"
 	"column tasks.kind producer:INSERT\n"
 	"column tasks.last_error worker:UPDATE\n"
@@ -98,17 +106,31 @@ static const char roles_expected[] =
 	"column tasks.status worker:UPDATE\n"
 	"function cancel admin:EXECUTE\n"
 	"function cancel_many admin:EXECUTE\n"
+	"function dedupe_lock_key -\n"
 	"function enqueue producer:EXECUTE\n"
+	"function pause admin:EXECUTE\n"
+	"function purge admin:EXECUTE\n"
+	"function resume admin:EXECUTE\n"
 	"function retention_attempts_batch worker:EXECUTE\n"
 	"function retention_batch worker:EXECUTE\n"
+	"function retry admin:EXECUTE\n"
+	"function retry_failed admin:EXECUTE\n"
+	"function retry_many admin:EXECUTE\n"
+	"function tasks_dedupe -\n"
 	"function tasks_notify -\n"
 	"schema dispatch admin:USAGE producer:USAGE worker:USAGE\n"
+	"sequence attempts_id_seq -\n"
 	"sequence tasks_id_seq -\n"
+	"table attempts admin:SELECT\n"
 	"table instances admin:SELECT producer:SELECT worker:DELETE worker:INSERT worker:SELECT worker:UPDATE\n"
+	"table queue_pauses admin:SELECT worker:SELECT\n"
 	"table schema_migrations -\n"
 	"table sleepers admin:SELECT worker:DELETE worker:INSERT worker:SELECT\n"
 	"table tasks admin:SELECT producer:SELECT worker:SELECT\n"
-	"view queue_stats admin:SELECT producer:SELECT worker:SELECT";
+	"view failures admin:SELECT producer:SELECT worker:SELECT\n"
+	"view queue_stats admin:SELECT producer:SELECT worker:SELECT\n"
+	"view running admin:SELECT producer:SELECT worker:SELECT\n"
+	"view throughput admin:SELECT producer:SELECT worker:SELECT";
 
 START_TEST(test_roles_grant_exactly_the_documented_privileges)
 {

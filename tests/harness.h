@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 /* Suites, one per module; run.c chains them. */
+Suite *admin_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
