@@ -16,6 +16,7 @@
 /* Suites, one per module; run.c chains them. */
 Suite *cli_suite(void);
 Suite *config_suite(void);
+Suite *cron_suite(void);
 Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
@@ -30,6 +31,7 @@ Suite *policy_suite(void);
 Suite *queue_suite(void);
 Suite *reliability_suite(void);
 Suite *roles_suite(void);
+Suite *schedules_suite(void);
 Suite *schema_suite(void);
 Suite *slots_suite(void);
 

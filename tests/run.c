@@ -30,6 +30,7 @@ main(void)
 	if (unit) {
 		srunner_add_suite(sr, cli_suite());
 		srunner_add_suite(sr, config_suite());
+		srunner_add_suite(sr, cron_suite());
 		srunner_add_suite(sr, db_suite());
 		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, log_suite());
