@@ -4,7 +4,8 @@
  * work itself lives elsewhere: claims in claimer.c, leases and the reaper
  * in lease.c, outcomes in outbox.c, tasks in flight in slots.c, the LISTEN
  * connection in listener.c, statements on the work connection in work.c,
- * connecting and reconnecting in session.c. This file owns the order of
+ * connecting and reconnecting in session.c, periodic tasks in schedule.c.
+ * This file owns the order of
  * things, shutdown and reload; it never calls libpq.
  *
  * Startup and every reconnect follow one order: connect, LISTEN, then
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "mem.h"
 #include "outbox.h"
+#include "schedule.h"
 #include "signals.h"
 #include "slots.h"
 #include "work.h"
@@ -77,6 +79,7 @@ daemon_begin_stop(int64_t now)
 {
 	daemon_local.stopping = true;
 	claimer_stop();
+	schedule_stop();
 	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
 	         "(signal again to stop at once)", (long long) daemon_local.cfg->shutdown_grace_ms,
@@ -91,6 +94,7 @@ daemon_stop_now(int64_t now)
 	log_warn("stopping at once: killing %d handlers", slots_running());
 	if (!daemon_local.stopping)
 		claimer_stop();
+	schedule_stop();
 	daemon_local.stopping = true;
 	daemon_local.stop_handlers_sent = true;
 	slots_kill_all();
@@ -150,6 +154,9 @@ daemon_reload(void)
 		claimer_forget_registration();
 	daemon_local.cfg = fresh;
 	claimer_config(fresh);
+	/* Schedules added, changed or removed: settle them against the
+	 * table again, as at start. */
+	schedule_config(fresh);
 	config_free(old);
 	log_setup(fresh->log_level, fresh->log_format);
 	slots_grow(fresh->concurrency);
@@ -175,6 +182,8 @@ daemon_poll_timeout(int64_t now)
 			due = daemon_min(due, claimer_next_ms());
 		due = daemon_min(due, outbox_next_try_ms());
 		due = daemon_min(due, lease_next_ms());
+		if (!daemon_local.stopping)
+			due = daemon_min(due, schedule_next_ms());
 	} else {
 		due = daemon_min(due, session_next_ms());
 	}
@@ -251,6 +260,7 @@ daemon_database(const struct daemon_fds *f, int64_t now)
 		 * held. The sweep waits for LISTEN (see the top). */
 		lease_reset(now);
 		claimer_connected();
+		schedule_connected();
 	}
 	daemon_work();
 }
@@ -279,11 +289,13 @@ static void
 daemon_schedule(int64_t now)
 {
 	/* A freed slot is room for the next task; reaped tasks are due now. */
-	if (slots_take_freed() || lease_take_requeued())
+	if (slots_take_freed() | lease_take_requeued() | schedule_take_enqueued())
 		claimer_sweep(false);
 	if (!daemon_connected())
 		return;
 	lease_tick(daemon_local.cfg, now);
+	if (!daemon_local.stopping)
+		schedule_step(now);
 	/* The sweep waits for LISTEN to be in effect (see the top). */
 	if (!daemon_local.stopping && (!daemon_local.cfg->notify || listener_listening()))
 		claimer_step(now);
@@ -348,9 +360,10 @@ daemon_run(struct config *cfg, const char *database)
 	slots_grow(cfg->concurrency);
 	claimer_setup(daemon_local.locked_by, daemon_conninfo());
 	claimer_config(cfg);
+	schedule_config(cfg);
 	srandom((unsigned) (getpid() ^ clock_now_ms()));
-	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.locked_by, cfg->nqueues,
-	         cfg->concurrency);
+	log_info("instance=%s queues=%zu concurrency=%d schedules=%zu starting", daemon_local.locked_by,
+	         cfg->nqueues, cfg->concurrency, cfg->nschedules);
 	session_start(cfg->notify, clock_now_ms());
 
 	for (;;) {
@@ -384,6 +397,7 @@ daemon_run(struct config *cfg, const char *database)
 	         outbox_ended(OUTCOME_FAIL), outbox_ended(OUTCOME_RELEASE));
 	session_close();
 	lease_free();
+	schedule_free();
 	outbox_free();
 	slots_free();
 	config_free(daemon_local.cfg);

@@ -1,6 +1,7 @@
 /*
  * The daemon's statements against dispatch.tasks: claim, outcomes, lease
- * renewal, the reaper, the next due time and the wake-up registration.
+ * renewal, the reaper, the next due time, the wake-up registration and
+ * the schedules' ticks.
  * Each statement is a file in sql/; this module turns C values into its
  * parameters and its rows back into C values. The statements go out on
  * the work connection without waiting (work.h): each *_send() function
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "db.h"
 #include "task.h"
 #include "work.h"
@@ -104,6 +106,24 @@ void queue_sleep_register_send(const char *instance, const char *const *queues, 
 void queue_sleep_confirm_send(work_done_fn cb, void *ctx);
 bool queue_sleep_confirm_result(PGresult *res);
 void queue_sleep_unregister_send(const char *instance, work_done_fn cb, void *ctx);
+
+/*
+ * Schedules (migrations/0009_schedules.sql). The last tick of each of
+ * names[0..n) (sql/schedule_last.sql): known[i] tells whether it has a
+ * row, last[i] its last tick in seconds since the epoch.
+ */
+void queue_schedule_last_send(const char *const *names, size_t n, work_done_fn cb, void *ctx);
+void queue_schedule_last_result(PGresult *res, const char *const *names, size_t n, bool *known, int64_t *last);
+
+/*
+ * Moves s's last tick forward to tick (seconds since the epoch) and, when
+ * it moved and enqueue is set, adds the tick's task in the same statement
+ * (sql/schedule_tick.sql). s is read before this returns. The result is
+ * the new task's id, or 0 when the tick was enqueued (or recorded) before.
+ */
+void queue_schedule_tick_send(const struct schedule_config *s, int64_t tick, bool enqueue, work_done_fn cb,
+                              void *ctx);
+long long queue_schedule_tick_result(PGresult *res);
 
 /*
  * Sends (without waiting) the fenced completion of t with no result on a
