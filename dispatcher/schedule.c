@@ -228,9 +228,9 @@ schedule_synced(void *ctx, PGresult *res, const struct db_error *err)
 {
 	const struct config *cfg = schedule_local.cfg;
 	size_t n = cfg->nschedules;
-	const char *names[n + 1];
-	bool known[n + 1];
-	int64_t last[n + 1], now;
+	const char **names;
+	bool *known;
+	int64_t *last, now;
 	char text[1200], a[32];
 
 	if ((unsigned) (uintptr_t) ctx != schedule_local.generation)
@@ -242,7 +242,9 @@ schedule_synced(void *ctx, PGresult *res, const struct db_error *err)
 		}
 		return;
 	}
-	memset(last, 0, sizeof last);
+	names = mem_calloc(n + 1, sizeof *names);
+	known = mem_calloc(n + 1, sizeof *known);
+	last = mem_calloc(n + 1, sizeof *last);
 	for (size_t i = 0; i < n; i++)
 		names[i] = cfg->schedules[i].name;
 	queue_schedule_last_result(res, names, n, known, last);
@@ -272,6 +274,9 @@ schedule_synced(void *ctx, PGresult *res, const struct db_error *err)
 		}
 		schedule_arm(i, latest);
 	}
+	free(names);
+	free(known);
+	free(last);
 	schedule_local.state = SCHEDULE_READY;
 }
 
