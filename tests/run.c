@@ -42,6 +42,7 @@ main(void)
 		srunner_add_suite(sr, migrate_suite());
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
+		srunner_add_suite(sr, schedules_suite());
 		srunner_add_suite(sr, queue_suite());
 		srunner_add_suite(sr, outbox_suite());
 		srunner_add_suite(sr, daemon_suite());
