@@ -42,7 +42,7 @@ START_TEST(test_roles_print_shows_the_roles_script)
 	const char *args[] = {"roles", "--print", NULL};
 
 	ck_assert_int_eq(cli_run(&p, args), 0);
-	ck_assert_ptr_nonnull(strstr(p.out, "GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker;"));
+	ck_assert_ptr_nonnull(strstr(p.out, "GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker, dispatch_admin;"));
 	ck_assert_ptr_nonnull(strstr(p.out, "\nCOMMIT;\n"));
 	ck_assert_str_eq(p.err, "");
 	harness_proc_free(&p);
