@@ -288,7 +288,8 @@ daemon_handlers(const struct daemon_fds *f, int64_t now)
 static void
 daemon_schedule(int64_t now)
 {
-	/* A freed slot is room for the next task; reaped tasks are due now. */
+	/* A freed slot is room for the next task; reaped tasks are due now,
+	 * and so is a schedule's new task. (|, not ||: each flag is taken.) */
 	if (slots_take_freed() | lease_take_requeued() | schedule_take_enqueued())
 		claimer_sweep(false);
 	if (!daemon_connected())
