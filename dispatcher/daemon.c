@@ -289,8 +289,8 @@ static void
 daemon_schedule(int64_t now)
 {
 	/* A freed slot is room for the next task; reaped tasks are due now,
-	 * and so is a schedule's new task. (|, not ||: each flag is taken.) */
-	if (slots_take_freed() | lease_take_requeued() | schedule_take_enqueued())
+	 * and so is a schedule's new task. */
+	if (slots_take_freed() || lease_take_requeued() || schedule_take_enqueued())
 		claimer_sweep(false);
 	if (!daemon_connected())
 		return;
