@@ -30,6 +30,8 @@
 
 #include <yaml.h>
 
+#include "json.h"
+
 enum config_type {
 	CONFIG_STRING,       /* char *; min is the least length, 0: empty means unset */
 	CONFIG_LIST,         /* char **, NULL-terminated; min is the least count */
@@ -45,6 +47,8 @@ enum config_type {
 	CONFIG_CHOICE,       /* char *: one of the key's names */
 	CONFIG_MAP,          /* a nested map whose keys are "name.key" in the same table */
 	CONFIG_HANDLERS,     /* the map of handlers, top level only */
+	CONFIG_SCHEDULES,    /* the map of schedules, top level only */
+	CONFIG_JSON,         /* char *: any map, stored as a JSON object's text */
 };
 
 /* One key of a map: where its value goes and what values it takes. */
@@ -70,7 +74,7 @@ enum {
 	TK_NOTIFY, TK_NOTIFY_QUEUE_WARN, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
 	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
 	TK_RETENTION, TK_RETENTION_COMPLETE, TK_RETENTION_FAILED, TK_RETENTION_CANCELLED,
-	TK_RETENTION_ATTEMPTS, TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_COUNT
+	TK_RETENTION_ATTEMPTS, TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_SCHEDULES, TK_COUNT
 };
 
 #define TOP(field) offsetof(struct config, field)
@@ -113,6 +117,7 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 	[TK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, TOP(env_passthrough), 0, 0, 0},
 	[TK_USER] = {"user", CONFIG_STRING, TOP(user), 0, 0, 0},
 	[TK_GROUP] = {"group", CONFIG_STRING, TOP(group), 0, 0, 0},
+	[TK_SCHEDULES] = {"schedules", CONFIG_SCHEDULES, 0, 0, 0, 0},
 };
 
 /* Indexes into config_handler_keys. */
@@ -142,6 +147,28 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	 * daemon's environment can go to the one handler that needs it. */
 	[HK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, HANDLER(env_passthrough), 0, 0, 0},
 };
+
+/* Indexes into config_schedule_keys. */
+enum {
+	SK_CRON, SK_KIND, SK_PAYLOAD, SK_QUEUE, SK_PRIORITY, SK_MAX_ATTEMPTS, SK_TIMEZONE, SK_CATCH_UP, SK_COUNT
+};
+
+/* A schedule's task takes the columns a producer sets; max_attempts 0 is
+ * "not set", so the kind's handler decides, as for any task. */
+#define SCHEDULE(field) offsetof(struct schedule_config, field)
+static const struct config_key config_schedule_keys[SK_COUNT] = {
+	[SK_CRON] = {"cron", CONFIG_STRING, SCHEDULE(cron), 0, 1, 0},
+	[SK_KIND] = {"kind", CONFIG_STRING, SCHEDULE(kind), 0, 1, 0},
+	[SK_PAYLOAD] = {"payload", CONFIG_JSON, SCHEDULE(payload), 0, 0, 0},
+	[SK_QUEUE] = {"queue", CONFIG_STRING, SCHEDULE(queue), 0, 1, 0},
+	[SK_PRIORITY] = {"priority", CONFIG_INT, SCHEDULE(priority), 0, INT32_MIN, INT32_MAX},
+	[SK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, SCHEDULE(max_attempts), 0, 1, 1000},
+	[SK_TIMEZONE] = {"timezone", CONFIG_STRING, SCHEDULE(timezone), 0, 1, 0},
+	[SK_CATCH_UP] = {"catch_up", CONFIG_BOOL, SCHEDULE(catch_up), false, 0, 0},
+};
+
+/* How deep a payload may nest: a config is written by hand. */
+#define CONFIG_JSON_DEPTH 32
 
 static const char *const config_builtin_names[] = {"noop", "sleep", "fail", NULL};
 
@@ -341,6 +368,8 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 		return "a duration such as 12h or 7d, or 0 or off (keep for ever)";
 	case CONFIG_MAP:
 	case CONFIG_HANDLERS:
+	case CONFIG_SCHEDULES:
+	case CONFIG_JSON:
 		return "a map";
 	case CONFIG_LOG_LEVEL:
 		names = config_level_names;
@@ -641,6 +670,8 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 }
 
 static bool config_read_handlers(struct config_parser *p, struct config *cfg);
+static bool config_read_schedules(struct config_parser *p, struct config *cfg);
+static bool config_read_json(struct config_parser *p, char **out, const char *name);
 
 /*
  * Reads a map whose MAPPING_START is the current event. section is the
@@ -683,7 +714,8 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 			return false;
 		seen[i] = (struct config_seen) {true, at, p->event.start_mark};
 
-		if (keys[i].type == CONFIG_MAP || keys[i].type == CONFIG_HANDLERS) {
+		if (keys[i].type == CONFIG_MAP || keys[i].type == CONFIG_HANDLERS
+		    || keys[i].type == CONFIG_SCHEDULES || keys[i].type == CONFIG_JSON) {
 			char expect[96];
 
 			if (p->event.type != YAML_MAPPING_START_EVENT)
@@ -692,6 +724,12 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 				                    config_node_name(p->event.type));
 			if (keys[i].type == CONFIG_HANDLERS) {
 				if (!config_read_handlers(p, base))
+					return false;
+			} else if (keys[i].type == CONFIG_SCHEDULES) {
+				if (!config_read_schedules(p, base))
+					return false;
+			} else if (keys[i].type == CONFIG_JSON) {
+				if (!config_read_json(p, (char **) ((char *) base + keys[i].offset), name))
 					return false;
 			} else if (!config_read_map(p, base, keys, nkeys, seen, key, scope)) {
 				return false;
@@ -798,6 +836,161 @@ config_read_handlers(struct config_parser *p, struct config *cfg)
 			                    "got %s", scope, config_node_name(p->event.type));
 		if (!config_read_map(p, h, config_handler_keys, HK_COUNT, m->seen, "", scope)
 		    || !config_handler_type(p, h, m))
+			return false;
+	}
+}
+
+/* --- schedules ---------------------------------------------------------- */
+
+/* A plain scalar YAML reads as a boolean, null or number keeps that type
+ * in JSON; anything else, and every quoted scalar, is a string. */
+static void
+config_json_scalar(struct config_parser *p, struct json_buf *b)
+{
+	const char *s = config_scalar(p);
+	size_t n = p->event.data.scalar.length;
+	bool plain = p->event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+
+	if (plain && config_is_null(p))
+		json_buf_append(b, "null", 4);
+	else if (plain && (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0))
+		json_buf_append(b, "true", 4);
+	else if (plain && (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0))
+		json_buf_append(b, "false", 5);
+	else if (plain && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && json_valid(s, n))
+		json_buf_append(b, s, n);
+	else
+		json_append_string(b, s, n);
+}
+
+/* The node that starts at the current event, as JSON. */
+static bool
+config_json_node(struct config_parser *p, struct json_buf *b, const char *name, int depth)
+{
+	yaml_event_type_t end;
+	bool map;
+
+	if (p->event.type == YAML_SCALAR_EVENT) {
+		config_json_scalar(p, b);
+		return true;
+	}
+	if (depth >= CONFIG_JSON_DEPTH)
+		return config_error(p, p->event.start_mark, "%s: nested more than %d deep", name, CONFIG_JSON_DEPTH);
+	map = p->event.type == YAML_MAPPING_START_EVENT;
+	end = map ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
+	json_buf_append(b, map ? "{" : "[", 1);
+	for (size_t i = 0;; i++) {
+		if (!config_next(p))
+			return false;
+		if (p->event.type == end)
+			break;
+		if (i > 0)
+			json_buf_append(b, ",", 1);
+		if (map) {
+			if (p->event.type != YAML_SCALAR_EVENT)
+				return config_error(p, p->event.start_mark, "%s: expected a key, got %s", name,
+				                    config_node_name(p->event.type));
+			json_append_string(b, config_scalar(p), p->event.data.scalar.length);
+			json_buf_append(b, ":", 1);
+			if (!config_next(p))
+				return false;
+		}
+		if (!config_json_node(p, b, name, depth + 1))
+			return false;
+	}
+	json_buf_append(b, map ? "}" : "]", 1);
+	return true;
+}
+
+/* Reads a map (its MAPPING_START is the current event) into *out as a
+ * JSON object's text. */
+static bool
+config_read_json(struct config_parser *p, char **out, const char *name)
+{
+	struct json_buf b = {0};
+
+	if (!config_json_node(p, &b, name, 0)) {
+		json_buf_free(&b);
+		return false;
+	}
+	*out = b.data;
+	return true;
+}
+
+/* What a schedule needs once its map is read: cron and kind, an
+ * expression that parses and matches some day, a zone that exists. */
+static bool
+config_check_schedule(struct config_parser *p, struct schedule_config *s, yaml_mark_t at,
+                      const struct config_seen *seen)
+{
+	char err[256];
+	time_t next;
+
+	if (s->cron == NULL)
+		return config_error(p, at, "schedules.%s: needs cron (such as \"0 3 * * *\")", s->name);
+	if (s->kind == NULL)
+		return config_error(p, at, "schedules.%s: needs kind (the task kind each tick enqueues)", s->name);
+	if (!cron_parse(s->cron, &s->spec, err, sizeof err))
+		return config_error(p, seen[SK_CRON].value, "schedules.%s.cron: %s", s->name, err);
+	if (!cron_next(&s->spec, NULL, 0, &next))
+		return config_error(p, seen[SK_CRON].value, "schedules.%s.cron: '%.64s' never matches a day",
+		                    s->name, s->cron);
+	if (s->timezone != NULL && !cron_tz_valid(s->timezone))
+		return config_error(p, seen[SK_TIMEZONE].value, "schedules.%s.timezone: '%.64s' is not a time zone "
+		                    "of the tz database (such as Europe/Berlin, or UTC)", s->name, s->timezone);
+	if (s->queue == NULL && (s->queue = strdup("default")) == NULL)
+		return config_error(p, at, "out of memory");
+	if (s->payload == NULL && (s->payload = strdup("{}")) == NULL)
+		return config_error(p, at, "out of memory");
+	return true;
+}
+
+/* Reads the schedules map (its MAPPING_START is the current event). */
+static bool
+config_read_schedules(struct config_parser *p, struct config *cfg)
+{
+	for (;;) {
+		struct config_seen seen[SK_COUNT];
+		struct schedule_config *s;
+		char scope[160];
+		yaml_mark_t at;
+		size_t n = cfg->nschedules;
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type == YAML_MAPPING_END_EVENT)
+			return true;
+		at = p->event.start_mark;
+		if (p->event.type != YAML_SCALAR_EVENT || config_scalar(p)[0] == '\0')
+			return config_error(p, at, "schedules: expected a schedule name, got %s",
+			                    p->event.type == YAML_SCALAR_EVENT ? "an empty string"
+			                    : config_node_name(p->event.type));
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(cfg->schedules[i].name, config_scalar(p)) == 0)
+				return config_error(p, at, "schedules.%.64s: duplicate key", config_scalar(p));
+
+		/* nschedules counts only a schedule already zeroed, so
+		 * config_free() can always run. */
+		s = realloc(cfg->schedules, (n + 1) * sizeof *s);
+		if (s == NULL)
+			return config_error(p, at, "out of memory");
+		cfg->schedules = s;
+		s = &cfg->schedules[n];
+		memset(s, 0, sizeof *s);
+		memset(seen, 0, sizeof seen);
+		cfg->nschedules++;
+		config_defaults(s, config_schedule_keys, SK_COUNT);
+		if ((s->name = strdup(config_scalar(p))) == NULL)
+			return config_error(p, at, "out of memory");
+		snprintf(scope, sizeof scope, "schedules.%s", s->name);
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type != YAML_MAPPING_START_EVENT)
+			return config_error(p, p->event.start_mark, "%s: expected a map of schedule settings, "
+			                    "got %s", scope, config_node_name(p->event.type));
+		if (!config_read_map(p, s, config_schedule_keys, SK_COUNT, seen, "", scope)
+		    || !config_check_schedule(p, s, at, seen))
 			return false;
 	}
 }
@@ -1083,6 +1276,17 @@ config_free(struct config *cfg)
 		free(cfg->handlers[i].builtin);
 	}
 	free(cfg->handlers);
+	for (size_t i = 0; i < cfg->nschedules; i++) {
+		struct schedule_config *s = &cfg->schedules[i];
+
+		free(s->name);
+		free(s->cron);
+		free(s->kind);
+		free(s->payload);
+		free(s->queue);
+		free(s->timezone);
+	}
+	free(cfg->schedules);
 	config_free_list(cfg->queues);
 	config_free_list(cfg->env_passthrough);
 	free(cfg->user);

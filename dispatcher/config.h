@@ -4,7 +4,8 @@
  * config.c is the only file that includes <yaml.h>. Top-level scalars are
  * described by a table of keys (type, default, bounds); handlers are a map
  * from task kind to handler settings, which fall back to the top-level
- * defaults. Every error names the file, line and column.
+ * defaults; schedules are a map from schedule name to a periodic task.
+ * Every error names the file, line and column.
  */
 #ifndef PGDISPATCH_CONFIG_H
 #define PGDISPATCH_CONFIG_H
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cron.h"
 #include "log.h"
 
 /*
@@ -32,6 +34,23 @@ struct handler_config {
 	int concurrency;             /* 0: only the global limit applies */
 	int64_t max_output;          /* bytes of stdout kept as result; default 1 MiB */
 	char **env_passthrough;      /* NULL-terminated names; NULL: the top level's list */
+};
+
+/*
+ * One periodic task (the schedules map): each tick of cron, in timezone,
+ * enqueues one task of kind with payload (schedule.c, sql/schedule_tick.sql).
+ */
+struct schedule_config {
+	char *name;                  /* the map key; dispatch.schedules.name */
+	char *cron;                  /* the expression as written, for messages */
+	struct cron spec;            /* ... parsed */
+	char *kind;                  /* required */
+	char *payload;               /* a JSON object's text; default "{}" */
+	char *queue;                 /* default "default" */
+	int priority;                /* default 0 */
+	int max_attempts;            /* 0: not set (the kind's handler decides) */
+	char *timezone;              /* an IANA zone name; NULL: UTC */
+	bool catch_up;               /* after downtime, every missed tick (else one); default false */
 };
 
 struct config {
@@ -64,6 +83,8 @@ struct config {
 	} retention;
 	struct handler_config *handlers;
 	size_t nhandlers;
+	struct schedule_config *schedules;
+	size_t nschedules;
 	/* The daemon's environment variables a command handler gets, by name
 	 * (NULL-terminated, possibly empty); default CONFIG_ENV_DEFAULT. */
 	char **env_passthrough;

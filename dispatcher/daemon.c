@@ -4,7 +4,8 @@
  * work itself lives elsewhere: claims in claimer.c, leases and the reaper
  * in lease.c, outcomes in outbox.c, tasks in flight in slots.c, the LISTEN
  * connection in listener.c, statements on the work connection in work.c,
- * connecting and reconnecting in session.c. This file owns the order of
+ * connecting and reconnecting in session.c, periodic tasks in schedule.c.
+ * This file owns the order of
  * things, shutdown and reload; it never calls libpq.
  *
  * Startup and every reconnect follow one order: connect, LISTEN, then
@@ -35,6 +36,7 @@
 #include "outbox.h"
 #include "registry.h"
 #include "retention.h"
+#include "schedule.h"
 #include "signals.h"
 #include "slots.h"
 #include "work.h"
@@ -84,6 +86,7 @@ daemon_begin_stop(int64_t now)
 {
 	daemon_local.stopping = true;
 	claimer_stop();
+	schedule_stop();
 	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
 	registry_stopping(now);
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
@@ -101,6 +104,7 @@ daemon_stop_now(int64_t now)
 		claimer_stop();
 		registry_stopping(now);
 	}
+	schedule_stop();
 	daemon_local.stopping = true;
 	daemon_local.stop_handlers_sent = true;
 	slots_kill_all();
@@ -160,6 +164,9 @@ daemon_reload(void)
 		claimer_forget_registration();
 	daemon_local.cfg = fresh;
 	claimer_config(fresh);
+	/* Schedules added, changed or removed: settle them against the
+	 * table again, as at start. */
+	schedule_config(fresh);
 	config_free(old);
 	log_setup(fresh->log_level, fresh->log_format);
 	slots_grow(fresh->concurrency);
@@ -188,6 +195,8 @@ daemon_poll_timeout(int64_t now)
 		due = daemon_min(due, registry_next_ms());
 		if (!daemon_local.stopping)
 			due = daemon_min(due, retention_next_ms());
+		if (!daemon_local.stopping)
+			due = daemon_min(due, schedule_next_ms());
 	} else {
 		due = daemon_min(due, session_next_ms());
 	}
@@ -274,6 +283,7 @@ daemon_database(const struct daemon_fds *f, int64_t now)
 		lease_reset(now);
 		registry_reset(now);
 		claimer_connected();
+		schedule_connected();
 	}
 	daemon_work();
 }
@@ -301,13 +311,16 @@ daemon_handlers(const struct daemon_fds *f, int64_t now)
 static void
 daemon_schedule(int64_t now)
 {
-	/* A freed slot is room for the next task; reaped tasks are due now. */
-	if (slots_take_freed() || lease_take_requeued())
+	/* A freed slot is room for the next task; reaped tasks are due now,
+	 * and so is a schedule's new task. */
+	if (slots_take_freed() || lease_take_requeued() || schedule_take_enqueued())
 		claimer_sweep(false);
 	if (!daemon_connected())
 		return;
 	lease_tick(daemon_local.cfg, now);
 	registry_tick(daemon_local.cfg, slots_running(), now);
+	if (!daemon_local.stopping)
+		schedule_step(now);
 	/* The sweep waits for LISTEN to be in effect (see the top). */
 	if (!daemon_local.stopping && (!daemon_local.cfg->notify || listener_listening()))
 		claimer_step(now);
@@ -379,9 +392,10 @@ daemon_run(struct config *cfg, const char *database)
 	slots_grow(cfg->concurrency);
 	claimer_setup(daemon_local.locked_by, daemon_conninfo());
 	claimer_config(cfg);
+	schedule_config(cfg);
 	srandom((unsigned) (getpid() ^ clock_now_ms()));
-	log_info("instance=%s queues=%zu concurrency=%d starting", daemon_local.locked_by, cfg->nqueues,
-	         cfg->concurrency);
+	log_info("instance=%s queues=%zu concurrency=%d schedules=%zu starting", daemon_local.locked_by,
+	         cfg->nqueues, cfg->concurrency, cfg->nschedules);
 	session_start(cfg->notify, clock_now_ms());
 
 	for (;;) {
@@ -415,6 +429,7 @@ daemon_run(struct config *cfg, const char *database)
 	         outbox_ended(OUTCOME_FAIL), outbox_ended(OUTCOME_RELEASE));
 	session_close();
 	lease_free();
+	schedule_free();
 	outbox_free();
 	slots_free();
 	config_free(daemon_local.cfg);

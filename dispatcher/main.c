@@ -255,7 +255,8 @@ main_check_config(int argc, char **argv)
 	cfg = main_load_config(&opts);
 	if (cfg == NULL)
 		return EXIT_USAGE;
-	printf("%s: ok (%zu handlers, %zu queues)\n", cfg->path, cfg->nhandlers, cfg->nqueues);
+	printf("%s: ok (%zu handlers, %zu queues, %zu schedules)\n", cfg->path, cfg->nhandlers, cfg->nqueues,
+	       cfg->nschedules);
 	config_free(cfg);
 	return EXIT_SUCCESS;
 }

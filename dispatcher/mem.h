@@ -22,4 +22,16 @@ mem_strdup(const char *s)
 	return d;
 }
 
+static inline void *
+mem_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (p == NULL) {
+		fputs("pgdispatch: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
 #endif

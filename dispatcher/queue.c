@@ -462,3 +462,47 @@ queue_retention_result(PGresult *res)
 {
 	return PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
 }
+
+void
+queue_schedule_last_send(const char *const *names, size_t n, work_done_fn cb, void *ctx)
+{
+	struct json_buf arr = {0};
+	const char *params[1];
+
+	queue_array_text(&arr, names, n);
+	params[0] = arr.data;
+	work_send("schedule_last", 1, params, cb, ctx);
+	json_buf_free(&arr);
+}
+
+void
+queue_schedule_last_result(PGresult *res, const char *const *names, size_t n, bool *known, int64_t *last)
+{
+	for (size_t i = 0; i < n; i++)
+		known[i] = false;
+	for (int r = 0; r < PQntuples(res); r++)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(PQgetvalue(res, r, 0), names[i]) == 0) {
+				known[i] = true;
+				last[i] = atoll(PQgetvalue(res, r, 1));
+			}
+}
+
+void
+queue_schedule_tick_send(const struct schedule_config *s, int64_t tick, bool enqueue, work_done_fn cb, void *ctx)
+{
+	char at[32], priority[16], attempts[16];
+	const char *params[8] = {s->name, at, s->kind, s->payload, s->queue, priority,
+	                         s->max_attempts > 0 ? attempts : NULL, enqueue ? "true" : "false"};
+
+	snprintf(at, sizeof at, "%lld", (long long) tick);
+	snprintf(priority, sizeof priority, "%d", s->priority);
+	snprintf(attempts, sizeof attempts, "%d", s->max_attempts);
+	work_send("schedule_tick", 8, params, cb, ctx);
+}
+
+long long
+queue_schedule_tick_result(PGresult *res)
+{
+	return PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+}

@@ -1,7 +1,8 @@
 /*
  * The daemon's statements against dispatch.tasks: claim, outcomes, lease
- * renewal, the reaper, the next due time and the wake-up registration;
- * and the instance registry's and retention's (migrations/0008).
+ * renewal, the reaper, the next due time, the wake-up registration, the
+ * schedules' ticks; and the instance registry's and retention's
+ * (migrations/0008).
  * Each statement is a file in sql/; this module turns C values into its
  * parameters and its rows back into C values. The statements go out on
  * the work connection without waiting (work.h): each *_send() function
@@ -24,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "db.h"
 #include "task.h"
 #include "work.h"
@@ -141,6 +143,24 @@ void queue_retention_send(const char *status, int64_t older_than_ms, int max_row
 
 /* How many rows the batch deleted. */
 int queue_retention_result(PGresult *res);
+
+/*
+ * Schedules (migrations/0009_schedules.sql). The last tick of each of
+ * names[0..n) (sql/schedule_last.sql): known[i] tells whether it has a
+ * row, last[i] its last tick in seconds since the epoch.
+ */
+void queue_schedule_last_send(const char *const *names, size_t n, work_done_fn cb, void *ctx);
+void queue_schedule_last_result(PGresult *res, const char *const *names, size_t n, bool *known, int64_t *last);
+
+/*
+ * Moves s's last tick forward to tick (seconds since the epoch) and, when
+ * it moved and enqueue is set, adds the tick's task in the same statement
+ * (sql/schedule_tick.sql). s is read before this returns. The result is
+ * the new task's id, or 0 when the tick was enqueued (or recorded) before.
+ */
+void queue_schedule_tick_send(const struct schedule_config *s, int64_t tick, bool enqueue, work_done_fn cb,
+                              void *ctx);
+long long queue_schedule_tick_result(PGresult *res);
 
 /*
  * Sends (without waiting) the fenced completion of t with no result on a

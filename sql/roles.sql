@@ -32,8 +32,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('pgdispatch.roles', 0));
 -- Grants name the schema's objects, so they must exist.
 DO $$
 BEGIN
-    IF to_regclass('dispatch.tasks') IS NULL THEN
-        RAISE EXCEPTION 'dispatch.tasks does not exist in this database'
+    IF to_regclass('dispatch.tasks') IS NULL OR to_regclass('dispatch.schedules') IS NULL THEN
+        RAISE EXCEPTION 'schema dispatch is missing, or older than this pgdispatch, in this database'
             USING HINT = 'Run pgdispatch migrate first.';
     END IF;
 END
@@ -110,11 +110,21 @@ GRANT SELECT ON dispatch.tasks TO dispatch_worker;
 -- retries and the reaper (run_at) and release (attempts). A task's
 -- queue, kind, payload, priority and max_attempts stay as the producer
 -- wrote them. Column UPDATE is also what FOR NO KEY UPDATE needs. No
--- INSERT and no DELETE: the daemon neither adds nor removes tasks (a SQL
--- handler that enqueues follow-up tasks needs dispatch_producer as well).
+-- DELETE: the daemon never removes tasks.
 GRANT UPDATE (status, attempts, locked_by, claim_token, lease_expires_at, started_at, finished_at,
               result, last_error, run_at) ON dispatch.tasks
     TO dispatch_worker;
+-- The schedules in the daemon's config enqueue a task per tick
+-- (sql/schedule_tick.sql), so the daemon adds tasks the way a producer
+-- does: the same columns, so a task it adds starts out pending and
+-- unclaimed like any other. (A SQL handler that enqueues follow-up tasks
+-- runs as the daemon's role too, and can now do the same.)
+GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts) ON dispatch.tasks
+    TO dispatch_worker;
+-- A schedule's last tick: read at start (sql/schedule_last.sql), moved
+-- forward by the tick statement's INSERT ... ON CONFLICT DO UPDATE, which
+-- needs all three.
+GRANT SELECT, INSERT, UPDATE ON dispatch.schedules TO dispatch_worker;
 -- Registering as waiting for work and leaving again (sql/sleep_register,
 -- sql/sleep_unregister); DELETE ... WHERE instance = $1 needs SELECT. A
 -- registration refreshes the process's own rows after a reconnect
@@ -165,7 +175,7 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
 -- change a row by hand in a way the functions would not.
 GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.attempts,
                 dispatch.queue_pauses, dispatch.running, dispatch.failures, dispatch.throughput,
-                dispatch.instances
+                dispatch.instances, dispatch.schedules
     TO dispatch_admin;
 -- The operator's functions (migrations/0007 and 0008): retry one task,
 -- retry many, cancel one, cancel many, pause and resume a queue, purge

@@ -260,6 +260,71 @@ START_TEST(test_empty_env_passthrough_passes_nothing)
 }
 END_TEST
 
+/* The issue's example, a block-style entry with every key, and one with
+ * only what is required. */
+START_TEST(test_schedules_read_every_key_and_payload_as_json)
+{
+	struct config *cfg = config_test_ok(
+		"schedules:\n"
+		"  nightly_report: {cron: \"0 3 * * *\", kind: report, payload: {format: pdf}, queue: default,"
+		" timezone: Europe/Berlin}\n"
+		"  every_second:\n"
+		"    cron: \"*/5 * * * * *\"\n"
+		"    kind: tick\n"
+		"    queue: fast\n"
+		"    priority: -3\n"
+		"    max_attempts: 2\n"
+		"    catch_up: true\n"
+		"    payload:\n"
+		"      n: 1\n"
+		"      f: -2.5e3\n"
+		"      s: \"7\"\n"
+		"      t: 'true'\n"
+		"      b: [true, false, ~, '', x y, \"quote \\\" \\u00e9\"]\n"
+		"      nested: {a: {b: []}, \"k 2\": 0x10}\n"
+		"  hourly: {cron: '@hourly', kind: h}\n");
+	const struct schedule_config *s;
+
+	ck_assert_uint_eq(cfg->nschedules, 3);
+	s = &cfg->schedules[0];
+	ck_assert_str_eq(s->name, "nightly_report");
+	ck_assert_str_eq(s->cron, "0 3 * * *");
+	ck_assert_uint_eq(s->spec.hours, 1u << 3);
+	ck_assert_str_eq(s->kind, "report");
+	ck_assert_str_eq(s->payload, "{\"format\":\"pdf\"}");
+	ck_assert_str_eq(s->queue, "default");
+	ck_assert_str_eq(s->timezone, "Europe/Berlin");
+	ck_assert_int_eq(s->priority, 0);
+	ck_assert_int_eq(s->max_attempts, 0);
+	ck_assert(!s->catch_up);
+
+	s = &cfg->schedules[1];
+	ck_assert_str_eq(s->name, "every_second");
+	ck_assert_uint_eq(s->spec.seconds, 0x84210842108421ULL);
+	ck_assert_str_eq(s->queue, "fast");
+	ck_assert_int_eq(s->priority, -3);
+	ck_assert_int_eq(s->max_attempts, 2);
+	ck_assert(s->catch_up);
+	ck_assert_ptr_null(s->timezone);
+	/* Plain scalars keep YAML's types, quoted ones are strings. */
+	ck_assert_str_eq(s->payload, "{\"n\":1,\"f\":-2.5e3,\"s\":\"7\",\"t\":\"true\","
+	                             "\"b\":[true,false,null,\"\",\"x y\",\"quote \\\" \u00e9\"],"
+	                             "\"nested\":{\"a\":{\"b\":[]},\"k 2\":\"0x10\"}}");
+
+	/* Only cron and kind: the defaults. */
+	s = &cfg->schedules[2];
+	ck_assert_str_eq(s->payload, "{}");
+	ck_assert_str_eq(s->queue, "default");
+	ck_assert_uint_eq(s->spec.minutes, 1);
+	ck_assert_ptr_null(s->timezone);
+	config_free(cfg);
+
+	cfg = config_test_ok("{}\n");
+	ck_assert_uint_eq(cfg->nschedules, 0);
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_empty_and_null_strings_leave_defaults)
 {
 	struct config *cfg = config_test_ok("database: \"\"\ninstance_name: ~\nlog: {}\nhandlers: {}\n");
@@ -561,6 +626,42 @@ static const struct {
 	 "1:16: instance_name: longer than 44 bytes (with #PID it must fit in application_name)"},
 	{"instance_name not ASCII", "instance_name: caf\xc3\xa9\n",
 	 "1:16: instance_name: only printable ASCII characters (PostgreSQL's application_name keeps no others)"},
+	{"schedule without cron", "schedules:\n  r: {kind: report}\n",
+	 "2:3: schedules.r: needs cron (such as \"0 3 * * *\")"},
+	{"schedule without kind", "schedules:\n  r:\n    cron: '@daily'\n",
+	 "2:3: schedules.r: needs kind (the task kind each tick enqueues)"},
+	{"schedule with a bad hour", "schedules:\n  r: {cron: '0 25 * * *', kind: k}\n",
+	 "2:13: schedules.r.cron: hour: '25' is out of range (0..23)"},
+	{"schedule with four fields", "schedules:\n  r:\n    kind: k\n    cron: '0 3 * *'\n",
+	 "4:11: schedules.r.cron: expected 5 fields (minute hour day-of-month month day-of-week) or 6 "
+	 "(second first), got 4"},
+	{"schedule that never matches", "schedules:\n  r: {cron: '0 0 31 2 *', kind: k}\n",
+	 "2:13: schedules.r.cron: '0 0 31 2 *' never matches a day"},
+	{"schedule with an unknown time zone",
+	 "schedules:\n  r:\n    cron: '@daily'\n    kind: k\n    timezone: Europe/Berlinn\n",
+	 "5:15: schedules.r.timezone: 'Europe/Berlinn' is not a time zone of the tz database (such as "
+	 "Europe/Berlin, or UTC)"},
+	{"schedule with an unknown key", "schedules:\n  r: {cron: '@daily', kind: k, every: 5m}\n",
+	 "2:32: schedules.r.every: unknown key"},
+	{"schedule with a scalar payload", "schedules:\n  r: {cron: '@daily', kind: k, payload: 5}\n",
+	 "2:41: schedules.r.payload: expected a map, got a scalar"},
+	{"schedule with a list payload", "schedules:\n  r: {cron: '@daily', kind: k, payload: [1]}\n",
+	 "2:41: schedules.r.payload: expected a map, got a list"},
+	{"schedule payload with a list key", "schedules:\n  r:\n    cron: '@daily'\n    kind: k\n"
+	 "    payload: {a: 1, [b]: 2}\n",
+	 "5:21: schedules.r.payload: expected a key, got a list"},
+	{"schedule with catch_up yes", "schedules:\n  r: {cron: '@daily', kind: k, catch_up: yes}\n",
+	 "2:42: schedules.r.catch_up: 'yes' is not true or false"},
+	{"schedule with max_attempts 0", "schedules:\n  r: {cron: '@daily', kind: k, max_attempts: 0}\n",
+	 "2:46: schedules.r.max_attempts: 0 is out of range (1..1000)"},
+	{"schedule with an empty kind", "schedules:\n  r: {cron: '@daily', kind: ''}\n",
+	 "2:29: schedules.r.kind: must not be empty"},
+	{"duplicate schedule", "schedules:\n  r: {cron: '@daily', kind: k}\n  r: {cron: '@hourly', kind: k}\n",
+	 "3:3: schedules.r: duplicate key"},
+	{"schedule that is not a map", "schedules:\n  r: '@daily'\n",
+	 "2:6: schedules.r: expected a map of schedule settings, got a scalar"},
+	{"schedules that are not a map", "schedules: [r]\n",
+	 "1:12: schedules: expected a map, got a list"},
 };
 
 START_TEST(test_bad_config_names_file_line_column)
@@ -666,6 +767,7 @@ config_suite(void)
 	tcase_add_test(tc, test_full_config_reads_every_key);
 	tcase_add_test(tc, test_empty_map_gives_every_default);
 	tcase_add_test(tc, test_empty_and_null_strings_leave_defaults);
+	tcase_add_test(tc, test_schedules_read_every_key_and_payload_as_json);
 	tcase_add_test(tc, test_empty_env_passthrough_passes_nothing);
 	tcase_add_test(tc, test_retention_reads_ages_and_off);
 	tcase_add_test(tc, test_instance_name_of_44_bytes_is_the_longest);

@@ -92,16 +92,16 @@ static const char roles_expected[] =
 	"column tasks.claim_token worker:UPDATE\n"
 	"column tasks.dedupe_key producer:INSERT\n"
 	"column tasks.finished_at worker:UPDATE\n"
-	"column tasks.kind producer:INSERT\n"
+	"column tasks.kind producer:INSERT worker:INSERT\n"
 	"column tasks.last_error worker:UPDATE\n"
 	"column tasks.lease_expires_at worker:UPDATE\n"
 	"column tasks.locked_by worker:UPDATE\n"
-	"column tasks.max_attempts producer:INSERT\n"
-	"column tasks.payload producer:INSERT\n"
-	"column tasks.priority producer:INSERT\n"
-	"column tasks.queue producer:INSERT\n"
+	"column tasks.max_attempts producer:INSERT worker:INSERT\n"
+	"column tasks.payload producer:INSERT worker:INSERT\n"
+	"column tasks.priority producer:INSERT worker:INSERT\n"
+	"column tasks.queue producer:INSERT worker:INSERT\n"
 	"column tasks.result worker:UPDATE\n"
-	"column tasks.run_at producer:INSERT worker:UPDATE\n"
+	"column tasks.run_at producer:INSERT worker:INSERT worker:UPDATE\n"
 	"column tasks.started_at worker:UPDATE\n"
 	"column tasks.status worker:UPDATE\n"
 	"function cancel admin:EXECUTE\n"
@@ -124,6 +124,7 @@ static const char roles_expected[] =
 	"table attempts admin:SELECT\n"
 	"table instances admin:SELECT producer:SELECT worker:DELETE worker:INSERT worker:SELECT worker:UPDATE\n"
 	"table queue_pauses admin:SELECT worker:SELECT\n"
+	"table schedules admin:SELECT worker:INSERT worker:SELECT worker:UPDATE\n"
 	"table schema_migrations -\n"
 	"table sleepers admin:SELECT worker:DELETE worker:INSERT worker:SELECT\n"
 	"table tasks admin:SELECT producer:SELECT worker:SELECT\n"
@@ -232,16 +233,19 @@ START_TEST(test_producer_cannot_change_or_remove_a_task)
 }
 END_TEST
 
-START_TEST(test_worker_cannot_add_remove_or_rewrite_tasks)
+START_TEST(test_worker_cannot_remove_rewrite_or_forge_tasks)
 {
 	PGconn *worker = harness_connect(harness_as(roles_db, HARNESS_WORKER));
 
 	harness_exec(roles_owner, "INSERT INTO dispatch.tasks (kind, payload, priority) VALUES ('k', '{\"a\": 1}', 3)");
-	/* Adding tasks is the producers' part (a SQL handler that enqueues
-	 * needs dispatch_producer too), removing them the operator's. */
-	roles_refused(worker, "INSERT INTO dispatch.tasks (kind) VALUES ('k')");
-	roles_refused(worker, "SELECT dispatch.enqueue('k')");
+	/* The worker adds tasks for its schedules, as a producer would: only
+	 * pending and unclaimed ones. Removing tasks is the operator's part. */
+	roles_refused(worker, "INSERT INTO dispatch.tasks (kind, status) VALUES ('k', 'complete')");
+	roles_refused(worker, "INSERT INTO dispatch.tasks (kind, locked_by, attempts) VALUES ('k', 'me', 1)");
+	roles_refused(worker, "INSERT INTO dispatch.tasks (kind, claim_token, lease_expires_at)"
+	                      " VALUES ('k', 1, now() + interval '1 hour')");
 	roles_refused(worker, "DELETE FROM dispatch.tasks");
+	roles_refused(worker, "DELETE FROM dispatch.schedules");
 	/* What the producer wrote stays as written. */
 	roles_refused(worker, "UPDATE dispatch.tasks SET payload = '{\"a\": 2}'");
 	roles_refused(worker, "UPDATE dispatch.tasks SET kind = 'other'");
@@ -304,7 +308,7 @@ roles_suite(void)
 	tcase_add_test(tc, test_roles_refuses_an_unmigrated_database);
 	tcase_add_test(tc, test_producer_adds_and_reads_tasks);
 	tcase_add_test(tc, test_producer_cannot_change_or_remove_a_task);
-	tcase_add_test(tc, test_worker_cannot_add_remove_or_rewrite_tasks);
+	tcase_add_test(tc, test_worker_cannot_remove_rewrite_or_forge_tasks);
 	tcase_add_test(tc, test_harness_daemon_connects_as_the_worker_role_only);
 	suite_add_tcase(s, tc);
 	return s;

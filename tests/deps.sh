@@ -32,6 +32,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	need postgresql
 fi
 command -v psql >/dev/null 2>&1 || need postgresql-client
+# Schedules' time zones come from the system tz database (tests/check_cron.c
+# uses Europe/Berlin).
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || need tzdata
 # PgBouncer in transaction pooling, in front of the scratch server, for the
 # poll-only tests (tests/check_pgbouncer.c; Debian's is 1.18).
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need pgbouncer

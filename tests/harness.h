@@ -17,6 +17,7 @@
 Suite *admin_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
+Suite *cron_suite(void);
 Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
@@ -33,6 +34,7 @@ Suite *queue_suite(void);
 Suite *recipes_suite(void);
 Suite *reliability_suite(void);
 Suite *roles_suite(void);
+Suite *schedules_suite(void);
 Suite *schema_suite(void);
 Suite *slots_suite(void);
 

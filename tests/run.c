@@ -30,6 +30,7 @@ main(void)
 	if (unit) {
 		srunner_add_suite(sr, cli_suite());
 		srunner_add_suite(sr, config_suite());
+		srunner_add_suite(sr, cron_suite());
 		srunner_add_suite(sr, db_suite());
 		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, log_suite());
@@ -42,6 +43,7 @@ main(void)
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
 		srunner_add_suite(sr, admin_suite());
+		srunner_add_suite(sr, schedules_suite());
 		srunner_add_suite(sr, queue_suite());
 		srunner_add_suite(sr, outbox_suite());
 		srunner_add_suite(sr, daemon_suite());
