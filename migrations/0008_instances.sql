@@ -8,9 +8,6 @@
 --   dispatch.retention_attempts_batch(older_than, max_rows): one small
 --   batch of finished rows deleted; SECURITY DEFINER, for dispatch_worker,
 --   which has no DELETE on tasks.
---
--- Applies on 0001-0006 alone: nothing here names an object of 0007
--- (see retention_attempts_batch for the one that looks for one).
 
 -- Cancel --------------------------------------------------------------------
 --
@@ -181,14 +178,8 @@ COMMENT ON FUNCTION dispatch.retention_batch(dispatch.task_status, interval, int
     'than older_than, skipping rows others hold locked; returns how many. Run by the daemons '
     '(config retention:); for a one-off purge see dispatch.purge().';
 
--- The failed-attempt log, dispatch.attempts, comes with migration 0007 on
--- another branch; this one must apply without it. So the table is named
--- only in dynamic SQL, looked up at each call: before 0007 there is
--- nothing to delete, after it the same function works unchanged (columns
--- id and failed_at, as the contract in 0007 fixes them).
--- TODO(lead, at merge): with 0007 and 0008 in one tree, this may become
--- static SQL; tests/check_operations.c then wants a test that attempts
--- rows past their age go.
+-- The same for the failed-attempt log (0007), which has no statuses: a row
+-- is old by its failed_at.
 CREATE FUNCTION dispatch.retention_attempts_batch(older_than interval, max_rows int DEFAULT 1000)
 RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -205,17 +196,13 @@ BEGIN
             coalesce(retention_attempts_batch.max_rows::text, 'NULL')
             USING ERRCODE = '22023';
     END IF;
-    IF to_regclass('dispatch.attempts') IS NULL THEN
-        RETURN 0;
-    END IF;
-    EXECUTE 'WITH x AS MATERIALIZED (
-                 SELECT a.id FROM dispatch.attempts AS a
-                  WHERE a.failed_at < now() - $1
-                  LIMIT $2
-                    FOR UPDATE SKIP LOCKED
-             )
-             DELETE FROM dispatch.attempts AS a USING x WHERE a.id = x.id'
-      USING retention_attempts_batch.older_than, retention_attempts_batch.max_rows;
+    WITH x AS MATERIALIZED (
+        SELECT a.id FROM dispatch.attempts AS a
+         WHERE a.failed_at < now() - retention_attempts_batch.older_than
+         LIMIT retention_attempts_batch.max_rows
+           FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM dispatch.attempts AS a USING x WHERE a.id = x.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -223,8 +210,7 @@ $$;
 
 COMMENT ON FUNCTION dispatch.retention_attempts_batch(interval, int) IS
     'Deletes at most max_rows (1..1000) rows of the failed-attempt log dispatch.attempts older '
-    'than older_than, skipping rows others hold locked; returns how many (0 while the log '
-    'does not exist).';
+    'than older_than, skipping rows others hold locked; returns how many.';
 
 REVOKE EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interval, int) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION dispatch.retention_attempts_batch(interval, int) FROM PUBLIC;

@@ -169,13 +169,14 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
 
 -- Admins --------------------------------------------------------------------
 
--- Reading everything an operator looks at. The admin functions are
+-- Reading everything an operator looks at, the migration ledger included
+-- (which schema version is this?). The admin functions are
 -- SECURITY DEFINER (they run as the schema's owner), so EXECUTE on them is
 -- all an admin needs to change tasks; no table privilege lets an admin
 -- change a row by hand in a way the functions would not.
 GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.attempts,
                 dispatch.queue_pauses, dispatch.running, dispatch.failures, dispatch.throughput,
-                dispatch.instances, dispatch.schedules
+                dispatch.instances, dispatch.schedules, dispatch.schema_migrations
     TO dispatch_admin;
 -- The operator's functions (migrations/0007 and 0008): retry one task,
 -- retry many, cancel one, cancel many, pause and resume a queue, purge

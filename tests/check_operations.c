@@ -499,6 +499,11 @@ START_TEST(test_retention_deletes_exactly_the_rows_past_their_age)
 	        "INSERT INTO dispatch.tasks (kind, status, attempts, locked_by, lease_expires_at, finished_at)"
 	        " SELECT 'live', 'in_progress', 1, 'elsewhere#1', now() + interval '1 hour', now() - interval '1 day'"
 	        "   FROM generate_series(1, 2);"
+	        /* The failed-attempt log (0007): 3 rows past the day, 2 younger. */
+	        "INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, outcome, failed_at)"
+	        " SELECT 1, 1, 'default', 'old', 'e', 'retry', now() - interval '25 hours' FROM generate_series(1, 3);"
+	        "INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, outcome, failed_at)"
+	        " SELECT 1, 1, 'default', 'young', 'e', 'retry', now() - interval '23 hours' FROM generate_series(1, 2);"
 	        /* The backlog the daemons work meanwhile. */
 	        "INSERT INTO dispatch.tasks (kind) SELECT 'noop' FROM generate_series(1, 400)");
 	snprintf(config, sizeof config, "%s", dt_config("  noop:\n    builtin: noop\n", retention));
@@ -511,6 +516,7 @@ START_TEST(test_retention_deletes_exactly_the_rows_past_their_age)
 	        "SELECT string_agg(concat_ws(':', kind, status, n), ',' ORDER BY kind, status)"
 	        "  FROM (SELECT kind, status, count(*) AS n FROM dispatch.tasks GROUP BY 1, 2) AS c"),
 	        "live:pending:6,live:in_progress:2,noop:complete:400,young:complete:10,young:failed:5,young:cancelled:3");
+	harness_wait_value(dt_conn, "SELECT string_agg(kind, ',') FROM dispatch.attempts", "young,young", 5000, &a);
 	/* Each row deleted once: what the logs count adds up exactly. */
 	harness_sleep_ms(300);
 	ck_assert_int_eq(ops_retention_logged(&a, "complete") + ops_retention_logged(&b, "complete"), 2500);

@@ -200,9 +200,10 @@ static const struct ops_promise {
 	/* 43's handler stopped: the daemon runs nothing any more. */
 	{"Cancel", "task 44 cancelled",
 	 "SELECT (SELECT string_agg(concat_ws(':', id, status, last_error), ',' ORDER BY id) FROM dispatch.tasks"
-	 "         WHERE id IN (43, 44))"
+	 "         WHERE id IN (43, 44, 48))"
 	 "       || '|' || (SELECT sum(running) FROM dispatch.instances)",
-	 "43:cancelled:the customer withdrew the order,44:cancelled:sent by hand|0"},
+	 "43:cancelled:the customer withdrew the order,44:cancelled:sent by hand,"
+	 "48:cancelled:provider outage: resend later|0"},
 	{"Pause", "queue email paused", "SELECT count(*) FROM dispatch.queue_pauses", "0"},
 	{"Throughput", "send_email", "SELECT sum(completed) >= 4 FROM dispatch.throughput WHERE queue = 'email'", "t"},
 	{"Retention", "deleted", "SELECT count(*) FROM dispatch.tasks WHERE id = 41", "0"},
@@ -211,7 +212,7 @@ static const struct ops_promise {
 START_TEST(test_readme_operating_recipes_work_as_written)
 {
 	struct harness_daemon d;
-	char handlers[1024], flag[] = "/tmp/pgdispatch-ops-flag-XXXXXX", *out;
+	char config[1024], flag[] = "/tmp/pgdispatch-ops-flag-XXXXXX", *out;
 	const char *admin;
 	PGconn *admin_conn;
 	int fd, promised = 0;
@@ -223,7 +224,7 @@ START_TEST(test_readme_operating_recipes_work_as_written)
 	close(fd);
 	/* The cast of the recipes: 42 and three more send_email tasks fail
 	 * while the flag exists (max_attempts 1); 43 runs for a minute; 44
-	 * waits for tomorrow; 41 finished long ago. */
+	 * and a newsletter, 48, wait for tomorrow; 41 finished long ago. */
 	harness_exec(dt_conn,
 	             "INSERT INTO dispatch.tasks (id, kind, queue, max_attempts) OVERRIDING SYSTEM VALUE"
 	             " VALUES (42, 'send_email', 'email', 1), (45, 'send_email', 'email', 1),"
@@ -231,15 +232,18 @@ START_TEST(test_readme_operating_recipes_work_as_written)
 	             "INSERT INTO dispatch.tasks (id, kind, payload) OVERRIDING SYSTEM VALUE"
 	             " VALUES (43, 'report', '{\"ms\": 60000}');"
 	             "INSERT INTO dispatch.tasks (id, kind, queue, run_at) OVERRIDING SYSTEM VALUE"
-	             " VALUES (44, 'send_email', 'email', now() + interval '1 day');"
+	             " VALUES (44, 'send_email', 'email', now() + interval '1 day'),"
+	             "        (48, 'send_newsletter', 'email', now() + interval '1 day');"
 	             "INSERT INTO dispatch.tasks (id, kind, status, finished_at) OVERRIDING SYSTEM VALUE"
 	             " VALUES (41, 'report', 'complete', now() - interval '100 days');"
 	             "SELECT setval(pg_get_serial_sequence('dispatch.tasks', 'id'), 100)");
-	snprintf(handlers, sizeof handlers,
+	snprintf(config, sizeof config,
+	         "queues: [default, email]\nconcurrency: 4\npoll_interval: 1s\nlease: 2s\n"
+	         "log: {level: debug}\nhandlers:\n"
 	         "  send_email:\n    command: [%s, %s]\n"
 	         "  report:\n    builtin: sleep\n    timeout: 2m\n",
 	         harness_handler("fail_while.sh"), flag);
-	harness_daemon_start(&d, dt_db, dt_config(handlers, "queues: [default, email]\nlease: 2s"));
+	harness_daemon_start(&d, dt_db, config);
 	harness_wait_value(dt_conn,
 	                   "SELECT count(*) FILTER (WHERE status = 'failed') || ':'"
 	                   "    || count(*) FILTER (WHERE id = 43 AND status = 'in_progress')"
