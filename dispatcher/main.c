@@ -47,7 +47,7 @@ static const char main_usage[] =
 	"                                             a pending task never runs; a running one\n"
 	"                                             is stopped\n"
 	"  pgdispatch cancel-many [-d CONNINFO] [--status pending|in_progress] [--queue Q]\n"
-	"                     [--reason TEXT] [KIND]  cancel every such task (of KIND)\n"
+	"                     [--reason TEXT] [KIND]  cancel every such task of KIND, of Q, or both\n"
 	"  pgdispatch pause [-d CONNINFO] QUEUE       no daemon claims from QUEUE\n"
 	"  pgdispatch resume [-d CONNINFO] QUEUE      ... until it is resumed\n"
 	"  pgdispatch purge [-d CONNINFO] INTERVAL    delete tasks finished longer ago than\n"
@@ -388,6 +388,11 @@ main_cancel_many(int argc, char **argv)
 		return rc;
 	if (opts.status != NULL && strcmp(opts.status, "pending") != 0 && strcmp(opts.status, "in_progress") != 0)
 		return main_usage_error("cancel-many: --status is pending or in_progress");
+	/* Without either it would cancel every task of every queue: too much
+	 * for a mistyped command line (dispatch.cancel_many(NULL) does it on
+	 * purpose). */
+	if (opts.nargs == 0 && opts.queue == NULL)
+		return main_usage_error("cancel-many: name a KIND, a --queue, or both");
 	params[0] = opts.nargs > 0 ? opts.args[0] : NULL;
 	params[1] = opts.status;
 	params[2] = opts.reason;

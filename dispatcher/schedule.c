@@ -140,7 +140,15 @@ schedule_ticked(void *ctx, PGresult *res, const struct db_error *err)
 	if (res == NULL) {
 		/* A lost connection syncs again on reconnect; anything else
 		 * syncs again after a pause, which finds the tick missed. */
-		if (work_attached()) {
+		if (work_attached() && strcmp(err->sqlstate, "55P03") == 0) {
+			/* lock_timeout (sql/work_session.sql): another daemon's
+			 * upsert of the same tick holds the row. The usual race,
+			 * not a failure: the resync finds the tick done, or missed
+			 * if that daemon rolled back. */
+			log_info("schedule=%s tick=%s another daemon is enqueueing it", t->name,
+			         schedule_fmt(t->tick, at, sizeof at));
+			schedule_resync(schedule_local.cfg->poll_interval_ms);
+		} else if (work_attached()) {
 			log_error("schedule=%s tick=%s enqueue failed: %s", t->name, schedule_fmt(t->tick, at, sizeof at),
 			          db_error_text(err, text, sizeof text));
 			schedule_resync(schedule_local.cfg->poll_interval_ms);

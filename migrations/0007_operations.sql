@@ -46,11 +46,20 @@ ALTER TABLE dispatch.tasks ADD COLUMN dedupe_key text;
 CREATE UNIQUE INDEX tasks_dedupe_idx ON dispatch.tasks (queue, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'in_progress');
 
--- The advisory lock's key for (queue, key). The array's text form quotes
--- its elements, so no two pairs share a string. Inlined by the planner.
+-- The advisory lock's key for (queue, key): one of 256 stripes. A lock per
+-- key would hold one lock-table entry per keyed row until commit, and one
+-- INSERT ... SELECT of 20,000 keyed rows would exhaust the lock table that
+-- every session of the cluster shares (max_locks_per_transaction); with
+-- stripes a transaction holds at most 256. Two keys of one stripe only
+-- take turns; the unique index, not the lock, is what keeps keys unique.
+-- The stripes sit under a fixed high part (a hash of 'pgdispatch.dedupe'),
+-- so they stay clear of the small advisory keys applications use. The
+-- array's text form quotes its elements, so no two pairs share a string.
+-- Inlined by the planner.
 CREATE FUNCTION dispatch.dedupe_lock_key(queue text, dedupe_key text) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.hashtextextended(ARRAY['pgdispatch.dedupe', queue, dedupe_key]::text, 0)
+    SELECT (pg_catalog.hashtextextended('pgdispatch.dedupe', 0) & ~255::bigint)
+           | (pg_catalog.hashtextextended(ARRAY[queue, dedupe_key]::text, 0) & 255)
 $$;
 
 -- Runs with the inserter's rights: SELECT on dispatch.tasks, which
@@ -261,14 +270,15 @@ BEGIN
         RAISE EXCEPTION 'retry_many: status must be failed or cancelled, not %', retry_many.status
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- The keys' locks, in one order, so two bulk retries cannot deadlock.
-    PERFORM pg_catalog.pg_advisory_xact_lock(dispatch.dedupe_lock_key(k.queue, k.dedupe_key))
-       FROM (SELECT DISTINCT c.queue, c.dedupe_key
+    -- The keys' locks (stripes), in one order, so two bulk retries cannot
+    -- deadlock.
+    PERFORM pg_catalog.pg_advisory_xact_lock(k.lock_key)
+       FROM (SELECT DISTINCT dispatch.dedupe_lock_key(c.queue, c.dedupe_key) AS lock_key
                FROM dispatch.tasks AS c
               WHERE c.status = retry_many.status AND c.dedupe_key IS NOT NULL
                 AND (retry_many.kind IS NULL OR c.kind = retry_many.kind)
                 AND (retry_many.queue IS NULL OR c.queue = retry_many.queue)
-              ORDER BY 1, 2) AS k;
+              ORDER BY 1) AS k;
     BEGIN
         WITH c AS (
             SELECT t.id, t.queue, t.dedupe_key,
@@ -330,8 +340,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
-    IF older_than IS NULL THEN
-        RAISE EXCEPTION 'purge: older_than must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    -- A negative interval would reach into the future: every finished
+    -- task. Zero is allowed: all of them, on purpose.
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'purge: older_than must be an interval of zero or more, not %',
+            coalesce(older_than::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
     DELETE FROM dispatch.tasks AS t
      WHERE t.status IN ('complete', 'failed', 'cancelled')

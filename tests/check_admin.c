@@ -397,6 +397,35 @@ START_TEST(test_purge_deletes_exactly_the_old_finished_tasks)
 	                 "4,5,6,7");
 	ck_assert_int_eq(harness_int(adm_admin, "SELECT dispatch.purge('1 day')"), 0);
 	adm_refused(adm_admin, "SELECT dispatch.purge(NULL)", "22023");
+	/* A negative age would reach into the future: every finished task. */
+	adm_refused(adm_admin, "SELECT dispatch.purge('-1 day')", "22023");
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(id::text, ',' ORDER BY id) FROM dispatch.tasks"),
+	                 "4,5,6,7");
+}
+END_TEST
+
+/*
+ * One INSERT of 20,000 keyed rows: the dedupe trigger's locks are stripes,
+ * so the transaction holds a bounded number of them (a lock per key would
+ * hold 20,000 until commit, and exhaust the lock table every session of
+ * the cluster shares at the default max_locks_per_transaction).
+ */
+START_TEST(test_dedupe_of_many_keys_holds_few_locks)
+{
+	PGconn *producer = harness_connect(harness_as(dt_db, HARNESS_PRODUCER));
+
+	harness_exec(producer, "BEGIN;"
+	                       "INSERT INTO dispatch.tasks (kind, dedupe_key)"
+	                       " SELECT 'k', 'key-' || g FROM generate_series(1, 20000) AS g;"
+	                       /* The same keys again: all taken. */
+	                       "INSERT INTO dispatch.tasks (kind, dedupe_key)"
+	                       " SELECT 'k', 'key-' || g FROM generate_series(1, 20000, 7) AS g");
+	ck_assert_int_le(harness_int(producer, "SELECT count(*) FROM pg_locks"
+	                                       " WHERE locktype = 'advisory' AND pid = pg_backend_pid()"),
+	                 256);
+	harness_exec(producer, "COMMIT");
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.tasks"), 20000);
+	PQfinish(producer);
 }
 END_TEST
 
@@ -616,6 +645,7 @@ admin_suite(void)
 	tcase_add_test(tc, test_claim_and_next_due_skip_a_paused_queue);
 	tcase_add_test(tc, test_paused_queue_waits_across_daemons_and_restarts);
 	tcase_add_test(tc, test_purge_deletes_exactly_the_old_finished_tasks);
+	tcase_add_test(tc, test_dedupe_of_many_keys_holds_few_locks);
 	tcase_add_test(tc, test_reaped_lease_is_logged_as_a_failed_attempt);
 	tcase_add_test(tc, test_views_show_running_throughput_and_queue_state);
 	tcase_add_test(tc, test_only_the_admin_role_may_call_the_admin_functions);

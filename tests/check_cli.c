@@ -66,6 +66,7 @@ static const struct {
 	{{"cancel", "-1", NULL}, "unknown option '-1'"},
 	{{"cancel", "x", NULL}, "the task id must be a number"},
 	{{"cancel-many", "--status", "complete", NULL}, "--status is pending or in_progress"},
+	{{"cancel-many", "--reason", "oops", NULL}, "name a KIND, a --queue, or both"},
 	{{"pause", NULL}, "missing argument"},
 	{{"resume", "a", "b", NULL}, "unexpected argument 'b'"},
 	{{"purge", "--queue", "q", "1 day", NULL}, "unknown option '--queue'"},

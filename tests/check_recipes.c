@@ -193,7 +193,8 @@ static const struct ops_promise {
 } ops_promises[] = {
 	{"What is running", "report", "SELECT count(*) FROM dispatch.running WHERE id = 43", "1"},
 	{"Which daemons", "running", "SELECT count(*) FROM dispatch.instances WHERE state = 'running'", "1"},
-	{"Why tasks fail", "failing on purpose", "SELECT 1", "1"},
+	{"Why tasks fail", "failing on purpose",
+	 "SELECT count(DISTINCT task_id) FROM dispatch.failures WHERE kind = 'send_email' AND outcome = 'failed'", "4"},
 	{"Retry one", "pending again",
 	 "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks WHERE kind = 'send_email' AND id <> 44",
 	 "complete,complete,complete,complete"},
@@ -206,7 +207,8 @@ static const struct ops_promise {
 	 "48:cancelled:provider outage: resend later|0"},
 	{"Pause", "queue email paused", "SELECT count(*) FROM dispatch.queue_pauses", "0"},
 	{"Throughput", "send_email", "SELECT sum(completed) >= 4 FROM dispatch.throughput WHERE queue = 'email'", "t"},
-	{"Retention", "deleted", "SELECT count(*) FROM dispatch.tasks WHERE id = 41", "0"},
+	/* The SQL purge took 41; the command after it found nothing left. */
+	{"Retention", "1\n0 finished task(s) deleted", "SELECT count(*) FROM dispatch.tasks WHERE id = 41", "0"},
 };
 
 START_TEST(test_readme_operating_recipes_work_as_written)
@@ -238,7 +240,9 @@ START_TEST(test_readme_operating_recipes_work_as_written)
 	             " VALUES (41, 'report', 'complete', now() - interval '100 days');"
 	             "SELECT setval(pg_get_serial_sequence('dispatch.tasks', 'id'), 100)");
 	snprintf(config, sizeof config,
+	         /* Retention off: 41 is the purge recipe's to delete. */
 	         "queues: [default, email]\nconcurrency: 4\npoll_interval: 1s\nlease: 2s\n"
+	         "retention: {complete: off}\n"
 	         "log: {level: debug}\nhandlers:\n"
 	         "  send_email:\n    command: [%s, %s]\n"
 	         "  report:\n    builtin: sleep\n    timeout: 2m\n",

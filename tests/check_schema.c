@@ -248,6 +248,20 @@ START_TEST(test_status_command_prints_counts_per_queue)
 	ck_assert_msg(strstr(p.out, "\n  b        0          0        0         0       1          0  ") != NULL,
 	              "%s", p.out);
 	ck_assert_msg(strstr(p.out, "\ndaemons\n  (no daemon has registered)\n") != NULL, "%s", p.out);
+	harness_proc_free(&p);
+
+	/* Running tasks, longest first: by how long, not by the text "9.5s". */
+	harness_exec(schema_conn, "INSERT INTO dispatch.tasks (id, kind, status, attempts, locked_by, started_at)"
+	                          " OVERRIDING SYSTEM VALUE VALUES"
+	                          " (101, 'k', 'in_progress', 1, 'd#1', now() - interval '9.5 seconds'),"
+	                          " (102, 'k', 'in_progress', 1, 'd#1', now() - interval '100 seconds'),"
+	                          " (103, 'k', 'in_progress', 1, 'd#1', now() - interval '20 seconds')");
+	ck_assert_int_eq(harness_run(&p, args), 0);
+	{
+		const char *a = strstr(p.out, "\n  102 "), *b = strstr(p.out, "\n  103 "), *c = strstr(p.out, "\n  101 ");
+
+		ck_assert_msg(a != NULL && b != NULL && c != NULL && a < b && b < c, "%s", p.out);
+	}
 	ck_assert_msg(strstr(p.out, "\nNOTIFY queue: 0.00% full\n") != NULL, "%s", p.out);
 	harness_proc_free(&p);
 }
