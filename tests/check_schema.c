@@ -228,6 +228,21 @@ START_TEST(test_enqueue_command_adds_a_task_and_prints_its_id)
 	ck_assert_msg(strstr(p.err, "22P02") != NULL, "stderr: %s", p.err);
 	harness_proc_free(&p);
 	ck_assert_int_eq(harness_int(schema_conn, "SELECT count(*) FROM dispatch.tasks"), 1);
+
+	/* --dedupe-key: the second enqueue adds nothing and prints the first's id. */
+	{
+		const char *keyed[] = {"enqueue", "-d", schema_db, "--dedupe-key", "order-42", "k", NULL};
+
+		ck_assert_int_eq(harness_run(&p, keyed), 0);
+		snprintf(want, sizeof want, "%s", p.out);
+		harness_proc_free(&p);
+		ck_assert_int_eq(harness_run(&p, keyed), 0);
+		ck_assert_str_eq(p.out, want);
+		harness_proc_free(&p);
+		ck_assert_str_eq(harness_value(schema_conn, "SELECT count(*) || ':' || max(dedupe_key) FROM dispatch.tasks"
+		                                            " WHERE kind = 'k'"),
+		                 "1:order-42");
+	}
 }
 END_TEST
 
