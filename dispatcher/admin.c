@@ -9,8 +9,7 @@
 #include "embed.h"
 #include "migrate.h"
 
-/* Connects for a one-shot command; NULL after saying why. */
-static PGconn *
+PGconn *
 admin_connect(const char *database, const char *what)
 {
 	struct db_error err;

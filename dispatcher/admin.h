@@ -9,6 +9,12 @@
 #ifndef PGDISPATCH_ADMIN_H
 #define PGDISPATCH_ADMIN_H
 
+#include <libpq-fe.h>
+
+/* Connects for a one-shot command, application_name what; NULL after
+ * saying why on stderr. Shared by admin_ops.c and admin_status.c. */
+PGconn *admin_connect(const char *database, const char *what);
+
 int admin_migrate(const char *database);
 
 /* Runs sql/roles.sql (compiled in). */

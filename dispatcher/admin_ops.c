@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "db.h"
 #include "embed.h"
 
@@ -23,11 +24,9 @@ admin_ops_call(const char *database, const char *command, int nparams,
 	for (char *c = statement; *c != '\0'; c++)
 		if (*c == '-')
 			*c = '_';
-	conn = db_connect(database, app, &err);
-	if (conn == NULL) {
-		fprintf(stderr, "pgdispatch: cannot connect: %s\n", err.message);
+	conn = admin_connect(database, app);
+	if (conn == NULL)
 		return EXIT_FAILURE;
-	}
 	res = db_exec(conn, embed_sql(statement), nparams, params, &err);
 	if (res == NULL) {
 		fprintf(stderr, "pgdispatch: %s\n", db_error_text(&err, text, sizeof text));

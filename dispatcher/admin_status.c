@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "db.h"
 #include "embed.h"
 #include "notify_queue.h"
@@ -63,11 +64,9 @@ admin_status(const char *database)
 	int rc = EXIT_SUCCESS;
 	double usage;
 
-	conn = db_connect(database, "pgdispatch status", &err);
-	if (conn == NULL) {
-		fprintf(stderr, "pgdispatch: cannot connect: %s\n", err.message);
+	conn = admin_connect(database, "pgdispatch status");
+	if (conn == NULL)
 		return EXIT_FAILURE;
-	}
 	for (size_t i = 0; i < sizeof admin_status_sections / sizeof admin_status_sections[0]; i++) {
 		const struct admin_status_section *s = &admin_status_sections[i];
 		PGresult *res = db_exec(conn, embed_sql(s->statement), 0, NULL, &err);

@@ -783,6 +783,38 @@ config_handler_type(struct config_parser *p, struct handler_config *h,
 	return true;
 }
 
+/*
+ * The start of one entry of a named map (handlers, schedules): its name,
+ * the current event after this. Returns 1 for an entry, 0 at the map's
+ * end, -1 after an error (section names the map, what its keys).
+ */
+static int
+config_entry_name(struct config_parser *p, const char *section, const char *what)
+{
+	if (!config_next(p))
+		return -1;
+	if (p->event.type == YAML_MAPPING_END_EVENT)
+		return 0;
+	if (p->event.type != YAML_SCALAR_EVENT || config_scalar(p)[0] == '\0') {
+		config_error(p, p->event.start_mark, "%s: expected %s, got %s", section, what,
+		             p->event.type == YAML_SCALAR_EVENT ? "an empty string" : config_node_name(p->event.type));
+		return -1;
+	}
+	return 1;
+}
+
+/* The entry's value, which must be a map of settings (noun says of what). */
+static bool
+config_entry_map(struct config_parser *p, const char *scope, const char *noun)
+{
+	if (!config_next(p))
+		return false;
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return config_error(p, p->event.start_mark, "%s: expected a map of %s settings, got %s", scope, noun,
+		                    config_node_name(p->event.type));
+	return true;
+}
+
 /* Reads the handlers map (its MAPPING_START is the current event). */
 static bool
 config_read_handlers(struct config_parser *p, struct config *cfg)
@@ -793,16 +825,11 @@ config_read_handlers(struct config_parser *p, struct config *cfg)
 		char scope[160];
 		yaml_mark_t at;
 		size_t n = cfg->nhandlers;
+		int entry = config_entry_name(p, "handlers", "a task kind");
 
-		if (!config_next(p))
-			return false;
-		if (p->event.type == YAML_MAPPING_END_EVENT)
-			return true;
+		if (entry <= 0)
+			return entry == 0;
 		at = p->event.start_mark;
-		if (p->event.type != YAML_SCALAR_EVENT || config_scalar(p)[0] == '\0')
-			return config_error(p, at, "handlers: expected a task kind, got %s",
-			                    p->event.type == YAML_SCALAR_EVENT ? "an empty string"
-			                    : config_node_name(p->event.type));
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(cfg->handlers[i].kind, config_scalar(p)) == 0)
 				return config_error(p, at, "handlers.%s: duplicate key (first at line %zu)",
@@ -829,12 +856,8 @@ config_read_handlers(struct config_parser *p, struct config *cfg)
 			return config_error(p, at, "out of memory");
 		snprintf(scope, sizeof scope, "handlers.%s", h->kind);
 
-		if (!config_next(p))
-			return false;
-		if (p->event.type != YAML_MAPPING_START_EVENT)
-			return config_error(p, p->event.start_mark, "%s: expected a map of handler settings, "
-			                    "got %s", scope, config_node_name(p->event.type));
-		if (!config_read_map(p, h, config_handler_keys, HK_COUNT, m->seen, "", scope)
+		if (!config_entry_map(p, scope, "handler")
+		    || !config_read_map(p, h, config_handler_keys, HK_COUNT, m->seen, "", scope)
 		    || !config_handler_type(p, h, m))
 			return false;
 	}
@@ -955,16 +978,11 @@ config_read_schedules(struct config_parser *p, struct config *cfg)
 		char scope[160];
 		yaml_mark_t at;
 		size_t n = cfg->nschedules;
+		int entry = config_entry_name(p, "schedules", "a schedule name");
 
-		if (!config_next(p))
-			return false;
-		if (p->event.type == YAML_MAPPING_END_EVENT)
-			return true;
+		if (entry <= 0)
+			return entry == 0;
 		at = p->event.start_mark;
-		if (p->event.type != YAML_SCALAR_EVENT || config_scalar(p)[0] == '\0')
-			return config_error(p, at, "schedules: expected a schedule name, got %s",
-			                    p->event.type == YAML_SCALAR_EVENT ? "an empty string"
-			                    : config_node_name(p->event.type));
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(cfg->schedules[i].name, config_scalar(p)) == 0)
 				return config_error(p, at, "schedules.%.64s: duplicate key", config_scalar(p));
@@ -984,12 +1002,8 @@ config_read_schedules(struct config_parser *p, struct config *cfg)
 			return config_error(p, at, "out of memory");
 		snprintf(scope, sizeof scope, "schedules.%s", s->name);
 
-		if (!config_next(p))
-			return false;
-		if (p->event.type != YAML_MAPPING_START_EVENT)
-			return config_error(p, p->event.start_mark, "%s: expected a map of schedule settings, "
-			                    "got %s", scope, config_node_name(p->event.type));
-		if (!config_read_map(p, s, config_schedule_keys, SK_COUNT, seen, "", scope)
+		if (!config_entry_map(p, scope, "schedule")
+		    || !config_read_map(p, s, config_schedule_keys, SK_COUNT, seen, "", scope)
 		    || !config_check_schedule(p, s, at, seen))
 			return false;
 	}

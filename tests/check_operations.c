@@ -15,18 +15,6 @@
 #include "daemon_test.h"
 #include "harness.h"
 
-/* Occurrences of text in the daemon's log. */
-static int
-ops_count(const struct harness_daemon *d, const char *text)
-{
-	const char *log = harness_daemon_log(d);
-	int n = 0;
-
-	for (const char *p = strstr(log, text); p != NULL; p = strstr(p + 1, text))
-		n++;
-	return n;
-}
-
 /* The pids a handler wrote (one line, "PID [PID]"), or fails after 5 s. */
 static int
 ops_read_pids(const char *path, pid_t *pids, int max)
@@ -166,8 +154,8 @@ START_TEST(test_cancel_of_a_running_command_stops_its_process_group)
 	 * out; a later renewal holds nothing. */
 	harness_sleep_ms(1000);
 	ck_assert_str_eq(harness_value(dt_conn, sql), "cancelled|1|operator says stop|t");
-	ck_assert_int_eq(ops_count(&d, "cancelled while its handler ran (operator says stop); stopping it"), 1);
-	ck_assert_int_eq(ops_count(&d, "lease lost"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "cancelled while its handler ran (operator says stop); stopping it"), 1);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "lease lost"), 0);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 	PQfinish(admin);
@@ -242,7 +230,7 @@ START_TEST(test_cancel_of_a_running_sql_handler_cancels_its_statement)
 	         id);
 	ck_assert_str_eq(harness_value(dt_conn, sql), "cancelled|1|too slow");
 	ck_assert_str_eq(harness_value(dt_conn, "SELECT count(*) FROM effects"), "0");
-	ck_assert_int_eq(ops_count(&d, "lease lost"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "lease lost"), 0);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 	PQfinish(admin);
@@ -522,7 +510,7 @@ START_TEST(test_retention_deletes_exactly_the_rows_past_their_age)
 	ck_assert_int_eq(ops_retention_logged(&a, "complete") + ops_retention_logged(&b, "complete"), 2500);
 	ck_assert_int_eq(ops_retention_logged(&a, "failed") + ops_retention_logged(&b, "failed"), 7);
 	ck_assert_int_eq(ops_retention_logged(&a, "cancelled") + ops_retention_logged(&b, "cancelled"), 4);
-	ck_assert_int_eq(ops_count(&a, "retention batch failed") + ops_count(&b, "retention batch failed"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&a, "retention batch failed") + harness_daemon_log_count(&b, "retention batch failed"), 0);
 	ck_assert_int_eq(harness_daemon_stop(&a, SIGTERM), 0);
 	ck_assert_int_eq(harness_daemon_stop(&b, SIGTERM), 0);
 	harness_daemon_free(&a);

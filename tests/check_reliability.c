@@ -30,18 +30,6 @@ rel_lines(const char *path)
 	return n;
 }
 
-/* Occurrences of text in the daemon's log. */
-static int
-rel_count(const struct harness_daemon *d, const char *text)
-{
-	const char *log = harness_daemon_log(d);
-	int n = 0;
-
-	for (const char *p = strstr(log, text); p != NULL; p = strstr(p + 1, text))
-		n++;
-	return n;
-}
-
 static int64_t
 rel_now_ms(void)
 {
@@ -81,8 +69,8 @@ START_TEST(test_daemon_stopped_past_its_lease_runs_nothing_twice)
 	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(concat_ws(':', status, attempts), ',')"
 	                                        "  FROM dispatch.tasks"), "complete:1,complete:1");
 	ck_assert_int_eq(rel_lines(runs), 2);
-	ck_assert_int_eq(rel_count(&d, "lease expired"), 0);
-	ck_assert_int_eq(rel_count(&d, "lease lost"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "lease expired"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "lease lost"), 0);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 	unlink(runs);
@@ -229,7 +217,7 @@ START_TEST(test_statements_are_prepared_again_after_alter_table)
 	harness_sleep_ms(1500);
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('noop')");
 	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "3", 5000, &d);
-	ck_assert_int_le(rel_count(&d, "0A000"), 3);
+	ck_assert_int_le(harness_daemon_log_count(&d, "0A000"), 3);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 }
@@ -258,7 +246,7 @@ START_TEST(test_a_hundred_kinds_at_their_limit_do_not_spin_the_loop)
 	/* The claim keeps each kind's limit itself: nothing is claimed only to
 	 * be handed back, in the first batch (which holds both tasks of every
 	 * kind) or after it. */
-	ck_assert_int_eq(rel_count(&d, "returned to pending untried"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "returned to pending untried"), 0);
 	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE attempts > 0"), 100);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
@@ -288,7 +276,7 @@ START_TEST(test_operator_reset_of_a_running_task_fences_the_first_claim)
 	harness_daemon_wait_log(&d, "lease lost while its handler ran", 5000);
 	harness_wait_value(dt_conn, "SELECT concat_ws(':', status, attempts) FROM dispatch.tasks", "complete:1",
 	                   10000, &d);
-	ck_assert_int_eq(rel_count(&d, "complete"), 1);
+	ck_assert_int_eq(harness_daemon_log_count(&d, "complete"), 1);
 	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
 	harness_daemon_free(&d);
 	unlink(runs);

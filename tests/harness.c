@@ -354,6 +354,17 @@ harness_now_ms(void)
 	return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int
+harness_daemon_log_count(const struct harness_daemon *d, const char *text)
+{
+	const char *log = harness_daemon_log(d);
+	int n = 0;
+
+	for (const char *p = strstr(log, text); p != NULL; p = strstr(p + 1, text))
+		n++;
+	return n;
+}
+
 void
 harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int timeout_ms)
 {

@@ -135,6 +135,9 @@ void harness_daemon_free(struct harness_daemon *d);
 /* The daemon's stderr so far (static buffer). */
 const char *harness_daemon_log(const struct harness_daemon *d);
 
+/* How many times text occurs in the daemon's log so far. */
+int harness_daemon_log_count(const struct harness_daemon *d, const char *text);
+
 /* Waits until the daemon's log contains text; fails the test after
  * timeout_ms with the log. */
 void harness_daemon_wait_log(const struct harness_daemon *d, const char *text, int timeout_ms);
