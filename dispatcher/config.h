@@ -53,6 +53,53 @@ struct schedule_config {
 	bool catch_up;               /* after downtime, every missed tick (else one); default false */
 };
 
+/*
+ * The optional columns of a source's table that the daemon keeps current
+ * when the config maps them (sources.NAME.columns): where a table has no
+ * such column, the state lives in dispatch.source_rows (docs/sources.md).
+ * run_at and priority are inputs: the claim reads them.
+ */
+enum source_column {
+	SOURCE_COL_ATTEMPTS,
+	SOURCE_COL_RUN_AT,
+	SOURCE_COL_LAST_ERROR,
+	SOURCE_COL_RESULT,
+	SOURCE_COL_LOCKED_BY,
+	SOURCE_COL_LEASE_EXPIRES_AT,
+	SOURCE_COL_STARTED_AT,
+	SOURCE_COL_FINISHED_AT,
+	SOURCE_COL_PRIORITY,
+	SOURCE_COL_COUNT
+};
+
+/* The names of the mapped columns' keys ("attempts", "run_at", ...),
+ * indexed by enum source_column. */
+extern const char *const config_source_columns[SOURCE_COL_COUNT];
+
+/* The four states of a source row: indexes of source_config.status. */
+enum source_state { SOURCE_PENDING, SOURCE_IN_PROGRESS, SOURCE_COMPLETE, SOURCE_FAILED, SOURCE_STATE_COUNT };
+
+/*
+ * One source (the sources map): an application's own table whose rows
+ * are dispatched in place (docs/sources.md). Its name is also its kind:
+ * the handler named like it runs its rows. Column names are the names as
+ * the catalog has them (no quoting, case kept); table is SQL: one
+ * schema-qualified name, parsed by PostgreSQL's parse_ident() (unquoted
+ * parts fold to lower case, "Quoted" parts keep theirs).
+ */
+struct source_config {
+	char *name;                  /* the map key */
+	char *table;                 /* required, as written: schema.table */
+	char *key;                   /* NULL: the table's one-column primary key */
+	char *status_column;         /* status.column, required */
+	char *status[SOURCE_STATE_COUNT];  /* status.pending ...; defaults "pending",
+	                                    * "in_progress", "complete", "failed" */
+	char *channel;               /* NULL: no LISTEN of its own (poll and sweeps) */
+	char *payload;               /* NULL: the row (to_jsonb of every column); else a column */
+	char *order_by;              /* NULL: the key; else a column (ascending) */
+	char *columns[SOURCE_COL_COUNT];   /* mapped columns; NULL when not mapped */
+};
+
 struct config {
 	char *path;                  /* as given to config_load() */
 	char *database;              /* NULL: libpq's PG* environment */
@@ -85,6 +132,8 @@ struct config {
 	size_t nhandlers;
 	struct schedule_config *schedules;
 	size_t nschedules;
+	struct source_config *sources;
+	size_t nsources;
 	/* The daemon's environment variables a command handler gets, by name
 	 * (NULL-terminated, possibly empty); default CONFIG_ENV_DEFAULT. */
 	char **env_passthrough;
@@ -127,6 +176,9 @@ void config_free(struct config *cfg);
 
 /* The handler for kind, or NULL. Borrowed from cfg. */
 const struct handler_config *config_handler(const struct config *cfg, const char *kind);
+
+/* The source named name, or NULL. Borrowed from cfg. */
+const struct source_config *config_source(const struct config *cfg, const char *name);
 
 /* Parses a duration such as "250ms", "30s", "5m", "1h" into milliseconds. */
 bool config_parse_duration(const char *s, int64_t *ms);

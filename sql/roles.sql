@@ -32,7 +32,7 @@ SELECT pg_advisory_xact_lock(hashtextextended('pgdispatch.roles', 0));
 -- Grants name the schema's objects, so they must exist.
 DO $$
 BEGIN
-    IF to_regclass('dispatch.tasks') IS NULL OR to_regclass('dispatch.schedules') IS NULL THEN
+    IF to_regclass('dispatch.tasks') IS NULL OR to_regclass('dispatch.source_rows') IS NULL THEN
         RAISE EXCEPTION 'schema dispatch is missing, or older than this pgdispatch, in this database'
             USING HINT = 'Run pgdispatch migrate first.';
     END IF;
@@ -139,8 +139,18 @@ GRANT SELECT ON dispatch.queue_pauses TO dispatch_worker;
 -- the described columns only (id is an identity column: no sequence
 -- grant; failed_at takes its default). No SELECT, UPDATE or DELETE: the
 -- daemon never reads the log back or changes it.
-GRANT INSERT (task_id, attempt, queue, kind, error, instance, outcome) ON dispatch.attempts
-    TO dispatch_worker;
+GRANT INSERT (task_id, attempt, queue, kind, error, instance, outcome, source, row_key)
+    ON dispatch.attempts TO dispatch_worker;
+-- Sources (migrations/0010): the side table of rows in flight is the
+-- daemon's alone (claim inserts, outcomes update and delete, the reaper
+-- updates); its ids come from the tasks' sequence. Each daemon records
+-- the sources it serves. The user's own tables need grants of their own,
+-- which `pgdispatch check-config -d` names (docs/sources.md).
+GRANT SELECT, INSERT, UPDATE, DELETE ON dispatch.source_rows TO dispatch_worker;
+GRANT USAGE ON SEQUENCE dispatch.tasks_id_seq TO dispatch_worker;
+GRANT SELECT, INSERT, UPDATE ON dispatch.sources TO dispatch_worker;
+GRANT SELECT ON dispatch.source_stats TO dispatch_worker, dispatch_producer;
+GRANT EXECUTE ON FUNCTION dispatch.source_stats() TO dispatch_worker, dispatch_producer, dispatch_admin;
 -- `pgdispatch status` with the daemon's credentials: nothing the SELECT
 -- on tasks above does not already show, but the history of errors.
 GRANT SELECT ON dispatch.queue_stats, dispatch.running, dispatch.failures, dispatch.throughput
@@ -176,7 +186,8 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
 -- change a row by hand in a way the functions would not.
 GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.attempts,
                 dispatch.queue_pauses, dispatch.running, dispatch.failures, dispatch.throughput,
-                dispatch.instances, dispatch.schedules, dispatch.schema_migrations
+                dispatch.instances, dispatch.schedules, dispatch.schema_migrations,
+                dispatch.source_rows, dispatch.sources, dispatch.source_stats
     TO dispatch_admin;
 -- The operator's functions (migrations/0007 and 0008): retry one task,
 -- retry many, cancel one, cancel many, pause and resume a queue, purge
