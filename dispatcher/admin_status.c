@@ -11,13 +11,14 @@
 #include "notify_queue.h"
 
 /* The sections, in order: a title, the statement, and what to print when
- * it returns no rows. */
+ * it returns no rows (NULL: leave the section out). */
 static const struct admin_status_section {
 	const char *title;
 	const char *statement;
 	const char *none;
 } admin_status_sections[] = {
 	{"queues", "status", "(no tasks)"},
+	{"sources (rows per status)", "status_sources", NULL},
 	{"daemons", "status_instances", "(no daemon has registered)"},
 	{"running (longest first)", "status_running", "(nothing running)"},
 	{"latest failed attempts", "status_failures", "(none recorded)"},
@@ -67,10 +68,20 @@ admin_status(const char *database)
 	conn = admin_connect(database, "pgdispatch status");
 	if (conn == NULL)
 		return EXIT_FAILURE;
+	/* Counting a source's rows reads its whole table: a huge one must not
+	 * hold the command (or the table) for long. */
+	PQclear(PQexec(conn, "SET statement_timeout = '5s'"));
 	for (size_t i = 0; i < sizeof admin_status_sections / sizeof admin_status_sections[0]; i++) {
 		const struct admin_status_section *s = &admin_status_sections[i];
 		PGresult *res = db_exec(conn, embed_sql(s->statement), 0, NULL, &err);
 
+		if (s->none == NULL && (res == NULL || PQntuples(res) == 0)) {
+			if (res == NULL && strcmp(err.sqlstate, "57014") == 0)
+				printf("\n%s\n  (too many rows to count in 5 s: SELECT * FROM dispatch.source_stats)\n",
+				       s->title);
+			PQclear(res);
+			continue;
+		}
 		printf("%s%s\n", i > 0 ? "\n" : "", s->title);
 		if (res == NULL && strcmp(err.sqlstate, "42501") == 0 && i > 0) {
 			/* A producer may see its queues but not the daemons. */

@@ -11,6 +11,7 @@
 #include "outbox.h"
 #include "queue.h"
 #include "slots.h"
+#include "source.h"
 #include "work.h"
 
 #define CLAIMER_CONTENDED_WAIT_MS 20   /* due rows exist but others hold them: first wait */
@@ -26,7 +27,7 @@ static struct {
 	bool sweep;                  /* claim at once */
 	int64_t next_claim_ms;
 	int64_t contended_ms;        /* wait before looking again at rows others hold */
-	size_t next_queue;           /* round-robin start among queues */
+	size_t next_queue;           /* round-robin start among queues and sources */
 	enum {
 		CLAIMER_AWAKE,           /* not registered for wake-ups */
 		CLAIMER_REGISTERING,     /* registered, not yet confirmed */
@@ -35,7 +36,7 @@ static struct {
 	int64_t confirm_wait_ms;     /* next pause while registration is unconfirmed */
 	/* the pass in progress */
 	bool active;
-	size_t k;                    /* queues looked at so far */
+	size_t k;                    /* queues and sources looked at so far */
 	bool short_everywhere, contended, claimed_any, full_batch;
 	int64_t next;                /* ms until the next pass, so far */
 	int limit;                   /* the claim on its way */
@@ -217,12 +218,24 @@ claimer_finish(void)
 	claimer_end();
 }
 
-static const char *
-claimer_queue_name(void)
+/* What a pass walks: the served queues of dispatch.tasks, then the
+ * sources (their own tables: source.h). */
+static size_t
+claimer_ntargets(void)
+{
+	return claimer_local.cfg->nqueues + source_count();
+}
+
+/* The target the pass has reached: a source (returned), or a queue
+ * (NULL returned, its name in *queue). */
+static const struct source *
+claimer_target(const char **queue)
 {
 	const struct config *cfg = claimer_local.cfg;
+	size_t t = (claimer_local.next_queue + claimer_local.k) % claimer_ntargets();
 
-	return cfg->queues[(claimer_local.next_queue + claimer_local.k) % cfg->nqueues];
+	*queue = t < cfg->nqueues ? cfg->queues[t] : NULL;
+	return t < cfg->nqueues ? NULL : source_get((int) (t - cfg->nqueues + 1));
 }
 
 static void
@@ -293,7 +306,7 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 			claimer_failed("claim", err);
 		claimer_local.next = claimer_min(claimer_local.next, cfg->poll_interval_ms);
 		claimer_local.short_everywhere = false;
-		claimer_local.k = cfg->nqueues;
+		claimer_local.k = claimer_ntargets();
 		claimer_queue();
 		return;
 	}
@@ -306,8 +319,14 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 			int rooms[cfg->nhandlers + 1];
 			struct claimer_kinds k;
 
+			const char *queue;
+			const struct source *src = claimer_target(&queue);
+
 			claimer_kinds(&k, skip, limited, rooms);
-			queue_next_due_send(claimer_queue_name(), &k.skip, claimer_next_due, NULL);
+			if (src != NULL)
+				queue_source_next_due_send(src, claimer_next_due, NULL);
+			else
+				queue_next_due_send(queue, &k.skip, claimer_next_due, NULL);
 			return;
 		}
 		claimer_local.k++;
@@ -317,7 +336,22 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 	claimer_queue();
 }
 
-/* Claims from the queue the pass has reached, or finishes the pass. */
+/* The room a source's handler has left under its own concurrency limit
+ * (free when it has none). */
+static int
+claimer_source_room(const struct claimer_kinds *k, const struct source *src, int free_slots)
+{
+	for (size_t i = 0; i < k->skip.count; i++)
+		if (strcmp(k->skip.names[i], src->name) == 0)
+			return 0;
+	for (size_t i = 0; i < k->limited.count; i++)
+		if (strcmp(k->limited.names[i], src->name) == 0)
+			return k->rooms[i] < free_slots ? k->rooms[i] : free_slots;
+	return free_slots;
+}
+
+/* Claims from the queue or source the pass has reached, or finishes the
+ * pass. */
 static void
 claimer_queue(void)
 {
@@ -327,8 +361,10 @@ claimer_queue(void)
 	int rooms[cfg->nhandlers + 1];
 	struct claimer_kinds k;
 	int free_slots = cfg->concurrency - slots_running();
+	const char *queue;
+	const struct source *src;
 
-	if (claimer_local.k >= cfg->nqueues || !work_attached() || claimer_local.stopped) {
+	if (claimer_local.k >= claimer_ntargets() || !work_attached() || claimer_local.stopped) {
 		claimer_finish();
 		return;
 	}
@@ -338,12 +374,19 @@ claimer_queue(void)
 		return;
 	}
 	claimer_kinds(&k, skip, limited, rooms);
+	src = claimer_target(&queue);
+	if (src != NULL && (free_slots = claimer_source_room(&k, src, free_slots)) == 0) {
+		/* Its handler is at its own limit: the next target. */
+		claimer_local.k++;
+		claimer_queue();
+		return;
+	}
 	free(claimer_local.batch);
 	claimer_local.batch = calloc((size_t) free_slots, sizeof *claimer_local.batch);
 	if (claimer_local.batch == NULL)
 		abort();
 	claimer_local.token = claimer_local.next_token++;
-	claimer_local.limit = outbox_claim_send(&who, claimer_queue_name(), free_slots, &k.skip, &k.limited, k.rooms,
+	claimer_local.limit = outbox_claim_send(&who, src, queue, free_slots, &k.skip, &k.limited, k.rooms,
 	                                        claimer_local.token, claimer_claimed, NULL);
 	if (claimer_local.limit == 0) {
 		/* Outcomes not yet written hold the rest: claim once they are. */

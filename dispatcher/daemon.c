@@ -39,6 +39,7 @@
 #include "schedule.h"
 #include "signals.h"
 #include "slots.h"
+#include "source.h"
 #include "work.h"
 
 #define DAEMON_OUTCOME_WAIT_MS 5000   /* once no handler runs, to write the last outcomes */
@@ -140,6 +141,13 @@ daemon_reload(void)
 
 	if (fresh == NULL) {
 		log_error("reload failed, keeping the running config: %s", err);
+		return;
+	}
+	/* A source's statements were filled at startup from the table as it
+	 * was then (source.c). */
+	if (!source_configs_same(fresh, old)) {
+		log_error("reload refused, keeping the running config: sources change only on restart");
+		config_free(fresh);
 		return;
 	}
 	/* The drop at startup is one-way (privs.c). */
@@ -381,6 +389,15 @@ daemon_run(struct config *cfg, const char *database)
 	daemon_local.database = database;
 	log_setup(cfg->log_level, cfg->log_format);
 	daemon_names();
+	/* Sources are checked, and their statements filled, before anything
+	 * else: one that cannot be served stops the daemon before it touches
+	 * a row. Before signals are taken over, so a signal ends a startup
+	 * that waits for the server. */
+	if (!source_setup_all(cfg, daemon_conninfo())) {
+		log_error("a source cannot be served (above); stopping before any row was touched");
+		source_free_all();
+		return 2;
+	}
 	daemon_local.signal_fd = signals_setup();
 	if (daemon_local.signal_fd < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
@@ -394,8 +411,8 @@ daemon_run(struct config *cfg, const char *database)
 	claimer_config(cfg);
 	schedule_config(cfg);
 	srandom((unsigned) (getpid() ^ clock_now_ms()));
-	log_info("instance=%s queues=%zu concurrency=%d schedules=%zu starting", daemon_local.locked_by,
-	         cfg->nqueues, cfg->concurrency, cfg->nschedules);
+	log_info("instance=%s queues=%zu sources=%zu concurrency=%d schedules=%zu starting", daemon_local.locked_by,
+	         cfg->nqueues, source_count(), cfg->concurrency, cfg->nschedules);
 	session_start(cfg->notify, clock_now_ms());
 
 	for (;;) {
@@ -432,6 +449,7 @@ daemon_run(struct config *cfg, const char *database)
 	schedule_free();
 	outbox_free();
 	slots_free();
+	source_free_all();
 	config_free(daemon_local.cfg);
 	return EXIT_SUCCESS;
 }

@@ -49,7 +49,16 @@ cmd_close(int *fd)
 static void
 cmd_build_input(struct json_buf *b, const struct task *t, int max_attempts)
 {
-	json_buf_printf(b, "{\"id\":%lld,\"queue\":", t->id);
+	/* A source's row is known by its key (source.h). */
+	if (t->key == NULL)
+		json_buf_printf(b, "{\"id\":%lld,\"queue\":", t->id);
+	else if (t->key_number)
+		json_buf_printf(b, "{\"id\":%s,\"queue\":", t->key);
+	else {
+		json_buf_printf(b, "{\"id\":");
+		json_append_string(b, t->key, strlen(t->key));
+		json_buf_printf(b, ",\"queue\":");
+	}
 	json_append_string(b, t->queue, strlen(t->queue));
 	json_buf_printf(b, ",\"kind\":");
 	json_append_string(b, t->kind, strlen(t->kind));
@@ -89,7 +98,10 @@ cmd_build_env(const struct task *t, char *const *passthrough, char vars[3][96])
 				break;
 			}
 	}
-	snprintf(vars[0], 96, "PGDISPATCH_TASK_ID=%lld", t->id);
+	if (t->key != NULL)
+		snprintf(vars[0], 96, "PGDISPATCH_TASK_ID=%.70s", t->key);
+	else
+		snprintf(vars[0], 96, "PGDISPATCH_TASK_ID=%lld", t->id);
 	snprintf(vars[1], 96, "PGDISPATCH_TASK_KIND=%.70s", t->kind);
 	snprintf(vars[2], 96, "PGDISPATCH_TASK_ATTEMPT=%d", t->attempt);
 	env[k++] = vars[0];

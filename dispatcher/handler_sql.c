@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "queue.h"
 #include "slots.h"
+#include "source.h"
 
 #define SQL_POOL_MAX 64
 #define SQL_CONNECT_BACKOFF_INITIAL_MS 1000  /* after the first connect failure */
@@ -119,8 +120,10 @@ sql_no_conn(struct sql_run *r)
 static bool
 sql_send(struct sql_run *r)
 {
-	/* $1 jsonb, $2 bigint: typed so the handler's SQL needs no casts. */
-	static const Oid types[2] = {3802 /* jsonb */, 20 /* int8 */};
+	/* $1 jsonb, $2 bigint: typed so the handler's SQL needs no casts. A
+	 * source's row: $2 its key, typed as its key column. */
+	Oid types[2] = {3802 /* jsonb */, 20 /* int8 */};
+	const struct source *src = source_get(r->task->source);
 	char id_s[24], timeout_s[24];
 	const char *params[2];
 	int ok = 0;
@@ -142,6 +145,10 @@ sql_send(struct sql_run *r)
 		snprintf(id_s, sizeof id_s, "%lld", r->task->id);
 		params[0] = r->task->payload;
 		params[1] = id_s;
+		if (src != NULL) {
+			types[1] = (Oid) src->shape.key_type_oid;
+			params[1] = r->task->key;
+		}
 		ok = PQsendQueryParams(r->conn, r->statement, 2, types, params, NULL, NULL, 0);
 		break;
 	case SQL_COMPLETE:

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "embed.h"
+#include "json.h"
+#include "source.h"
 
 static struct {
 	PGconn *conn;
@@ -19,8 +21,28 @@ listener_attach(PGconn *conn, struct db_error *err)
 	listener_local.conn = conn;
 	listener_local.listening = false;
 	listener_local.answers = 0;
+	struct json_buf sql = {0};
+	int ok;
+
 	memset(err, 0, sizeof *err);
-	if (PQsendQuery(conn, embed_sql("listen")) == 0) {
+	/* Our channels, then each source's own (docs/sources.md), quoted:
+	 * pg_notify() takes the channel's name as it is, capitals kept. */
+	json_buf_printf(&sql, "%s", embed_sql("listen"));
+	for (size_t i = 1; i <= source_count(); i++) {
+		const struct source *src = source_get((int) i);
+		char *q;
+
+		if (src->channel == NULL)
+			continue;
+		q = PQescapeIdentifier(conn, src->channel, strlen(src->channel));
+		if (q == NULL)
+			abort();
+		json_buf_printf(&sql, ";\nLISTEN %s", q);
+		PQfreemem(q);
+	}
+	ok = PQsendQuery(conn, sql.data);
+	json_buf_free(&sql);
+	if (ok == 0) {
 		snprintf(err->message, sizeof err->message, "sending LISTEN: %s", PQerrorMessage(conn));
 		return false;
 	}
@@ -99,6 +121,10 @@ listener_drain(const struct config *cfg, bool (*runs)(long long id), struct list
 		if (strcmp(n->relname, "dispatch_cancel") == 0) {
 			if (listener_task_id(n->extra, &id) && runs(id))
 				news->cancel = true;
+		} else if (strcmp(n->relname, "dispatch_tasks") != 0) {
+			/* dispatch_sources or a source's own channel: its payload
+			 * is only a hint, whatever the table's trigger sends. */
+			news->claim = true;
 		} else {
 			for (size_t q = 0; q < cfg->nqueues; q++)
 				if (strcmp(n->extra, cfg->queues[q]) == 0)

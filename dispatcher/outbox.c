@@ -10,6 +10,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "source.h"
 
 #define OUTBOX_RETRY_MS 1000   /* pause after a write failed for a passing reason */
 #define OUTBOX_LOCKED_MS 250   /* pause before trying rows another session held */
@@ -19,6 +20,7 @@ static struct {
 	size_t count, cap;
 	size_t sending;              /* 0: no write on its way */
 	size_t riding;               /* what the claim on its way carries (0 or sending) */
+	int claiming;                /* the source of the claim on its way (0: dispatch.tasks) */
 	size_t single;               /* items[0..single) are to be written one at a time */
 	bool noted;                  /* items[0]'s result was replaced by a note */
 	int64_t next_try_ms;
@@ -85,10 +87,12 @@ outbox_next_try_ms(void)
 }
 
 size_t
-outbox_held(long long *ids, long long *tokens, size_t at, size_t cap)
+outbox_held(long long *ids, long long *tokens, int *sources, size_t at, size_t cap)
 {
 	for (size_t i = 0; i < outbox_local.count && at < cap; i++) {
 		ids[at] = outbox_local.items[i].id;
+		if (sources != NULL)
+			sources[at] = outbox_local.items[i].source;
 		tokens[at++] = outbox_local.items[i].token;
 	}
 	return at;
@@ -270,13 +274,22 @@ outbox_flush(int64_t now)
 	    || !work_attached())
 		return;
 	outbox_local.sending = outbox_local.single > 0 ? 1 : outbox_local.count;
+	/* One statement writes one table's outcomes: those of items[0]'s
+	 * source (0: dispatch.tasks) that come first; the rest go next. */
+	for (size_t i = 1; i < outbox_local.sending; i++)
+		if (outbox_local.items[i].source != outbox_local.items[0].source) {
+			outbox_local.sending = i;
+			break;
+		}
 	queue_outcomes_send(outbox_local.items, outbox_local.sending, outbox_flush_done, NULL);
 }
 
 int
-outbox_claim_send(const struct queue_claimer *who, const char *queue, int room, const struct queue_kinds *skip,
-                  const struct queue_kinds *limited, const int *rooms, long long token, work_done_fn cb, void *ctx)
+outbox_claim_send(const struct queue_claimer *who, const struct source *src, const char *queue, int room,
+                  const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
+                  long long token, work_done_fn cb, void *ctx)
 {
+	int source = src != NULL ? src->index : 0;
 	size_t ride = 0;
 	int limit;
 
@@ -288,7 +301,7 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int room, 
 	    && work_prepared()) {
 		ride = outbox_local.count;
 		for (size_t i = 0; i < outbox_local.count; i++)
-			if (outbox_local.items[i].type != OUTCOME_COMPLETE)
+			if (outbox_local.items[i].type != OUTCOME_COMPLETE || outbox_local.items[i].source != source)
 				ride = 0;
 	}
 	/* An outcome not yet written still holds its task's place: a daemon
@@ -301,7 +314,11 @@ outbox_claim_send(const struct queue_claimer *who, const char *queue, int room, 
 	if (ride > 0)
 		outbox_local.sending = ride;
 	outbox_local.riding = ride;
-	queue_claim_send(who, queue, limit, skip, limited, rooms, token, outbox_local.items, ride, cb, ctx);
+	outbox_local.claiming = source;
+	if (src != NULL)
+		queue_source_claim_send(who, src, limit, token, outbox_local.items, ride, cb, ctx);
+	else
+		queue_claim_send(who, queue, limit, skip, limited, rooms, token, outbox_local.items, ride, cb, ctx);
 	return limit;
 }
 
@@ -325,6 +342,12 @@ outbox_claim_result(PGresult *res, const struct db_error *err, long long token, 
 	if (fates == NULL)
 		abort();
 	n = queue_claim_result(res, token, limit, out, outbox_local.items, ride, fates);
+	for (int i = 0; i < n; i++) {
+		const struct source *src = source_get(outbox_local.claiming);
+
+		out[i].source = outbox_local.claiming;
+		out[i].key_number = src != NULL && src->shape.key_is_integer;
+	}
 	if (ride > 0)
 		outbox_settle(fates, now);
 	free(fates);

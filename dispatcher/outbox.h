@@ -48,23 +48,26 @@ void outbox_flush(int64_t now);
 bool outbox_busy(void);
 
 /*
- * The claims whose outcomes wait here, appended to ids/tokens from index
- * at (arrays of room cap); returns the new count.
+ * The claims whose outcomes wait here, appended to ids/tokens (and their
+ * sources to sources, unless NULL) from index at (arrays of room cap);
+ * returns the new count.
  */
-size_t outbox_held(long long *ids, long long *tokens, size_t at, size_t cap);
+size_t outbox_held(long long *ids, long long *tokens, int *sources, size_t at, size_t cap);
 
 /* A renewal found this claim lost: its outcome is dropped, with a warning. */
 void outbox_lost(long long id, long long token);
 
 /*
- * Sends a claim (queue_claim_send()) for the room the caller has (free
- * slots), carrying the successes that may be written now, when nothing
- * else waits and no write is on its way. Outcomes that do not ride along
+ * Sends a claim (queue_claim_send() from queue; with src not NULL,
+ * queue_source_claim_send() from that source's table) for the room the
+ * caller has (free slots), carrying the successes that may be written now
+ * (of that same table), when nothing else waits and no write is on its
+ * way. Outcomes that do not ride along
  * take room as running tasks do: each still holds its task. Returns the
  * claim's limit, or 0 when no room is left (nothing sent). Its callback
  * must pass the result to outbox_claim_result().
  */
-int outbox_claim_send(const struct queue_claimer *who, const char *queue, int room,
+int outbox_claim_send(const struct queue_claimer *who, const struct source *src, const char *queue, int room,
                       const struct queue_kinds *skip, const struct queue_kinds *limited, const int *rooms,
                       long long token, work_done_fn cb, void *ctx);
 

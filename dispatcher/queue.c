@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "source.h"
 
 /* Appends "{1,2,3}". */
 static void
@@ -212,6 +213,8 @@ queue_claim_result(PGresult *res, long long token, int limit, struct task *out, 
 		out[n].payload = mem_strdup(PQgetvalue(res, r, 5));
 		out[n].attempt = atoi(PQgetvalue(res, r, 6));
 		out[n].max_attempts = atoi(PQgetvalue(res, r, 7));
+		/* A source's claim (sql/source_claim.sql) adds the row's key. */
+		out[n].key = PQnfields(res) > 8 ? mem_strdup(PQgetvalue(res, r, 8)) : NULL;
 		out[n].token = token;
 		n++;
 	}
@@ -224,13 +227,22 @@ queue_outcomes_send(const struct outcome *outcomes, size_t n, work_done_fn cb, v
 	struct queue_outcome_arrays a;
 	const char *params[5];
 
+	const struct source *src = n > 0 ? source_get(outcomes[0].source) : NULL;
+
 	queue_outcome_arrays(outcomes, n, &a);
 	params[0] = a.ids.data;
 	params[1] = a.tokens.data;
 	params[2] = a.types.data;
 	params[3] = a.texts.data;
 	params[4] = a.delays.data;
-	work_send("outcomes", 5, params, cb, ctx);
+	if (src != NULL) {
+		/* Outcomes of one source at a time (the outbox sends them so). */
+		const char *sp[6] = {src->name, params[0], params[1], params[2], params[3], params[4]};
+
+		work_send_sql(src->stmt_name[SOURCE_STMT_OUTCOMES], src->sql[SOURCE_STMT_OUTCOMES], 6, sp, cb, ctx);
+	} else {
+		work_send("outcomes", 5, params, cb, ctx);
+	}
 	queue_outcome_arrays_free(&a);
 }
 
@@ -347,9 +359,12 @@ queue_send_complete_one(PGconn *conn, const struct task *t)
 	char id[32], token[32];
 	const char *params[2] = {id, token};
 
+	const struct source *src = source_get(t->source);
+
 	snprintf(id, sizeof id, "%lld", t->id);
 	snprintf(token, sizeof token, "%lld", t->token);
-	return PQsendQueryParams(conn, embed_sql("complete"), 2, NULL, params, NULL, NULL, 0);
+	return PQsendQueryParams(conn, src != NULL ? src->sql[SOURCE_STMT_COMPLETE_ONE] : embed_sql("complete"), 2,
+	                         NULL, params, NULL, NULL, 0);
 }
 
 void
@@ -505,4 +520,89 @@ long long
 queue_schedule_tick_result(PGresult *res)
 {
 	return PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+}
+
+/* --- sources (source.h): the same statements on a source's table ------ */
+
+void
+queue_source_claim_send(const struct queue_claimer *who, const struct source *src, int limit, long long token,
+                        const struct outcome *done, size_t ndone, work_done_fn cb, void *ctx)
+{
+	struct queue_outcome_arrays a;
+	char limit_s[16], lease_s[24], token_s[24];
+	const char *params[8] = {src->name, limit_s, who->instance, lease_s, token_s};
+
+	snprintf(limit_s, sizeof limit_s, "%d", limit);
+	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
+	snprintf(token_s, sizeof token_s, "%lld", token);
+	if (ndone > 0) {
+		queue_outcome_arrays(done, ndone, &a);
+		params[5] = a.ids.data;
+		params[6] = a.tokens.data;
+		params[7] = a.texts.data;
+		work_send_sql(src->stmt_name[SOURCE_STMT_COMPLETE_AND_CLAIM], src->sql[SOURCE_STMT_COMPLETE_AND_CLAIM], 8,
+		              params, cb, ctx);
+		queue_outcome_arrays_free(&a);
+	} else {
+		work_send_sql(src->stmt_name[SOURCE_STMT_CLAIM], src->sql[SOURCE_STMT_CLAIM], 5, params, cb, ctx);
+	}
+}
+
+void
+queue_source_renew_send(const struct source *src, const long long *ids, const long long *tokens, size_t n,
+                        int64_t lease_ms, work_done_fn cb, void *ctx)
+{
+	struct json_buf id_arr = {0}, token_arr = {0};
+	char lease_s[24];
+	const char *params[4];
+
+	queue_array_ll(&id_arr, ids, n);
+	queue_array_ll(&token_arr, tokens, n);
+	snprintf(lease_s, sizeof lease_s, "%lld", (long long) lease_ms);
+	params[0] = src->name;
+	params[1] = id_arr.data;
+	params[2] = token_arr.data;
+	params[3] = lease_s;
+	work_send_sql(src->stmt_name[SOURCE_STMT_RENEW], src->sql[SOURCE_STMT_RENEW], 4, params, cb, ctx);
+	json_buf_free(&id_arr);
+	json_buf_free(&token_arr);
+}
+
+void
+queue_source_reap_send(const struct source *src, int max_attempts, const long long *held_tokens, size_t nheld,
+                       work_done_fn cb, void *ctx)
+{
+	struct json_buf held = {0};
+	char max_s[16];
+	const char *params[3] = {src->name, max_s, NULL};
+
+	snprintf(max_s, sizeof max_s, "%d", max_attempts);
+	queue_array_ll(&held, held_tokens, nheld);
+	params[2] = held.data;
+	work_send_sql(src->stmt_name[SOURCE_STMT_REAP], src->sql[SOURCE_STMT_REAP], 3, params, cb, ctx);
+	json_buf_free(&held);
+}
+
+int
+queue_source_reap_result(PGresult *res)
+{
+	int requeued = 0;
+
+	/* Rows: key, source, status, attempts. */
+	for (int r = 0; r < PQntuples(res); r++) {
+		bool pending = strcmp(PQgetvalue(res, r, 2), "pending") == 0;
+
+		log_warn("source=%s key=%s attempt=%s lease expired, %s", PQgetvalue(res, r, 1), PQgetvalue(res, r, 0),
+		         PQgetvalue(res, r, 3), pending ? "returned to pending" : "no attempts left: failed");
+		requeued += pending;
+	}
+	return requeued;
+}
+
+void
+queue_source_next_due_send(const struct source *src, work_done_fn cb, void *ctx)
+{
+	const char *params[1] = {src->name};
+
+	work_send_sql(src->stmt_name[SOURCE_STMT_NEXT_DUE], src->sql[SOURCE_STMT_NEXT_DUE], 1, params, cb, ctx);
 }

@@ -170,4 +170,34 @@ long long queue_schedule_tick_result(PGresult *res);
  */
 int queue_send_complete_one(PGconn *conn, const struct task *t);
 
+/*
+ * Sources (source.h, docs/sources.md): the same statements on a source's
+ * own table, filled for it at startup (sql/source_*.sql). Outcomes go
+ * through queue_outcomes_send() (all of one source), a SQL handler's
+ * completion through queue_send_complete_one(), and the results are read
+ * by the readers above; the claim's rows carry each row's key.
+ */
+struct source;
+
+/* Claims up to limit rows of src, with the successes done[0..ndone) (all
+ * of src) riding along; read with queue_claim_result(). */
+void queue_source_claim_send(const struct queue_claimer *who, const struct source *src, int limit, long long token,
+                             const struct outcome *done, size_t ndone, work_done_fn cb, void *ctx);
+
+/* Renews src's claims ids/tokens[0..n); read with queue_renew_result(). */
+void queue_source_renew_send(const struct source *src, const long long *ids, const long long *tokens, size_t n,
+                             int64_t lease_ms, work_done_fn cb, void *ctx);
+
+/* Returns src's rows whose leases expired to pending (or failed, at
+ * max_attempts), never a claim of held_tokens[0..nheld). */
+void queue_source_reap_send(const struct source *src, int max_attempts, const long long *held_tokens,
+                            size_t nheld, work_done_fn cb, void *ctx);
+
+/* Logs each reaped row; returns how many went back to pending. */
+int queue_source_reap_result(PGresult *res);
+
+/* Milliseconds until a row of src is due; read with
+ * queue_next_due_result(). */
+void queue_source_next_due_send(const struct source *src, work_done_fn cb, void *ctx);
+
 #endif

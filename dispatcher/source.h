@@ -74,4 +74,7 @@ const struct source *source_find(const char *name);
 /* At exit. */
 void source_free_all(void);
 
+/* a and b describe the same sources (a reload may not change them). */
+bool source_configs_same(const struct config *a, const struct config *b);
+
 #endif

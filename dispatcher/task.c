@@ -9,7 +9,8 @@ task_clear(struct task *t)
 	free(t->queue);
 	free(t->kind);
 	free(t->payload);
-	t->queue = t->kind = t->payload = NULL;
+	free(t->key);
+	t->queue = t->kind = t->payload = t->key = NULL;
 }
 
 void

@@ -8,10 +8,16 @@
 #ifndef PGDISPATCH_TASK_H
 #define PGDISPATCH_TASK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct task {
-	long long id;
+	long long id;       /* dispatch.tasks.id; for a source's row, its side row's
+	                     * id (dispatch.source_rows: the same sequence, so ids
+	                     * never collide) */
+	int source;         /* 0: a row of dispatch.tasks; else the source (source.h) */
+	char *key;          /* a source's row: its key, as text; NULL for tasks */
+	bool key_number;    /* ... an integer: a number in JSON, not a string */
 	char *queue;
 	char *kind;
 	char *payload;      /* jsonb as text */
@@ -39,6 +45,7 @@ enum outcome_type {
 
 struct outcome {
 	long long id;
+	int source;        /* as the task's */
 	long long token;   /* the claim's token (the fence) */
 	int attempt;
 	enum outcome_type type;

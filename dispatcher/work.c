@@ -10,11 +10,12 @@
 #include "mem.h"
 
 #define WORK_MAX_PARAMS 12
-#define WORK_MAX_PREPARED 32
+#define WORK_MAX_PREPARED 256   /* ours, and 7 per source */
 
 struct work_req {
 	struct work_req *next;
-	const char *name;            /* sql/NAME.sql; static */
+	const char *name;            /* sql/NAME.sql, or the name sql is prepared as; static */
+	const char *sql;             /* NULL: sql/NAME.sql; else the text (a source's, static) */
 	int nparams;
 	char *params[WORK_MAX_PARAMS];
 	bool unnamed;                /* sent with its text even when preparing */
@@ -58,7 +59,7 @@ static bool
 work_send_head(void)
 {
 	struct work_req *r = work_local.head;
-	const char *sql = embed_sql(r->name);
+	const char *sql = r->sql != NULL ? r->sql : embed_sql(r->name);
 	int ok;
 
 	if (r->unnamed || !work_local.prepared) {
@@ -168,6 +169,13 @@ work_detach(void)
 void
 work_send(const char *name, int nparams, const char *const *params, work_done_fn done, void *ctx)
 {
+	work_send_sql(name, NULL, nparams, params, done, ctx);
+}
+
+void
+work_send_sql(const char *name, const char *sql, int nparams, const char *const *params, work_done_fn done,
+              void *ctx)
+{
 	struct work_req *r;
 
 	if (work_local.conn == NULL) {
@@ -181,6 +189,7 @@ work_send(const char *name, int nparams, const char *const *params, work_done_fn
 	if (r == NULL || nparams > WORK_MAX_PARAMS)
 		abort();
 	r->name = name;
+	r->sql = sql;
 	r->nparams = nparams;
 	for (int i = 0; i < nparams; i++)
 		r->params[i] = params[i] != NULL ? mem_strdup(params[i]) : NULL;

@@ -52,6 +52,12 @@ bool work_prepared(void);
  */
 void work_send(const char *name, int nparams, const char *const *params, work_done_fn done, void *ctx);
 
+/* The same for a statement whose text is not a file of sql/ (a source's,
+ * filled at startup: dispatcher/source.c), prepared as name; both name
+ * and sql must outlive the connection. */
+void work_send_sql(const char *name, const char *sql, int nparams, const char *const *params, work_done_fn done,
+                   void *ctx);
+
 /* Statements queued or running. */
 size_t work_pending(void);
 

@@ -112,3 +112,6 @@ COMMENT ON FUNCTION dispatch.source_stats() IS
 
 CREATE VIEW dispatch.source_stats AS
 SELECT source, status, count FROM dispatch.source_stats();
+
+COMMENT ON VIEW dispatch.source_stats IS
+    'Rows of each source''s table per status, and rows waiting out a backoff (dispatch.source_stats()).';
