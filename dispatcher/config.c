@@ -7,7 +7,8 @@
  * once, so every error still has the mark of the node that caused it.
  * Handler settings that the file leaves out are taken from the top level
  * only after the whole file is read, because top-level keys may follow
- * "handlers".
+ * "handlers"; for the same reason a source's handler is looked for only
+ * then.
  *
  * Reading rules: a scalar is read by the type its key expects, quoted or
  * not. Integers are decimal; durations are an integer and one unit.
@@ -48,6 +49,8 @@ enum config_type {
 	CONFIG_MAP,          /* a nested map whose keys are "name.key" in the same table */
 	CONFIG_HANDLERS,     /* the map of handlers, top level only */
 	CONFIG_SCHEDULES,    /* the map of schedules, top level only */
+	CONFIG_SOURCES,      /* the map of sources, top level only */
+	CONFIG_SOURCE_COLUMNS,  /* a source's columns map: config_source_columns[] to names */
 	CONFIG_JSON,         /* char *: any map, stored as a JSON object's text */
 };
 
@@ -74,7 +77,8 @@ enum {
 	TK_NOTIFY, TK_NOTIFY_QUEUE_WARN, TK_LEASE, TK_SHUTDOWN_GRACE, TK_LOG, TK_LOG_LEVEL, TK_LOG_FORMAT,
 	TK_TIMEOUT, TK_MAX_ATTEMPTS, TK_BACKOFF, TK_BACKOFF_INITIAL, TK_BACKOFF_MAX,
 	TK_RETENTION, TK_RETENTION_COMPLETE, TK_RETENTION_FAILED, TK_RETENTION_CANCELLED,
-	TK_RETENTION_ATTEMPTS, TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_SCHEDULES, TK_COUNT
+	TK_RETENTION_ATTEMPTS, TK_HANDLERS, TK_ENV_PASSTHROUGH, TK_USER, TK_GROUP, TK_SCHEDULES,
+	TK_SOURCES, TK_COUNT
 };
 
 #define TOP(field) offsetof(struct config, field)
@@ -118,6 +122,7 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 	[TK_USER] = {"user", CONFIG_STRING, TOP(user), 0, 0, 0},
 	[TK_GROUP] = {"group", CONFIG_STRING, TOP(group), 0, 0, 0},
 	[TK_SCHEDULES] = {"schedules", CONFIG_SCHEDULES, 0, 0, 0, 0},
+	[TK_SOURCES] = {"sources", CONFIG_SOURCES, 0, 0, 0, 0},
 };
 
 /* Indexes into config_handler_keys. */
@@ -167,6 +172,52 @@ static const struct config_key config_schedule_keys[SK_COUNT] = {
 	[SK_CATCH_UP] = {"catch_up", CONFIG_BOOL, SCHEDULE(catch_up), false, 0, 0},
 };
 
+/* Indexes into config_source_keys. */
+enum {
+	RK_TABLE, RK_KEY, RK_STATUS, RK_STATUS_COLUMN, RK_PENDING, RK_IN_PROGRESS, RK_COMPLETE, RK_FAILED,
+	RK_CHANNEL, RK_PAYLOAD, RK_ORDER_BY, RK_COLUMNS, RK_COUNT
+};
+
+/*
+ * A source's keys. Names are the catalog's (source_check.c looks them up
+ * as written); the status values must be given as something, so they
+ * cannot be empty, while an empty key, channel, payload or order_by means
+ * its default, as everywhere else in the file.
+ */
+#define SOURCE(field) offsetof(struct source_config, field)
+static const struct config_key config_source_keys[RK_COUNT] = {
+	[RK_TABLE] = {"table", CONFIG_STRING, SOURCE(table), 0, 1, 0},
+	[RK_KEY] = {"key", CONFIG_STRING, SOURCE(key), 0, 0, 0},
+	[RK_STATUS] = {"status", CONFIG_MAP, 0, 0, 0, 0},
+	[RK_STATUS_COLUMN] = {"status.column", CONFIG_STRING, SOURCE(status_column), 0, 1, 0},
+	[RK_PENDING] = {"status.pending", CONFIG_STRING, SOURCE(status[SOURCE_PENDING]), 0, 1, 0},
+	[RK_IN_PROGRESS] = {"status.in_progress", CONFIG_STRING, SOURCE(status[SOURCE_IN_PROGRESS]), 0, 1, 0},
+	[RK_COMPLETE] = {"status.complete", CONFIG_STRING, SOURCE(status[SOURCE_COMPLETE]), 0, 1, 0},
+	[RK_FAILED] = {"status.failed", CONFIG_STRING, SOURCE(status[SOURCE_FAILED]), 0, 1, 0},
+	[RK_CHANNEL] = {"channel", CONFIG_STRING, SOURCE(channel), 0, 0, 0},
+	[RK_PAYLOAD] = {"payload", CONFIG_STRING, SOURCE(payload), 0, 0, 0},
+	[RK_ORDER_BY] = {"order_by", CONFIG_STRING, SOURCE(order_by), 0, 0, 0},
+	[RK_COLUMNS] = {"columns", CONFIG_SOURCE_COLUMNS, 0, 0, 0, 0},
+};
+
+/* The status keys in enum source_state order, and their defaults. */
+static const int config_source_state_keys[SOURCE_STATE_COUNT] = {RK_PENDING, RK_IN_PROGRESS, RK_COMPLETE,
+                                                                 RK_FAILED};
+static const char *const config_source_state_defaults[SOURCE_STATE_COUNT] = {"pending", "in_progress",
+                                                                             "complete", "failed"};
+
+const char *const config_source_columns[SOURCE_COL_COUNT] = {
+	[SOURCE_COL_ATTEMPTS] = "attempts",
+	[SOURCE_COL_RUN_AT] = "run_at",
+	[SOURCE_COL_LAST_ERROR] = "last_error",
+	[SOURCE_COL_RESULT] = "result",
+	[SOURCE_COL_LOCKED_BY] = "locked_by",
+	[SOURCE_COL_LEASE_EXPIRES_AT] = "lease_expires_at",
+	[SOURCE_COL_STARTED_AT] = "started_at",
+	[SOURCE_COL_FINISHED_AT] = "finished_at",
+	[SOURCE_COL_PRIORITY] = "priority",
+};
+
 /* How deep a payload may nest: a config is written by hand. */
 #define CONFIG_JSON_DEPTH 32
 
@@ -208,6 +259,12 @@ struct config_handler_marks {
 	struct config_seen seen[HK_COUNT];
 };
 
+struct config_source_marks {
+	yaml_mark_t name;
+	struct config_seen seen[RK_COUNT];
+	struct config_seen columns[SOURCE_COL_COUNT];
+};
+
 /* One config_load() call: the libyaml parser and its current event. */
 struct config_parser {
 	yaml_parser_t yaml;
@@ -219,6 +276,8 @@ struct config_parser {
 	size_t errlen;
 	struct config_seen top[TK_COUNT];
 	struct config_handler_marks *handlers;   /* parallel to cfg->handlers */
+	struct config_source_marks *sources;     /* parallel to cfg->sources */
+	size_t nsources;
 };
 
 /* Writes "FILE:LINE:COL: message"; libyaml's marks count from 0. Returns
@@ -369,6 +428,8 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 	case CONFIG_MAP:
 	case CONFIG_HANDLERS:
 	case CONFIG_SCHEDULES:
+	case CONFIG_SOURCES:
+	case CONFIG_SOURCE_COLUMNS:
 	case CONFIG_JSON:
 		return "a map";
 	case CONFIG_LOG_LEVEL:
@@ -671,6 +732,8 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 
 static bool config_read_handlers(struct config_parser *p, struct config *cfg);
 static bool config_read_schedules(struct config_parser *p, struct config *cfg);
+static bool config_read_sources(struct config_parser *p, struct config *cfg);
+static bool config_read_source_columns(struct config_parser *p, struct source_config *sc, const char *scope);
 static bool config_read_json(struct config_parser *p, char **out, const char *name);
 
 /*
@@ -715,7 +778,8 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 		seen[i] = (struct config_seen) {true, at, p->event.start_mark};
 
 		if (keys[i].type == CONFIG_MAP || keys[i].type == CONFIG_HANDLERS
-		    || keys[i].type == CONFIG_SCHEDULES || keys[i].type == CONFIG_JSON) {
+		    || keys[i].type == CONFIG_SCHEDULES || keys[i].type == CONFIG_SOURCES
+		    || keys[i].type == CONFIG_SOURCE_COLUMNS || keys[i].type == CONFIG_JSON) {
 			char expect[96];
 
 			if (p->event.type != YAML_MAPPING_START_EVENT)
@@ -727,6 +791,12 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 					return false;
 			} else if (keys[i].type == CONFIG_SCHEDULES) {
 				if (!config_read_schedules(p, base))
+					return false;
+			} else if (keys[i].type == CONFIG_SOURCES) {
+				if (!config_read_sources(p, base))
+					return false;
+			} else if (keys[i].type == CONFIG_SOURCE_COLUMNS) {
+				if (!config_read_source_columns(p, base, name))
 					return false;
 			} else if (keys[i].type == CONFIG_JSON) {
 				if (!config_read_json(p, (char **) ((char *) base + keys[i].offset), name))
@@ -1009,6 +1079,221 @@ config_read_schedules(struct config_parser *p, struct config *cfg)
 	}
 }
 
+/* --- sources ------------------------------------------------------------ */
+
+/*
+ * A source's columns map (its MAPPING_START is the current event): each
+ * key one of config_source_columns[], its value the name of the table's
+ * column that holds that state. Read here rather than through a table of
+ * keys because an unknown key is likely a state the daemon does not keep,
+ * and its message lists the ones it does.
+ */
+static bool
+config_read_source_columns(struct config_parser *p, struct source_config *sc, const char *scope)
+{
+	struct config_seen *seen = p->sources[p->nsources - 1].columns;
+
+	for (;;) {
+		char name[512], allowed[256];
+		struct config_key key = {NULL, CONFIG_STRING, 0, 0, 1, 0};
+		yaml_mark_t at;
+		size_t n = 0;
+		int c;
+
+		if (!config_next(p))
+			return false;
+		if (p->event.type == YAML_MAPPING_END_EVENT)
+			return true;
+		at = p->event.start_mark;
+		if (p->event.type != YAML_SCALAR_EVENT)
+			return config_error(p, at, "%s: expected a key, got %s", scope, config_node_name(p->event.type));
+		snprintf(name, sizeof name, "%s.%.100s", scope, config_scalar(p));
+		for (c = 0; c < SOURCE_COL_COUNT; c++)
+			if (strcmp(config_source_columns[c], config_scalar(p)) == 0)
+				break;
+		if (c == SOURCE_COL_COUNT) {
+			for (int i = 0; i < SOURCE_COL_COUNT && n < sizeof allowed; i++)
+				n += (size_t) snprintf(allowed + n, sizeof allowed - n, "%s%s", i > 0 ? ", " : "",
+				                       config_source_columns[i]);
+			return config_error(p, at, "%s: unknown key (the columns the daemon can keep: %s)", name,
+			                    allowed);
+		}
+		if (seen[c].set)
+			return config_error(p, at, "%s: duplicate key (first at line %zu)", name, seen[c].key.line + 1);
+		if (!config_next(p))
+			return false;
+		seen[c] = (struct config_seen) {true, at, p->event.start_mark};
+		key.name = config_source_columns[c];
+		key.offset = offsetof(struct source_config, columns) + (size_t) c * sizeof sc->columns[0];
+		if (!config_read_value(p, sc, &key, name))
+			return false;
+	}
+}
+
+/* Whether a table name has a '.' outside double quotes: schema.table.
+ * parse_ident() does the rest when source_check.c resolves it. */
+static bool
+config_has_schema(const char *table)
+{
+	bool quoted = false;
+
+	for (const char *c = table; *c != '\0'; c++) {
+		if (*c == '"')
+			quoted = !quoted;   /* a doubled "" inside quotes flips twice */
+		else if (*c == '.' && !quoted)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The status column, the key and the mapped columns must be different
+ * columns: the daemon writes each mapped column for its own state, and
+ * an UPDATE that set one column twice would fail on every row.
+ */
+static bool
+config_check_source_columns(struct config_parser *p, const struct source_config *sc,
+                            const struct config_source_marks *m)
+{
+	const char *names[2 + SOURCE_COL_COUNT];
+	const char *keys[2 + SOURCE_COL_COUNT];
+	const struct config_seen *seen[2 + SOURCE_COL_COUNT];
+	size_t n = 0;
+
+	names[n] = sc->status_column, keys[n] = "status.column", seen[n++] = &m->seen[RK_STATUS_COLUMN];
+	names[n] = sc->key, keys[n] = "key", seen[n++] = &m->seen[RK_KEY];
+	for (int c = 0; c < SOURCE_COL_COUNT; c++) {
+		names[n] = sc->columns[c];
+		keys[n] = config_source_columns[c];
+		seen[n++] = &m->columns[c];
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			const struct config_seen *later;
+
+			if (i == j || names[i] == NULL || names[j] == NULL || strcmp(names[i], names[j]) != 0)
+				continue;
+			/* Report the one further down the file, once. */
+			if (seen[j]->value.index < seen[i]->value.index)
+				continue;
+			later = seen[j];
+			return config_error(p, later->value, "sources.%s.%s%s: '%.64s' is also %s%s (a column holds "
+			                    "one thing)", sc->name, j >= 2 ? "columns." : "", keys[j], names[j],
+			                    i >= 2 ? "columns." : "", keys[i]);
+		}
+	return true;
+}
+
+/* What a source needs once its map is read: the table as schema.table,
+ * the status column, four distinct status values, a channel of its own. */
+static bool
+config_check_source(struct config_parser *p, struct source_config *sc, const struct config_source_marks *m)
+{
+	const struct config_seen *seen = m->seen;
+
+	if (sc->table == NULL)
+		return config_error(p, m->name, "sources.%s: needs table (schema.table, such as "
+		                    "public.configuration_update)", sc->name);
+	if (sc->status_column == NULL)
+		return config_error(p, m->name, "sources.%s: needs status.column (the enum or text column "
+		                    "that holds each row's state)", sc->name);
+	if (!config_has_schema(sc->table))
+		return config_error(p, seen[RK_TABLE].value, "sources.%s.table: '%.64s' is not schema.table "
+		                    "(name the schema too, such as public.%.64s)", sc->name, sc->table, sc->table);
+	for (int i = 0; i < SOURCE_STATE_COUNT; i++)
+		if (sc->status[i] == NULL && (sc->status[i] = strdup(config_source_state_defaults[i])) == NULL)
+			return config_error(p, m->name, "out of memory");
+	for (int i = 0; i < SOURCE_STATE_COUNT; i++)
+		for (int j = 0; j < i; j++) {
+			const struct config_seen *a = &seen[config_source_state_keys[j]];
+			const struct config_seen *b = &seen[config_source_state_keys[i]];
+			/* Of two, the one further down the file (a default counts as
+			 * written where the source starts). */
+			bool later_b = !a->set || (b->set && b->value.index > a->value.index);
+			int at = later_b ? i : j, other = later_b ? j : i;
+
+			if (strcmp(sc->status[i], sc->status[j]) != 0)
+				continue;
+			return config_error(p, seen[config_source_state_keys[at]].set
+			                    ? seen[config_source_state_keys[at]].value : m->name,
+			                    "sources.%s.%s: '%.64s' is also %s (each state needs a value of its own)",
+			                    sc->name, config_source_keys[config_source_state_keys[at]].name,
+			                    sc->status[at], config_source_keys[config_source_state_keys[other]].name);
+		}
+	if (sc->channel != NULL && strncmp(sc->channel, "dispatch_", 9) == 0)
+		return config_error(p, seen[RK_CHANNEL].value, "sources.%s.channel: '%.64s': channels starting with "
+		                    "dispatch_ are pgdispatch's own", sc->name, sc->channel);
+	/* payload: row is the default, spelled out. */
+	if (sc->payload != NULL && strcmp(sc->payload, "row") == 0) {
+		free(sc->payload);
+		sc->payload = NULL;
+	}
+	return config_check_source_columns(p, sc, m);
+}
+
+/* Reads the sources map (its MAPPING_START is the current event). */
+static bool
+config_read_sources(struct config_parser *p, struct config *cfg)
+{
+	for (;;) {
+		struct source_config *sc;
+		struct config_source_marks *m;
+		char scope[160];
+		yaml_mark_t at;
+		size_t n = cfg->nsources;
+		int entry = config_entry_name(p, "sources", "a source name");
+
+		if (entry <= 0)
+			return entry == 0;
+		at = p->event.start_mark;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(cfg->sources[i].name, config_scalar(p)) == 0)
+				return config_error(p, at, "sources.%.64s: duplicate key (first at line %zu)",
+				                    config_scalar(p), p->sources[i].name.line + 1);
+
+		/* nsources counts only a source already zeroed, so config_free()
+		 * can always run; p->nsources follows it. */
+		sc = realloc(cfg->sources, (n + 1) * sizeof *sc);
+		if (sc != NULL)
+			cfg->sources = sc;
+		m = realloc(p->sources, (n + 1) * sizeof *m);
+		if (m != NULL)
+			p->sources = m;
+		if (sc == NULL || m == NULL)
+			return config_error(p, at, "out of memory");
+		sc = &cfg->sources[n];
+		m = &p->sources[n];
+		memset(sc, 0, sizeof *sc);
+		memset(m, 0, sizeof *m);
+		cfg->nsources++;
+		p->nsources = cfg->nsources;
+		m->name = at;
+		if ((sc->name = strdup(config_scalar(p))) == NULL)
+			return config_error(p, at, "out of memory");
+		snprintf(scope, sizeof scope, "sources.%s", sc->name);
+
+		if (!config_entry_map(p, scope, "source")
+		    || !config_read_map(p, sc, config_source_keys, RK_COUNT, m->seen, "", scope)
+		    || !config_check_source(p, sc, m))
+			return false;
+	}
+}
+
+/* A source's rows are run by the handler of its name; without one every
+ * row would fail, so it is an error here rather than at the first row. */
+static bool
+config_check_source_handlers(struct config_parser *p, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		const char *name = cfg->sources[i].name;
+
+		if (config_handler(cfg, name) == NULL)
+			return config_error(p, p->sources[i].name, "sources.%s: no handler named %s; add handlers.%s",
+			                    name, name, name);
+	}
+	return true;
+}
+
 /* The stream must hold one document whose top level is a map. */
 static bool
 config_read_file(struct config_parser *p, struct config *cfg)
@@ -1144,7 +1429,7 @@ config_finish(struct config_parser *p, struct config *cfg)
 	if (!p->top[TK_ENV_PASSTHROUGH].set && !config_env_default(p, cfg))
 		return false;
 	if (!config_empty_list(p, &cfg->env_passthrough, &p->top[TK_ENV_PASSTHROUGH])
-	    || !config_check_user(p, cfg))
+	    || !config_check_user(p, cfg) || !config_check_source_handlers(p, cfg))
 		return false;
 	for (size_t i = 0; i < cfg->nhandlers; i++) {
 		struct handler_config *h = &cfg->handlers[i];
@@ -1270,6 +1555,7 @@ config_parse(const char *path, const char *text, size_t len, char *err, size_t e
 	yaml_event_delete(&p.event);
 	yaml_parser_delete(&p.yaml);
 	free(p.handlers);
+	free(p.sources);
 	if (!ok) {
 		config_free(cfg);
 		return NULL;
@@ -1301,6 +1587,22 @@ config_free(struct config *cfg)
 		free(s->timezone);
 	}
 	free(cfg->schedules);
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct source_config *sc = &cfg->sources[i];
+
+		free(sc->name);
+		free(sc->table);
+		free(sc->key);
+		free(sc->status_column);
+		for (int j = 0; j < SOURCE_STATE_COUNT; j++)
+			free(sc->status[j]);
+		free(sc->channel);
+		free(sc->payload);
+		free(sc->order_by);
+		for (int j = 0; j < SOURCE_COL_COUNT; j++)
+			free(sc->columns[j]);
+	}
+	free(cfg->sources);
 	config_free_list(cfg->queues);
 	config_free_list(cfg->env_passthrough);
 	free(cfg->user);
@@ -1317,5 +1619,14 @@ config_handler(const struct config *cfg, const char *kind)
 	for (size_t i = 0; i < cfg->nhandlers; i++)
 		if (strcmp(cfg->handlers[i].kind, kind) == 0)
 			return &cfg->handlers[i];
+	return NULL;
+}
+
+const struct source_config *
+config_source(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsources; i++)
+		if (strcmp(cfg->sources[i].name, name) == 0)
+			return &cfg->sources[i];
 	return NULL;
 }

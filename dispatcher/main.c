@@ -18,6 +18,7 @@
 #include "fds.h"
 #include "log.h"
 #include "privs.h"
+#include "source.h"
 #include "version.h"
 
 #define EXIT_USAGE 2
@@ -30,7 +31,9 @@ static const char main_usage[] =
 	"  pgdispatch migrate [-d CONNINFO]           apply pending schema migrations\n"
 	"  pgdispatch roles [-d CONNINFO] [--print]   set up roles dispatch_producer and\n"
 	"                                             dispatch_worker (--print: show the SQL)\n"
-	"  pgdispatch check-config [-c FILE]          validate a config file\n"
+	"  pgdispatch check-config [-c FILE] [-d CONNINFO]\n"
+	"                                             validate a config file; with -d, also\n"
+	"                                             check each source's table in that database\n"
 	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
 	"                     [--max-attempts N] [--dedupe-key K] KIND [JSON]\n"
 	"                                             add a task; prints its id (with a dedupe\n"
@@ -243,22 +246,73 @@ main_load_config(const struct main_opts *opts)
 	return cfg;
 }
 
+/* Prints each line of text (lines joined by '\n') after prefix. */
+static void
+main_print_lines(FILE *out, const char *prefix, const char *text)
+{
+	while (*text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		fprintf(out, "%s%.*s\n", prefix, (int) n, text);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/*
+ * check-config -d: each source prepared against the database as the
+ * daemon would at startup (source_prepare()), on the connection of the
+ * role the daemon will run as. Errors exit 2, as a bad file does; a
+ * missing index is a warning only, since the daemon runs without one.
+ */
+static int
+main_check_sources(const struct config *cfg, const char *database)
+{
+	char err[4096], advice[2048], prefix[1100];
+	int rc = EXIT_SUCCESS;
+	PGconn *conn = admin_connect(database, "pgdispatch check-config");
+
+	if (conn == NULL)
+		return EXIT_FAILURE;
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		struct source src;
+
+		if (!source_prepare(conn, &cfg->sources[i], &src, err, sizeof err, advice, sizeof advice)) {
+			snprintf(prefix, sizeof prefix, "%s: ", cfg->path);
+			main_print_lines(stderr, prefix, err);
+			rc = EXIT_USAGE;
+			continue;
+		}
+		snprintf(prefix, sizeof prefix, "%s: warning: ", cfg->path);
+		main_print_lines(stderr, prefix, advice);
+		source_clear(&src);
+	}
+	PQfinish(conn);
+	return rc;
+}
+
 static int
 main_check_config(int argc, char **argv)
 {
 	struct main_opts opts = {0};
 	struct config *cfg;
-	int rc = main_parse(argc, argv, "c", 0, 0, &opts);
+	int rc = main_parse(argc, argv, "cd", 0, 0, &opts);
 
 	if (rc != 0)
 		return rc;
 	cfg = main_load_config(&opts);
 	if (cfg == NULL)
 		return EXIT_USAGE;
-	printf("%s: ok (%zu handlers, %zu queues, %zu schedules)\n", cfg->path, cfg->nhandlers, cfg->nqueues,
-	       cfg->nschedules);
+	if (opts.database != NULL)
+		rc = main_check_sources(cfg, opts.database);
+	if (rc == EXIT_SUCCESS && cfg->nsources == 0)
+		printf("%s: ok (%zu handlers, %zu queues, %zu schedules)\n", cfg->path, cfg->nhandlers, cfg->nqueues,
+		       cfg->nschedules);
+	else if (rc == EXIT_SUCCESS)
+		printf("%s: ok (%zu handlers, %zu queues, %zu schedules, %zu sources: %s)\n", cfg->path, cfg->nhandlers,
+		       cfg->nqueues, cfg->nschedules, cfg->nsources,
+		       opts.database != NULL ? "tables checked" : "tables not checked, give -d CONNINFO");
 	config_free(cfg);
-	return EXIT_SUCCESS;
+	return rc;
 }
 
 static int

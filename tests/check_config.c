@@ -325,6 +325,99 @@ START_TEST(test_schedules_read_every_key_and_payload_as_json)
 }
 END_TEST
 
+/* The contract's example with every key set, a source with only what
+ * is required (every default), and one whose name is also a queue's. */
+START_TEST(test_sources_read_every_key_and_fill_defaults)
+{
+	struct config *cfg = config_test_ok(
+		"queues: [default, mail]\n"
+		"sources:\n"
+		"  configuration_update:\n"
+		"    table: public.configuration_update\n"
+		"    key: id\n"
+		"    status:\n"
+		"      column: status\n"
+		"      pending: new\n"
+		"      in_progress: working\n"
+		"      complete: done\n"
+		"      failed: broken\n"
+		"    channel: configuration_update_created\n"
+		"    payload: content\n"
+		"    order_by: created_at\n"
+		"    columns:\n"
+		"      attempts: tries\n"
+		"      run_at: due\n"
+		"      last_error: err\n"
+		"      result: res\n"
+		"      locked_by: owner\n"
+		"      lease_expires_at: lease_end\n"
+		"      started_at: began\n"
+		"      finished_at: ended\n"
+		"      priority: Prio\n"
+		"  mail:\n"
+		"    table: '\"My Schema\".\"My.Table\"'\n"
+		"    status: {column: State}\n"
+		"    payload: row\n"
+		"    key: ''\n"
+		"handlers:\n"
+		"  configuration_update: {command: [/usr/local/bin/push-config]}\n"
+		"  mail: {builtin: noop}\n");
+	const struct source_config *sc;
+	static const char *const mapped[SOURCE_COL_COUNT] = {
+		[SOURCE_COL_ATTEMPTS] = "tries", [SOURCE_COL_RUN_AT] = "due", [SOURCE_COL_LAST_ERROR] = "err",
+		[SOURCE_COL_RESULT] = "res", [SOURCE_COL_LOCKED_BY] = "owner",
+		[SOURCE_COL_LEASE_EXPIRES_AT] = "lease_end", [SOURCE_COL_STARTED_AT] = "began",
+		[SOURCE_COL_FINISHED_AT] = "ended", [SOURCE_COL_PRIORITY] = "Prio",
+	};
+	static const char *const keys[SOURCE_COL_COUNT] = {"attempts", "run_at", "last_error", "result",
+	                                                   "locked_by", "lease_expires_at", "started_at",
+	                                                   "finished_at", "priority"};
+
+	ck_assert_uint_eq(cfg->nsources, 2);
+	sc = config_source(cfg, "configuration_update");
+	ck_assert_ptr_eq(sc, &cfg->sources[0]);
+	ck_assert_str_eq(sc->name, "configuration_update");
+	ck_assert_str_eq(sc->table, "public.configuration_update");
+	ck_assert_str_eq(sc->key, "id");
+	ck_assert_str_eq(sc->status_column, "status");
+	ck_assert_str_eq(sc->status[SOURCE_PENDING], "new");
+	ck_assert_str_eq(sc->status[SOURCE_IN_PROGRESS], "working");
+	ck_assert_str_eq(sc->status[SOURCE_COMPLETE], "done");
+	ck_assert_str_eq(sc->status[SOURCE_FAILED], "broken");
+	ck_assert_str_eq(sc->channel, "configuration_update_created");
+	ck_assert_str_eq(sc->payload, "content");
+	ck_assert_str_eq(sc->order_by, "created_at");
+	for (int c = 0; c < SOURCE_COL_COUNT; c++) {
+		ck_assert_str_eq(config_source_columns[c], keys[c]);
+		ck_assert_str_eq(sc->columns[c], mapped[c]);
+	}
+
+	/* Names as written, capitals and quotes kept; payload: row is the
+	 * default spelled out; an empty key is the default too. */
+	sc = config_source(cfg, "mail");
+	ck_assert_ptr_eq(sc, &cfg->sources[1]);
+	ck_assert_str_eq(sc->table, "\"My Schema\".\"My.Table\"");
+	ck_assert_str_eq(sc->status_column, "State");
+	ck_assert_ptr_null(sc->key);
+	ck_assert_str_eq(sc->status[SOURCE_PENDING], "pending");
+	ck_assert_str_eq(sc->status[SOURCE_IN_PROGRESS], "in_progress");
+	ck_assert_str_eq(sc->status[SOURCE_COMPLETE], "complete");
+	ck_assert_str_eq(sc->status[SOURCE_FAILED], "failed");
+	ck_assert_ptr_null(sc->channel);
+	ck_assert_ptr_null(sc->payload);
+	ck_assert_ptr_null(sc->order_by);
+	for (int c = 0; c < SOURCE_COL_COUNT; c++)
+		ck_assert_ptr_null(sc->columns[c]);
+	ck_assert_ptr_null(config_source(cfg, "configuration"));
+	config_free(cfg);
+
+	cfg = config_test_ok("sources: {}\n");
+	ck_assert_uint_eq(cfg->nsources, 0);
+	ck_assert_ptr_null(config_source(cfg, "anything"));
+	config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_empty_and_null_strings_leave_defaults)
 {
 	struct config *cfg = config_test_ok("database: \"\"\ninstance_name: ~\nlog: {}\nhandlers: {}\n");
@@ -662,6 +755,86 @@ static const struct {
 	 "2:6: schedules.r: expected a map of schedule settings, got a scalar"},
 	{"schedules that are not a map", "schedules: [r]\n",
 	 "1:12: schedules: expected a map, got a list"},
+	/* Sources: SRC_H is a handler for source s, after the source so that
+	 * the check for it is seen to wait for the whole file. */
+#define SRC_H "handlers:\n  s: {builtin: noop}\n"
+	{"source with an unknown key", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    batch: 5\n" SRC_H,
+	 "5:5: sources.s.batch: unknown key"},
+	{"source with an unknown status key", "sources:\n  s:\n    table: public.t\n"
+	 "    status: {column: st, done: ok}\n" SRC_H,
+	 "4:26: sources.s.status.done: unknown key"},
+	{"source with an unknown columns key", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns:\n      attempts: n\n      tries: m\n" SRC_H,
+	 "7:7: sources.s.columns.tries: unknown key (the columns the daemon can keep: attempts, run_at, "
+	 "last_error, result, locked_by, lease_expires_at, started_at, finished_at, priority)"},
+	{"source with a columns key twice", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns: {attempts: n, attempts: m}\n" SRC_H,
+	 "5:28: sources.s.columns.attempts: duplicate key (first at line 5)"},
+	{"source with an empty mapped column", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns: {last_error: ''}\n" SRC_H,
+	 "5:27: sources.s.columns.last_error: must not be empty"},
+	{"source with a list for a mapped column", "sources:\n  s:\n    table: public.t\n"
+	 "    status: {column: st}\n    columns: {last_error: [a]}\n" SRC_H,
+	 "5:27: sources.s.columns.last_error: expected a string, got a list"},
+	{"source without table", "sources:\n  s:\n    status: {column: st}\n" SRC_H,
+	 "2:3: sources.s: needs table (schema.table, such as public.configuration_update)"},
+	{"source with an empty table", "sources:\n  s:\n    table: ''\n    status: {column: st}\n" SRC_H,
+	 "3:12: sources.s.table: must not be empty"},
+	{"source without status.column", "sources:\n  s:\n    table: public.t\n    status: {pending: new}\n" SRC_H,
+	 "2:3: sources.s: needs status.column (the enum or text column that holds each row's state)"},
+	{"source without status", "sources:\n  s: {table: public.t}\n" SRC_H,
+	 "2:3: sources.s: needs status.column (the enum or text column that holds each row's state)"},
+	{"source table without a schema", "sources:\n  s:\n    table: configuration_update\n"
+	 "    status: {column: st}\n" SRC_H,
+	 "3:12: sources.s.table: 'configuration_update' is not schema.table (name the schema too, such as "
+	 "public.configuration_update)"},
+	{"source table whose only dot is quoted", "sources:\n  s:\n    table: '\"public.t\"'\n"
+	 "    status: {column: st}\n" SRC_H,
+	 "3:12: sources.s.table: '\"public.t\"' is not schema.table (name the schema too, such as "
+	 "public.\"public.t\")"},
+	{"source with an empty status value", "sources:\n  s:\n    table: public.t\n"
+	 "    status: {column: st, pending: ''}\n" SRC_H,
+	 "4:35: sources.s.status.pending: must not be empty"},
+	{"source with a null status value", "sources:\n  s:\n    table: public.t\n"
+	 "    status:\n      column: st\n      failed: ~\n" SRC_H,
+	 "6:15: sources.s.status.failed: must not be empty"},
+	{"source with two equal status values", "sources:\n  s:\n    table: public.t\n"
+	 "    status:\n      column: st\n      complete: done\n      failed: done\n" SRC_H,
+	 "7:15: sources.s.status.failed: 'done' is also status.complete (each state needs a value of its own)"},
+	{"source with a status value equal to a default", "sources:\n  s:\n    table: public.t\n"
+	 "    status:\n      column: st\n      complete: pending\n" SRC_H,
+	 "6:17: sources.s.status.complete: 'pending' is also status.pending (each state needs a value of its own)"},
+	{"source with a channel of ours", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    channel: dispatch_tasks\n" SRC_H,
+	 "5:14: sources.s.channel: 'dispatch_tasks': channels starting with dispatch_ are pgdispatch's own"},
+	{"source mapping the status column", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns: {last_error: st}\n" SRC_H,
+	 "5:27: sources.s.columns.last_error: 'st' is also status.column (a column holds one thing)"},
+	{"source mapping one column twice", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns:\n      locked_by: who\n      last_error: who\n" SRC_H,
+	 "7:19: sources.s.columns.last_error: 'who' is also columns.locked_by (a column holds one thing)"},
+	{"source mapping its key", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns: {attempts: id}\n    key: id\n" SRC_H,
+	 "6:10: sources.s.key: 'id' is also columns.attempts (a column holds one thing)"},
+	{"source without a handler", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "handlers:\n  t: {builtin: noop}\n",
+	 "2:3: sources.s: no handler named s; add handlers.s"},
+	{"source whose handler is another's", "queues: [s]\nsources:\n  s: {table: public.t, status: {column: st}}\n",
+	 "3:3: sources.s: no handler named s; add handlers.s"},
+	{"duplicate source", "sources:\n  s: {table: public.t, status: {column: st}}\n"
+	 "  s: {table: public.u, status: {column: st}}\n" SRC_H,
+	 "3:3: sources.s: duplicate key (first at line 2)"},
+	{"source that is not a map", "sources:\n  s: public.t\n" SRC_H,
+	 "2:6: sources.s: expected a map of source settings, got a scalar"},
+	{"sources that are not a map", "sources: [s]\n",
+	 "1:10: sources: expected a map, got a list"},
+	{"empty source name", "sources:\n  '': {table: public.t, status: {column: st}}\n",
+	 "2:3: sources: expected a source name, got an empty string"},
+	{"source columns that are not a map", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
+	 "    columns: [attempts]\n" SRC_H,
+	 "5:14: sources.s.columns: expected a map, got a list"},
+#undef SRC_H
 };
 
 START_TEST(test_bad_config_names_file_line_column)
@@ -768,6 +941,7 @@ config_suite(void)
 	tcase_add_test(tc, test_empty_map_gives_every_default);
 	tcase_add_test(tc, test_empty_and_null_strings_leave_defaults);
 	tcase_add_test(tc, test_schedules_read_every_key_and_payload_as_json);
+	tcase_add_test(tc, test_sources_read_every_key_and_fill_defaults);
 	tcase_add_test(tc, test_empty_env_passthrough_passes_nothing);
 	tcase_add_test(tc, test_retention_reads_ages_and_off);
 	tcase_add_test(tc, test_instance_name_of_44_bytes_is_the_longest);
