@@ -266,8 +266,13 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		slots_free_one(s);
 		return;
 	}
-	log_info("task=%lld kind=%s attempt=%d/%d queue=%s started", t->id, t->kind, t->attempt,
-	         s->policy.max_attempts, t->queue);
+	if (t->key != NULL)
+		/* A source's row (source.h): its key is what its owners know it by. */
+		log_info("task=%lld kind=%s attempt=%d/%d source=%s key=%.64s started", t->id, t->kind, t->attempt,
+		         s->policy.max_attempts, t->queue, t->key);
+	else
+		log_info("task=%lld kind=%s attempt=%d/%d queue=%s started", t->id, t->kind, t->attempt,
+		         s->policy.max_attempts, t->queue);
 	if (ops == NULL) {
 		/* A failed attempt, not a lost task: a later deployment with a
 		 * handler may still pick it up before its attempts run out. */

@@ -14,11 +14,11 @@ cd "$(dirname "$0")/../.."
 
 QUICK=${QUICK:-0}
 # SECTIONS="latency backlog" runs only those (for development); default all.
-SECTIONS=${SECTIONS:-ceiling throughput latency backlog command enqueue}
+SECTIONS=${SECTIONS:-ceiling throughput latency backlog command enqueue source}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 best_ceiling=0 best_thru=0 best_conc=256 default_thru=0 ratio=0 p50=- p95=- p99=- pmax=-
 big_rate=0 small_rate=0 backlog_ratio=0 best_cmd=0 rss_small=- rss_after=- rss_peak=-
-enq_notify=0 enq_plain=0 enq_ratio=0
+enq_notify=0 enq_plain=0 enq_ratio=0 src_rate=0 src_tasks=0 src_ratio=0
 floor50=- floor99=- floor50_off=- floor99_off=- d50_off=- d99_off=-
 bin=$PWD/build/pgdispatch
 out=$PWD/build/bench
@@ -316,6 +316,54 @@ enq_ratio=$(awk -v a="$enq_notify" -v b="$enq_plain" 'BEGIN { printf "%.2f", b ?
 record enqueue ratio_notify_to_plain "$enq_ratio" ratio
 fi
 
+# --- source -------------------------------------------------------------
+if want source; then
+# A source (docs/sources.md) on the seed table, exactly its four columns,
+# against dispatch.tasks in the same run, same concurrency, same builtin
+# noop handler. The seed table has no timestamps to take a rate from, so
+# both are timed the same way: the wall clock from the daemon's start
+# until nothing is pending or in progress (polled every 50 ms; the
+# in_progress check reads the whole table, but only once nothing is
+# pending, at the very end).
+src_conc=$best_conc
+say "== source: $THRU_TASKS rows of the seed table vs dispatch.tasks, concurrency $src_conc"
+q "CREATE TYPE configuration_update_status AS ENUM ('pending', 'in_progress', 'complete', 'failed')"
+q "CREATE TABLE configuration_update (id serial PRIMARY KEY, content jsonb,
+                                      status configuration_update_status, destination inet)"
+q "CREATE INDEX configuration_update_pending ON configuration_update (id) WHERE status = 'pending'"
+src_config() {
+	printf 'concurrency: %s\nlog: {level: warn}\nsources:\n  configuration_update:\n' "$1"
+	printf '    table: public.configuration_update\n    status: {column: status}\n'
+	printf 'handlers:\n  noop: {builtin: noop}\n  configuration_update: {builtin: noop}\n'
+}
+timed_drain() {  # timed_drain CONFIG PENDING_SQL IN_PROGRESS_SQL: prints rows/s of THRU_TASKS rows
+	local t0 t1
+	t0=$(date +%s.%N)
+	start_daemon "$1"
+	while [ "$(q "$2")" = t ]; do sleep 0.05; done
+	while [ "$(q "$3")" = t ]; do sleep 0.05; done
+	t1=$(date +%s.%N)
+	stop_daemon
+	awk -v n="$THRU_TASKS" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }'
+}
+reset; fill "$THRU_TASKS"
+src_tasks=$(timed_drain "$(src_config "$src_conc")" \
+	"SELECT EXISTS (SELECT 1 FROM dispatch.tasks WHERE status = 'pending')" \
+	"SELECT EXISTS (SELECT 1 FROM dispatch.tasks WHERE status = 'in_progress')")
+reset
+q "INSERT INTO configuration_update (content, status, destination)
+   SELECT jsonb_build_object('n', g), 'pending', '127.0.0.1' FROM generate_series(1, $THRU_TASKS) g"
+q "VACUUM ANALYZE configuration_update"
+src_rate=$(timed_drain "$(src_config "$src_conc")" \
+	"SELECT EXISTS (SELECT 1 FROM configuration_update WHERE status = 'pending')" \
+	"SELECT EXISTS (SELECT 1 FROM configuration_update WHERE status = 'in_progress')")
+src_ratio=$(awk -v a="$src_rate" -v b="$src_tasks" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+record source tasks "$src_tasks" tasks/s
+record source rows "$src_rate" rows/s
+record source ratio_to_tasks "$src_ratio" ratio
+say "  dispatch.tasks: $src_tasks tasks/s; source: $src_rate rows/s ($(awk -v r="$src_ratio" 'BEGIN { printf "%d%%", r * 100 }'))"
+fi
+
 # --- the table ----------------------------------------------------------
 pct() { awk -v a="$1" 'BEGIN { printf "%d%%", a * 100 }'; }
 cat <<TABLE
@@ -334,6 +382,7 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 | command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
 | daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
 | enqueue, notify vs plain (8 producers)   | $enq_notify vs $enq_plain inserts/s = $(pct "$enq_ratio") | >= 80%              |
+| source (seed table) vs tasks, conc. $best_conc | $src_rate vs $src_tasks rows/s = $(pct "$src_ratio") | >= 80%              |
 
 Figures: $csv
 TABLE
