@@ -37,6 +37,7 @@ Suite *roles_suite(void);
 Suite *schedules_suite(void);
 Suite *schema_suite(void);
 Suite *slots_suite(void);
+Suite *sources_suite(void);
 
 /*
  * Creates an empty database with a unique name and returns its conninfo

@@ -53,6 +53,7 @@ main(void)
 		srunner_add_suite(sr, reliability_suite());
 		srunner_add_suite(sr, operations_suite());
 		srunner_add_suite(sr, recipes_suite());
+		srunner_add_suite(sr, sources_suite());
 	}
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
