@@ -276,7 +276,8 @@ END_TEST
 #define SRC_ROW_STATE                                                                                        \
 	"SELECT concat_ws('|', c.status, coalesce(s.attempts::text, '-'),"                                  \
 	"                 coalesce((s.not_before > now())::text, '-'),"                                     \
-	"                 coalesce((s.claim_token IS NULL)::text, '-'), coalesce(s.last_error, '-'))"       \
+	"                 CASE WHEN s.key IS NULL THEN '-' ELSE (s.claim_token IS NULL)::text END,"         \
+	"                 coalesce(s.last_error, '-'))"                                                     \
 	"  FROM configuration_update c"                                                                      \
 	"  LEFT JOIN dispatch.source_rows s ON s.source = '" SRC_NAME "' AND s.key = c.id::text"
 
