@@ -203,6 +203,14 @@ START_TEST(test_rows_left_pending_are_swept_and_new_rows_done_within_a_second)
 	                 "complete");
 	/* Completion removes the side row. */
 	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.source_rows"), 0);
+	/* The table is as the team made it: its four columns, its one
+	 * trigger. */
+	ck_assert_str_eq(harness_value(dt_conn,
+	        "SELECT (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute"
+	        "         WHERE attrelid = 'configuration_update'::regclass AND attnum > 0 AND NOT attisdropped)"
+	        "       || '|' || (SELECT string_agg(tgname, ',') FROM pg_trigger"
+	        "                   WHERE tgrelid = 'configuration_update'::regclass AND NOT tgisinternal)"),
+	        "id,content,status,destination|configuration_update_created");
 
 	/* Each row ran once, and its handler saw the row. */
 	ck_assert_int_eq(src_load_received(log_path), 203);
