@@ -3,6 +3,8 @@
 #   make                 build build/pgdispatch
 #   make demo            install missing packages, build, run the daemon on
 #                        examples/demo/ against a scratch PostgreSQL
+#   make config-push     the examples/config-push/ run (a source: the
+#                        application's own table) on a scratch PostgreSQL
 #   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
 #                        a short run); figures in build/bench/
 #   make soak            three daemons killed over and over, PostgreSQL
@@ -75,7 +77,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo bench soak install uninstall clean
+.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo config-push bench soak install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -108,7 +110,7 @@ $(BUILD)/obj $(BUILD)/test-obj:
 TEST_ENV = PGDISPATCH_BIN=$(abspath $(BUILD)/pgdispatch) PGDISPATCH_SRC=$(CURDIR)
 
 check: deps
-	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch $(BUILD)/config-push-sink
 	$(TEST_ENV) $(SAN_RUN) tests/pg_scratch.sh $(BUILD)/check_pgdispatch
 
 check-unit: deps
@@ -121,6 +123,16 @@ scratch-db: deps all
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
 	tests/pg_scratch.sh examples/demo/run.sh
+
+# The config-push example; tests/check_sources.c runs it in `make check`
+# too, with the listener next to the binary under test.
+config-push: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/config-push-sink
+	PGDISPATCH_BIN=$(BUILD)/pgdispatch tests/pg_scratch.sh examples/config-push/run.sh
+
+# The example's TCP listener: plain, never sanitized (it is not under test).
+$(BUILD)/config-push-sink: examples/config-push/sink.c | $(BUILD)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
 
 bench: deps
 	@command -v gnuplot >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \

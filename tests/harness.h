@@ -38,6 +38,7 @@ Suite *schedules_suite(void);
 Suite *schema_suite(void);
 Suite *slots_suite(void);
 Suite *source_check_suite(void);
+Suite *sources_suite(void);
 
 /*
  * Creates an empty database with a unique name and returns its conninfo
