@@ -453,17 +453,19 @@ queue_instance_leave_send(const char *name, const char *host, int pid, work_done
 }
 
 void
-queue_retention_send(const char *status, int64_t older_than_ms, int max_rows, work_done_fn cb, void *ctx)
+queue_retention_send(enum queue_retention_table table, const char *status, int64_t older_than_ms, int max_rows,
+                     work_done_fn cb, void *ctx)
 {
 	char age_s[24], max_s[16];
 	const char *params[3];
 
 	snprintf(age_s, sizeof age_s, "%lld", (long long) older_than_ms);
 	snprintf(max_s, sizeof max_s, "%d", max_rows);
-	if (status == NULL) {
+	if (table != QUEUE_RETAIN_TASKS) {
 		params[0] = age_s;
 		params[1] = max_s;
-		work_send("retention_attempts", 2, params, cb, ctx);
+		work_send(table == QUEUE_RETAIN_ATTEMPTS ? "retention_attempts" : "retention_source_rows", 2, params, cb,
+		          ctx);
 		return;
 	}
 	params[0] = status;

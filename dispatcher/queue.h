@@ -133,13 +133,22 @@ void queue_instance_beat_result(PGresult *res);
 /* Deletes the row of name, host, pid (sql/instance_leave.sql). */
 void queue_instance_leave_send(const char *name, const char *host, int pid, work_done_fn cb, void *ctx);
 
+/* The tables retention deletes from. */
+enum queue_retention_table {
+	QUEUE_RETAIN_TASKS,          /* finished tasks of one status */
+	QUEUE_RETAIN_ATTEMPTS,       /* the failed-attempt log */
+	QUEUE_RETAIN_SOURCE_ROWS,    /* sources' side rows of failed rows, and forgotten ones */
+};
+
 /*
- * One retention batch: deletes at most max_rows finished tasks of status
- * (complete, failed or cancelled; NULL: rows of the failed-attempt log
- * instead) older than older_than_ms (sql/retention_batch.sql,
- * sql/retention_attempts.sql).
+ * One retention batch: deletes at most max_rows rows of table older than
+ * older_than_ms: finished tasks of status (complete, failed or cancelled;
+ * sql/retention_batch.sql), rows of the failed-attempt log
+ * (sql/retention_attempts.sql), or sources' side rows no claim holds
+ * (sql/retention_source_rows.sql).
  */
-void queue_retention_send(const char *status, int64_t older_than_ms, int max_rows, work_done_fn cb, void *ctx);
+void queue_retention_send(enum queue_retention_table table, const char *status, int64_t older_than_ms,
+                          int max_rows, work_done_fn cb, void *ctx);
 
 /* How many rows the batch deleted. */
 int queue_retention_result(PGresult *res);

@@ -17,16 +17,19 @@
  * outage) takes at most a fifth of the work connection's time. */
 #define RETENTION_PACE 4
 
-/* What a round walks, in order: a task status (NULL: the failed-attempt
- * log) and where its age is in the config. */
+/* What a round walks, in order: a table, a task status (tasks only) and
+ * where its age is in the config. A source's side rows of failed rows go
+ * with the failed tasks' age (docs/sources.md). */
 static const struct {
+	enum queue_retention_table table;
 	const char *status;
 	size_t age;
 } retention_targets[] = {
-	{"complete", offsetof(struct config, retention.complete_ms)},
-	{"failed", offsetof(struct config, retention.failed_ms)},
-	{"cancelled", offsetof(struct config, retention.cancelled_ms)},
-	{NULL, offsetof(struct config, retention.attempts_ms)},
+	{QUEUE_RETAIN_TASKS, "complete", offsetof(struct config, retention.complete_ms)},
+	{QUEUE_RETAIN_TASKS, "failed", offsetof(struct config, retention.failed_ms)},
+	{QUEUE_RETAIN_TASKS, "cancelled", offsetof(struct config, retention.cancelled_ms)},
+	{QUEUE_RETAIN_ATTEMPTS, NULL, offsetof(struct config, retention.attempts_ms)},
+	{QUEUE_RETAIN_SOURCE_ROWS, NULL, offsetof(struct config, retention.failed_ms)},
 };
 #define RETENTION_NTARGETS (sizeof retention_targets / sizeof retention_targets[0])
 
@@ -60,13 +63,14 @@ static void
 retention_log_target(void)
 {
 	const char *status = retention_targets[retention_local.target].status;
+	enum queue_retention_table table = retention_targets[retention_local.target].table;
 
 	if (retention_local.deleted > 0 && status != NULL)
 		log_info("retention deleted=%lld status=%s older_than_ms=%lld", retention_local.deleted, status,
 		         (long long) retention_local.age_ms);
 	else if (retention_local.deleted > 0)
-		log_info("retention deleted=%lld table=attempts older_than_ms=%lld", retention_local.deleted,
-		         (long long) retention_local.age_ms);
+		log_info("retention deleted=%lld table=%s older_than_ms=%lld", retention_local.deleted,
+		         table == QUEUE_RETAIN_ATTEMPTS ? "attempts" : "source_rows", (long long) retention_local.age_ms);
 	retention_local.deleted = 0;
 }
 
@@ -131,8 +135,9 @@ retention_tick(const struct config *cfg, int64_t now)
 	retention_local.age_ms = retention_age(cfg, (size_t) retention_local.target);
 	retention_local.in_flight = true;
 	retention_local.sent_ms = now;
-	queue_retention_send(retention_targets[retention_local.target].status, retention_local.age_ms,
-	                     RETENTION_BATCH, retention_done, NULL);
+	queue_retention_send(retention_targets[retention_local.target].table,
+	                     retention_targets[retention_local.target].status, retention_local.age_ms, RETENTION_BATCH,
+	                     retention_done, NULL);
 }
 
 int64_t

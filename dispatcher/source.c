@@ -462,7 +462,9 @@ source_setup_all(const struct config *cfg, const char *conninfo)
 		char err[4096], advice[1024];
 
 		if (!source_prepare(conn, sc, s, err, sizeof err, advice, sizeof advice)) {
-			log_error("%s", err);
+			/* As a config error is (main.c): a person reads it, once,
+			 * before anything runs; lines as they are. */
+			fprintf(stderr, "%s\n", err);
 			ok = false;
 			continue;
 		}

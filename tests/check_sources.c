@@ -828,7 +828,6 @@ START_TEST(test_source_stats_and_status_count_rows_per_status)
 	struct harness_proc p;
 	const char *args[] = {"status", "-d", dt_db, NULL};
 	const char *section, *line;
-	char body[4096];
 
 	harness_exec(dt_conn, src_seed_sql);
 	snprintf(log_path, sizeof log_path, "%s", harness_write_temp(""));
@@ -847,28 +846,29 @@ START_TEST(test_source_stats_and_status_count_rows_per_status)
 	                                        "  FROM dispatch.source_stats WHERE source = '" SRC_NAME "'"),
 	                 "complete=4,failed=2,pending=3");
 
-	/* TODO(lead): the section's title and columns are the lead's; this
-	 * looks for a line starting "sources" (any case) followed, before the
-	 * next blank line, by the source's name and each status with its
-	 * count. */
+	/* The section "sources (rows per status)": a header line, then one
+	 * line per source with its counts in the header's order. */
 	ck_assert_int_eq(harness_run(&p, args), 0);
-	section = NULL;
-	for (line = p.out; line != NULL && *line != '\0'; line = strchr(line, '\n') != NULL ? strchr(line, '\n') + 1 : NULL) {
-		size_t len = strcspn(line, "\n");
-
-		if (len >= 7 && strncasecmp(line, "sources", 7) == 0) {
-			section = line + len;
-			break;
-		}
-	}
+	section = strstr(p.out, "\nsources (rows per status)\n");
 	ck_assert_msg(section != NULL, "no sources section in `pgdispatch status`:\n%s", p.out);
-	snprintf(body, sizeof body, "%.*s", (int) (strstr(section, "\n\n") != NULL ? strstr(section, "\n\n") - section
-	                                                                          : (long) strlen(section)),
-	         section);
-	ck_assert_msg(strstr(body, SRC_NAME) != NULL && strstr(body, "complete") != NULL && strstr(body, "failed") != NULL
-	                      && strstr(body, "pending") != NULL && strstr(body, "4") != NULL && strstr(body, "3") != NULL
-	                      && strstr(body, "2") != NULL,
-	              "sources section lacks the counts:\n%s", p.out);
+	section = strchr(section + 1, '\n') + 1;
+	ck_assert_msg(strncmp(section, "  source", 8) == 0 && strstr(section, "pending  backoff  in_progress  complete  failed  other") != NULL,
+	              "sources section header:\n%s", p.out);
+	line = strstr(section, "\n  " SRC_NAME " ");
+	ck_assert_msg(line != NULL, "no line for the source:\n%s", p.out);
+	{
+		int pending = -1, backoff = -1, running = -1, complete = -1, failed = -1, other = -1;
+
+		ck_assert_int_eq(sscanf(line + 3 + strlen(SRC_NAME), "%d %d %d %d %d %d", &pending, &backoff, &running,
+		                        &complete, &failed, &other),
+		                 6);
+		ck_assert_int_eq(pending, 3);
+		ck_assert_int_eq(backoff, 0);
+		ck_assert_int_eq(running, 0);
+		ck_assert_int_eq(complete, 4);
+		ck_assert_int_eq(failed, 2);
+		ck_assert_int_eq(other, 0);
+	}
 	harness_proc_free(&p);
 	unlink(log_path);
 }
