@@ -20,6 +20,7 @@ static struct {
 	int warn_percent;            /* notify_queue_warn_percent at the tick */
 	long long *ids, *tokens;     /* the claims this tick covers */
 	int *sources;                /* ... and the table each is in (0: dispatch.tasks) */
+	const char **keys;           /* ... and a source row's key (borrowed: for the tick's sending only) */
 	size_t n;
 } lease_local;
 
@@ -102,11 +103,14 @@ lease_renew(const struct config *cfg, int source)
 {
 	struct lease_renewal *r = calloc(1, sizeof *r);
 
-	if (r == NULL || (r->ids = malloc((lease_local.n + 1) * sizeof *r->ids)) == NULL
+	const char **keys = malloc((lease_local.n + 1) * sizeof *keys);
+
+	if (r == NULL || keys == NULL || (r->ids = malloc((lease_local.n + 1) * sizeof *r->ids)) == NULL
 	    || (r->tokens = malloc((lease_local.n + 1) * sizeof *r->tokens)) == NULL)
 		abort();
 	for (size_t i = 0; i < lease_local.n; i++)
 		if (lease_local.sources[i] == source) {
+			keys[r->n] = lease_local.keys[i];
 			r->ids[r->n] = lease_local.ids[i];
 			r->tokens[r->n++] = lease_local.tokens[i];
 		}
@@ -115,7 +119,9 @@ lease_renew(const struct config *cfg, int source)
 	else if (source == 0)
 		queue_renew_send(r->ids, r->tokens, r->n, cfg->lease_ms, lease_renewed, r);
 	else
-		queue_source_renew_send(source_get(source), r->ids, r->tokens, r->n, cfg->lease_ms, lease_renewed, r);
+		queue_source_renew_send(source_get(source), r->ids, keys, r->tokens, r->n, cfg->lease_ms, lease_renewed,
+		                        r);
+	free(keys);
 }
 
 static void
@@ -166,8 +172,10 @@ lease_notify_checked(void *ctx, PGresult *res, const struct db_error *err)
 	free(lease_local.ids);
 	free(lease_local.tokens);
 	free(lease_local.sources);
+	free(lease_local.keys);
 	lease_local.ids = lease_local.tokens = NULL;
 	lease_local.sources = NULL;
+	lease_local.keys = NULL;
 	lease_local.n = 0;
 	lease_local.in_flight = false;
 	if (res == NULL) {
@@ -195,10 +203,13 @@ lease_tick(const struct config *cfg, int64_t now)
 	lease_local.ids = malloc(cap * sizeof *lease_local.ids);
 	lease_local.tokens = malloc(cap * sizeof *lease_local.tokens);
 	lease_local.sources = malloc(cap * sizeof *lease_local.sources);
-	if (lease_local.ids == NULL || lease_local.tokens == NULL || lease_local.sources == NULL)
+	lease_local.keys = malloc(cap * sizeof *lease_local.keys);
+	if (lease_local.ids == NULL || lease_local.tokens == NULL || lease_local.sources == NULL
+	    || lease_local.keys == NULL)
 		abort();
-	lease_local.n = slots_leased(lease_local.ids, lease_local.tokens, lease_local.sources, cap);
-	lease_local.n = outbox_held(lease_local.ids, lease_local.tokens, lease_local.sources, lease_local.n, cap);
+	lease_local.n = slots_leased(lease_local.ids, lease_local.tokens, lease_local.sources, lease_local.keys, cap);
+	lease_local.n = outbox_held(lease_local.ids, lease_local.tokens, lease_local.sources, lease_local.keys,
+	                            lease_local.n, cap);
 	/* One renewal per table: tasks, then each source. */
 	for (size_t src = 0; src <= source_count(); src++)
 		lease_renew(cfg, (int) src);
@@ -219,7 +230,9 @@ lease_free(void)
 	free(lease_local.ids);
 	free(lease_local.tokens);
 	free(lease_local.sources);
+	free(lease_local.keys);
 	lease_local.sources = NULL;
+	lease_local.keys = NULL;
 	lease_local.ids = lease_local.tokens = NULL;
 	lease_local.in_flight = false;
 }

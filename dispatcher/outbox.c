@@ -87,12 +87,14 @@ outbox_next_try_ms(void)
 }
 
 size_t
-outbox_held(long long *ids, long long *tokens, int *sources, size_t at, size_t cap)
+outbox_held(long long *ids, long long *tokens, int *sources, const char **keys, size_t at, size_t cap)
 {
 	for (size_t i = 0; i < outbox_local.count && at < cap; i++) {
 		ids[at] = outbox_local.items[i].id;
 		if (sources != NULL)
 			sources[at] = outbox_local.items[i].source;
+		if (keys != NULL)
+			keys[at] = outbox_local.items[i].key;
 		tokens[at++] = outbox_local.items[i].token;
 	}
 	return at;
@@ -346,7 +348,10 @@ outbox_claim_result(PGresult *res, const struct db_error *err, long long token, 
 		const struct source *src = source_get(outbox_local.claiming);
 
 		out[i].source = outbox_local.claiming;
-		out[i].key_number = src != NULL && src->shape.key_is_integer;
+		if (src != NULL) {
+			out[i].id = source_row_id();
+			out[i].key_number = src->shape.key_is_integer;
+		}
 	}
 	if (ride > 0)
 		outbox_settle(fates, now);

@@ -49,10 +49,10 @@ bool outbox_busy(void);
 
 /*
  * The claims whose outcomes wait here, appended to ids/tokens (and their
- * sources to sources, unless NULL) from index at (arrays of room cap);
- * returns the new count.
+ * sources and keys to sources and keys, unless NULL; keys borrowed) from
+ * index at (arrays of room cap); returns the new count.
  */
-size_t outbox_held(long long *ids, long long *tokens, int *sources, size_t at, size_t cap);
+size_t outbox_held(long long *ids, long long *tokens, int *sources, const char **keys, size_t at, size_t cap);
 
 /* A renewal found this claim lost: its outcome is dropped, with a warning. */
 void outbox_lost(long long id, long long token);

@@ -64,18 +64,19 @@ queue_array_text(struct json_buf *b, const char *const *v, size_t n)
 }
 
 /* Outcomes as the array parameters of sql/outcomes.sql: ids, tokens,
- * types, texts (the result for a success, else the error) and delays. */
+ * types, texts (the result for a success, else the error) and delays; and
+ * keys, for a source's (sql/source_outcomes.sql). */
 struct queue_outcome_arrays {
-	struct json_buf ids, tokens, types, texts, delays;
+	struct json_buf ids, tokens, types, texts, delays, keys;
 };
 
 static void
 queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arrays *a)
 {
-	struct json_buf *all[] = {&a->ids, &a->tokens, &a->types, &a->texts, &a->delays};
+	struct json_buf *all[] = {&a->ids, &a->tokens, &a->types, &a->texts, &a->delays, &a->keys};
 
 	memset(a, 0, sizeof *a);
-	for (size_t k = 0; k < 5; k++)
+	for (size_t k = 0; k < 6; k++)
 		json_buf_append(all[k], "{", 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *sep = i > 0 ? "," : "";
@@ -86,8 +87,10 @@ queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arr
 		json_buf_printf(&a->texts, "%s", sep);
 		queue_array_elem(&a->texts, o[i].type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
 		json_buf_printf(&a->delays, "%s%lld", sep, (long long) o[i].delay_ms);
+		json_buf_printf(&a->keys, "%s", sep);
+		queue_array_elem(&a->keys, o[i].key);
 	}
-	for (size_t k = 0; k < 5; k++)
+	for (size_t k = 0; k < 6; k++)
 		json_buf_append(all[k], "}", 1);
 }
 
@@ -99,6 +102,7 @@ queue_outcome_arrays_free(struct queue_outcome_arrays *a)
 	json_buf_free(&a->types);
 	json_buf_free(&a->texts);
 	json_buf_free(&a->delays);
+	json_buf_free(&a->keys);
 }
 
 /* A claim as it came back from a fence: the key its rows are found by. */
@@ -237,9 +241,10 @@ queue_outcomes_send(const struct outcome *outcomes, size_t n, work_done_fn cb, v
 	params[4] = a.delays.data;
 	if (src != NULL) {
 		/* Outcomes of one source at a time (the outbox sends them so). */
-		const char *sp[6] = {src->name, params[0], params[1], params[2], params[3], params[4]};
+		const char *sp[7] = {src->name, a.ids.data, a.keys.data, a.tokens.data, a.types.data, a.texts.data,
+		                     a.delays.data};
 
-		work_send_sql(src->stmt_name[SOURCE_STMT_OUTCOMES], src->sql[SOURCE_STMT_OUTCOMES], 6, sp, cb, ctx);
+		work_send_sql(src->stmt_name[SOURCE_STMT_OUTCOMES], src->sql[SOURCE_STMT_OUTCOMES], 7, sp, cb, ctx);
 	} else {
 		work_send("outcomes", 5, params, cb, ctx);
 	}
@@ -357,14 +362,19 @@ int
 queue_send_complete_one(PGconn *conn, const struct task *t)
 {
 	char id[32], token[32];
-	const char *params[2] = {id, token};
-
+	const char *params[3] = {id, token};
 	const struct source *src = source_get(t->source);
 
 	snprintf(id, sizeof id, "%lld", t->id);
 	snprintf(token, sizeof token, "%lld", t->token);
-	return PQsendQueryParams(conn, src != NULL ? src->sql[SOURCE_STMT_COMPLETE_ONE] : embed_sql("complete"), 2,
-	                         NULL, params, NULL, NULL, 0);
+	if (src != NULL) {
+		/* A source's row: by its key (sql/source_complete_one.sql). */
+		params[0] = src->name;
+		params[1] = t->key;
+		params[2] = token;
+		return PQsendQueryParams(conn, src->sql[SOURCE_STMT_COMPLETE_ONE], 3, NULL, params, NULL, NULL, 0);
+	}
+	return PQsendQueryParams(conn, embed_sql("complete"), 2, NULL, params, NULL, NULL, 0);
 }
 
 void
@@ -532,7 +542,7 @@ queue_source_claim_send(const struct queue_claimer *who, const struct source *sr
 {
 	struct queue_outcome_arrays a;
 	char limit_s[16], lease_s[24], token_s[24];
-	const char *params[8] = {src->name, limit_s, who->instance, lease_s, token_s};
+	const char *params[9] = {src->name, limit_s, who->instance, lease_s, token_s};
 
 	snprintf(limit_s, sizeof limit_s, "%d", limit);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
@@ -540,9 +550,10 @@ queue_source_claim_send(const struct queue_claimer *who, const struct source *sr
 	if (ndone > 0) {
 		queue_outcome_arrays(done, ndone, &a);
 		params[5] = a.ids.data;
-		params[6] = a.tokens.data;
-		params[7] = a.texts.data;
-		work_send_sql(src->stmt_name[SOURCE_STMT_COMPLETE_AND_CLAIM], src->sql[SOURCE_STMT_COMPLETE_AND_CLAIM], 8,
+		params[6] = a.keys.data;
+		params[7] = a.tokens.data;
+		params[8] = a.texts.data;
+		work_send_sql(src->stmt_name[SOURCE_STMT_COMPLETE_AND_CLAIM], src->sql[SOURCE_STMT_COMPLETE_AND_CLAIM], 9,
 		              params, cb, ctx);
 		queue_outcome_arrays_free(&a);
 	} else {
@@ -551,22 +562,25 @@ queue_source_claim_send(const struct queue_claimer *who, const struct source *sr
 }
 
 void
-queue_source_renew_send(const struct source *src, const long long *ids, const long long *tokens, size_t n,
-                        int64_t lease_ms, work_done_fn cb, void *ctx)
+queue_source_renew_send(const struct source *src, const long long *ids, const char *const *keys,
+                        const long long *tokens, size_t n, int64_t lease_ms, work_done_fn cb, void *ctx)
 {
-	struct json_buf id_arr = {0}, token_arr = {0};
+	struct json_buf id_arr = {0}, key_arr = {0}, token_arr = {0};
 	char lease_s[24];
-	const char *params[4];
+	const char *params[5];
 
 	queue_array_ll(&id_arr, ids, n);
+	queue_array_text(&key_arr, keys, n);
 	queue_array_ll(&token_arr, tokens, n);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) lease_ms);
 	params[0] = src->name;
 	params[1] = id_arr.data;
-	params[2] = token_arr.data;
-	params[3] = lease_s;
-	work_send_sql(src->stmt_name[SOURCE_STMT_RENEW], src->sql[SOURCE_STMT_RENEW], 4, params, cb, ctx);
+	params[2] = key_arr.data;
+	params[3] = token_arr.data;
+	params[4] = lease_s;
+	work_send_sql(src->stmt_name[SOURCE_STMT_RENEW], src->sql[SOURCE_STMT_RENEW], 5, params, cb, ctx);
 	json_buf_free(&id_arr);
+	json_buf_free(&key_arr);
 	json_buf_free(&token_arr);
 }
 

@@ -193,9 +193,10 @@ struct source;
 void queue_source_claim_send(const struct queue_claimer *who, const struct source *src, int limit, long long token,
                              const struct outcome *done, size_t ndone, work_done_fn cb, void *ctx);
 
-/* Renews src's claims ids/tokens[0..n); read with queue_renew_result(). */
-void queue_source_renew_send(const struct source *src, const long long *ids, const long long *tokens, size_t n,
-                             int64_t lease_ms, work_done_fn cb, void *ctx);
+/* Renews src's claims ids/keys/tokens[0..n) (the ids only come back, with
+ * the claims lost); read with queue_renew_result(). */
+void queue_source_renew_send(const struct source *src, const long long *ids, const char *const *keys,
+                             const long long *tokens, size_t n, int64_t lease_ms, work_done_fn cb, void *ctx);
 
 /* Returns src's rows whose leases expired to pending (or failed, at
  * max_attempts), never a claim of held_tokens[0..nheld). */

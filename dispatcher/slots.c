@@ -80,6 +80,13 @@ slots_take_freed(void)
 	return freed;
 }
 
+/* The key an outcome carries: a copy of a source row's, NULL for a task. */
+static char *
+slots_key(const struct task *t)
+{
+	return t->key != NULL ? mem_strdup(t->key) : NULL;
+}
+
 /*
  * A failed attempt: retried after a backoff while attempts remain, else
  * failed for good (policy_after_failure()). error must be valid text; it
@@ -89,7 +96,7 @@ static void
 slots_failed(struct slot *s, const char *error)
 {
 	const struct task *t = &s->task;
-	struct outcome o = {.id = t->id, .source = t->source, .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
+	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
 
 	if (policy_after_failure(&s->policy, t->attempt, &o.delay_ms) == POLICY_FAIL) {
 		o.type = OUTCOME_FAIL;
@@ -106,7 +113,7 @@ slots_failed(struct slot *s, const char *error)
 static void
 slots_complete(const struct task *t, char *result, int64_t ms)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .token = t->token, .attempt = t->attempt, .type = OUTCOME_COMPLETE,
+	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_COMPLETE,
 	                    .result = result};
 
 	log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
@@ -117,7 +124,7 @@ slots_complete(const struct task *t, char *result, int64_t ms)
 static void
 slots_release(const struct task *t, const char *why)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE};
+	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE};
 
 	log_info("task=%lld kind=%s attempt=%d returned to pending untried: %s", t->id, t->kind,
 	         t->attempt, why);
@@ -134,7 +141,7 @@ slots_release(const struct task *t, const char *why)
 static void
 slots_not_run(const struct task *t, const char *why, int64_t delay_ms)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE,
+	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE,
 	                    .delay_ms = delay_ms, .error = mem_strdup(why)};
 
 	log_warn("task=%lld kind=%s attempt=%d retry_in_ms=%lld returned to pending untried: %s", t->id,
@@ -213,7 +220,7 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 		 * nothing to write. */
 		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
 		         (long long) (clock_now_ms() - s->ht.started_ms));
-		slots_local.sink((struct outcome){.id = t->id, .source = t->source, .token = t->token, .attempt = t->attempt,
+		slots_local.sink((struct outcome){.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt,
 		                                  .type = OUTCOME_COMMITTED});
 	} else if (r->end == HANDLER_LEASE_LOST) {
 		log_warn("task=%lld kind=%s attempt=%d lease lost; %s rolled back", t->id, t->kind,
@@ -421,7 +428,7 @@ slots_grow(int want)
 }
 
 size_t
-slots_leased(long long *ids, long long *tokens, int *sources, size_t cap)
+slots_leased(long long *ids, long long *tokens, int *sources, const char **keys, size_t cap)
 {
 	size_t n = 0;
 
@@ -432,6 +439,8 @@ slots_leased(long long *ids, long long *tokens, int *sources, size_t cap)
 			ids[n] = s->task.id;
 			if (sources != NULL)
 				sources[n] = s->task.source;
+			if (keys != NULL)
+				keys[n] = s->task.key;
 			tokens[n++] = s->task.token;
 		}
 	}

@@ -65,9 +65,9 @@ void slots_check(int64_t now);
 int64_t slots_next_due(int64_t due);
 
 /* The claims of running tasks, whose leases need renewing, into
- * ids/tokens[0..cap) (and their sources into sources, unless NULL);
- * returns how many. */
-size_t slots_leased(long long *ids, long long *tokens, int *sources, size_t cap);
+ * ids/tokens[0..cap) (and their sources and keys into sources and keys,
+ * unless NULL; keys borrowed); returns how many. */
+size_t slots_leased(long long *ids, long long *tokens, int *sources, const char **keys, size_t cap);
 int slots_capacity(void);
 
 /* The claim id/token was lost: when a task in flight holds it, stop its

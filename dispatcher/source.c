@@ -360,6 +360,20 @@ source_prepare(PGconn *conn, const struct source_config *sc, struct source *out,
 			return false;
 		}
 	source_vars_free(&vs);
+	/* Each statement must prepare against the table as it is: a mistake
+	 * here would otherwise show only when the statement first runs. */
+	for (int i = 0; i < SOURCE_STMT_COUNT; i++) {
+		PGresult *res = PQprepare(conn, "", out->sql[i], 0, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "source %s: sql/%s.sql does not prepare: %s", sc->name, source_stmt_files[i],
+			         PQresultErrorMessage(res));
+			PQclear(res);
+			source_clear(out);
+			return false;
+		}
+		PQclear(res);
+	}
 	(void) source_check_index(conn, sc, &out->shape, out->sql[SOURCE_STMT_CLAIM], SOURCE_CLAIM_NPARAMS,
 	                          source_claim_example, advice, advlen);
 	return true;
@@ -370,7 +384,14 @@ source_prepare(PGconn *conn, const struct source_config *sc, struct source *out,
 static struct {
 	struct source *items;
 	size_t n;
+	long long last_row_id;
 } source_local;
+
+long long
+source_row_id(void)
+{
+	return --source_local.last_row_id;
+}
 
 size_t
 source_count(void)

@@ -68,6 +68,11 @@ size_t source_count(void);
 /* Source i (1..source_count()), or NULL. */
 const struct source *source_get(int i);
 
+/* A number for a source's row this daemon has just claimed: its id while
+ * the daemon holds it (below zero, so never a task's id; each claim gets a
+ * new one). */
+long long source_row_id(void);
+
 /* The source whose name is name, or NULL. */
 const struct source *source_find(const char *name);
 

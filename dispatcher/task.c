@@ -18,7 +18,8 @@ outcome_clear(struct outcome *o)
 {
 	free(o->result);
 	free(o->error);
-	o->result = o->error = NULL;
+	free(o->key);
+	o->result = o->error = o->key = NULL;
 }
 
 const char *

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 struct task {
-	long long id;       /* dispatch.tasks.id; for a source's row, its side row's
-	                     * id (dispatch.source_rows: the same sequence, so ids
-	                     * never collide) */
+	long long id;       /* dispatch.tasks.id; for a source's row, a number of
+	                     * this daemon's, below zero (source_row_id()): every
+	                     * claim it holds is known by id and token */
 	int source;         /* 0: a row of dispatch.tasks; else the source (source.h) */
 	char *key;          /* a source's row: its key, as text; NULL for tasks */
 	bool key_number;    /* ... an integer: a number in JSON, not a string */
@@ -46,6 +46,7 @@ enum outcome_type {
 struct outcome {
 	long long id;
 	int source;        /* as the task's */
+	char *key;         /* as the task's (a copy, owned) */
 	long long token;   /* the claim's token (the fence) */
 	int attempt;
 	enum outcome_type type;

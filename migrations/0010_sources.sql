@@ -11,12 +11,12 @@
 -- is claimed or waits out a backoff, deleted when the row completes (or
 -- fails with its error kept in a column of the user's table).
 --
--- id comes from the tasks' own sequence, so a source row in flight and a
--- task never share an id: the daemon keys every claim it holds by id and
--- token, whatever table the claim is in. It is stable while the side row
--- lives (across retries), and is the task_id of its dispatch.attempts rows.
+-- Keyed by (source, key) and nothing else: a claim inserts a side row
+-- and a completion deletes it, so every index here is paid per row
+-- dispatched (make bench measures it against dispatch.tasks). The reaper
+-- and the next due time read the few rows of one source that are not
+-- simply in flight; the primary key's prefix finds them.
 CREATE TABLE dispatch.source_rows (
-    id               bigint PRIMARY KEY,     -- default: the tasks' sequence (below)
     source           text NOT NULL,          -- the source's name (config: sources.NAME)
     key              text NOT NULL,          -- the user row's key, as text
     claim_token      bigint,                 -- NULL: not claimed (in backoff, or failed)
@@ -27,23 +27,13 @@ CREATE TABLE dispatch.source_rows (
     last_error       text,
     started_at       timestamptz,
     finished_at      timestamptz,            -- set when the row failed for good
-    CONSTRAINT source_rows_source_key UNIQUE (source, key)
+    PRIMARY KEY (source, key)
 ) WITH (fillfactor = 80);
 
 COMMENT ON TABLE dispatch.source_rows IS
     'pgdispatch''s state for rows of sources (application tables dispatched in place): '
     'claim token, lease, attempts, backoff and last error. Deleted when a row completes.';
 
-DO $$
-BEGIN
-    EXECUTE format('ALTER TABLE dispatch.source_rows ALTER COLUMN id SET DEFAULT nextval(%L::regclass)',
-                   pg_get_serial_sequence('dispatch.tasks', 'id'));
-END
-$$;
-
--- The reaper: claimed rows by lease end, per source.
-CREATE INDEX source_rows_lease_idx ON dispatch.source_rows (source, lease_expires_at)
-    WHERE claim_token IS NOT NULL;
 -- The next due time: rows waiting out a backoff.
 CREATE INDEX source_rows_backoff_idx ON dispatch.source_rows (source, not_before)
     WHERE not_before IS NOT NULL;
@@ -64,9 +54,10 @@ CREATE TABLE dispatch.sources (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 
--- The failed-attempt log serves sources too: task_id is the side row's
--- id, queue and kind the source's name, and these say which row it was.
-ALTER TABLE dispatch.attempts ADD COLUMN source text, ADD COLUMN row_key text;
+-- The failed-attempt log serves sources too: queue and kind are the
+-- source's name, these two say which row it was, and task_id is NULL.
+ALTER TABLE dispatch.attempts ADD COLUMN source text, ADD COLUMN row_key text,
+    ALTER COLUMN task_id DROP NOT NULL;
 
 -- Counts per source: the user's rows per status (mapped back to
 -- pending/in_progress/complete/failed; any other value is 'other'), and

@@ -7,12 +7,13 @@
 -- error. A plain DELETE: the worker owns this table's rows.
 WITH gone AS (
     DELETE FROM dispatch.source_rows
-     WHERE id IN (SELECT id
-                    FROM dispatch.source_rows
-                   WHERE claim_token IS NULL
-                     AND coalesce(finished_at, not_before) < now() - $1::bigint * interval '1 millisecond'
-                   LIMIT $2
-                     FOR UPDATE SKIP LOCKED)
+     WHERE (source, key) IN (SELECT source, key
+                               FROM dispatch.source_rows
+                              WHERE claim_token IS NULL
+                                AND coalesce(finished_at, not_before)
+                                    < now() - $1::bigint * interval '1 millisecond'
+                              LIMIT $2
+                                FOR UPDATE SKIP LOCKED)
     RETURNING 1
 )
 SELECT count(*) FROM gone

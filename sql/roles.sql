@@ -143,11 +143,10 @@ GRANT INSERT (task_id, attempt, queue, kind, error, instance, outcome, source, r
     ON dispatch.attempts TO dispatch_worker;
 -- Sources (migrations/0010): the side table of rows in flight is the
 -- daemon's alone (claim inserts, outcomes update and delete, the reaper
--- updates); its ids come from the tasks' sequence. Each daemon records
+-- updates). Each daemon records
 -- the sources it serves. The user's own tables need grants of their own,
 -- which `pgdispatch check-config -d` names (docs/sources.md).
 GRANT SELECT, INSERT, UPDATE, DELETE ON dispatch.source_rows TO dispatch_worker;
-GRANT USAGE ON SEQUENCE dispatch.tasks_id_seq TO dispatch_worker;
 GRANT SELECT, INSERT, UPDATE ON dispatch.sources TO dispatch_worker;
 GRANT SELECT ON dispatch.source_stats TO dispatch_worker, dispatch_producer;
 GRANT EXECUTE ON FUNCTION dispatch.source_stats() TO dispatch_worker, dispatch_producer, dispatch_admin;

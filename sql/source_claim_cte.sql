@@ -53,5 +53,5 @@ c AS MATERIALIZED (
            attempts = CASE WHEN :attempts_mapped THEN excluded.attempts
                            WHEN s.finished_at IS NULL THEN s.attempts + 1
                            ELSE 1 END
-    RETURNING s.id, s.key, s.attempts
+    RETURNING s.key, s.attempts
 )

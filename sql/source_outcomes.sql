@@ -1,8 +1,9 @@
 -- Records what handlers finished with for rows of a source, every outcome
 -- type in one statement, as sql/outcomes.sql does for tasks: $1 the
--- source's name, $2 side row ids, $3 claim tokens, $4 types ('complete',
--- 'retry', 'failed' or 'released'), $5 texts (result or error), $6 delays
--- in milliseconds. A template, filled as source_claim_cte.sql says; for
+-- source's name, $2 the daemon's ids for the rows (only handed back, to
+-- match rows to outcomes), $3 the rows' keys, $4 claim tokens, $5 types
+-- ('complete', 'retry', 'failed' or 'released'), $6 texts (result or
+-- error), $7 delays in milliseconds. A template, filled as source_claim_cte.sql says; for
 -- the seed table :set_outcome is '' and :error_in_table false.
 --
 --   complete  -> the complete value; the side row goes
@@ -18,12 +19,13 @@
 -- holds delays only its own outcome ('l'); 'w' written, 'x' lost. The
 -- CAST: a CASE of literals is text, which does not assign to an enum.
 WITH o AS (
-    SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
-                  AS o(id, token, type, text, delay_ms)
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
+                  AS o(id, key, token, type, text, delay_ms)
 ), mine AS MATERIALIZED (
-    SELECT s.id, s.key, o.token
+    SELECT o.id, s.key, o.token
       FROM o
-      JOIN dispatch.source_rows AS s ON s.id = o.id AND s.claim_token = o.token
+      JOIN dispatch.source_rows AS s
+        ON s.source = $1 AND s.key = ANY ($3::text[]) AND s.key = o.key AND s.claim_token = o.token
       JOIN :"schema".:"table" AS t ON t.:"key" = CAST(s.key AS :keytype)
      WHERE t.:"status" = :'in_progress'
        FOR NO KEY UPDATE OF t, s SKIP LOCKED
@@ -34,11 +36,11 @@ WITH o AS (
                                         ELSE :'pending' END AS :statustype) :set_outcome
       FROM o JOIN mine ON mine.id = o.id AND mine.token = o.token
      WHERE t.:"key" = CAST(mine.key AS :keytype)
-    RETURNING o.id, o.token, o.type, o.text, o.delay_ms
+    RETURNING o.id, o.key, o.token, o.type, o.text, o.delay_ms
 ), gone AS (
     DELETE FROM dispatch.source_rows AS s
      USING u
-     WHERE s.id = u.id
+     WHERE s.source = $1 AND s.key = u.key
        AND (u.type = 'complete' OR (u.type = 'failed' AND :error_in_table))
 ), kept AS (
     UPDATE dispatch.source_rows AS s
@@ -50,13 +52,13 @@ WITH o AS (
            last_error = CASE WHEN u.type = 'released' THEN coalesce(u.text, s.last_error) ELSE u.text END,
            finished_at = CASE WHEN u.type = 'failed' THEN now() END
       FROM u
-     WHERE s.id = u.id
+     WHERE s.source = $1 AND s.key = u.key
        AND (u.type IN ('retry', 'released') OR (u.type = 'failed' AND NOT :error_in_table))
-    RETURNING s.id
+    RETURNING s.key
 ), a AS (
     INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, instance, outcome, source, row_key)
-    SELECT s.id, s.attempts, $1, $1, u.text, s.locked_by, u.type, $1, s.key
-      FROM u JOIN dispatch.source_rows AS s ON s.id = u.id
+    SELECT NULL, s.attempts, $1, $1, u.text, s.locked_by, u.type, $1, s.key
+      FROM u JOIN dispatch.source_rows AS s ON s.source = $1 AND s.key = u.key
      WHERE u.type IN ('retry', 'failed')
 )
 SELECT o.id, o.token,
@@ -64,7 +66,8 @@ SELECT o.id, o.token,
             WHEN EXISTS (SELECT 1
                            FROM dispatch.source_rows AS s
                            JOIN :"schema".:"table" AS t ON t.:"key" = CAST(s.key AS :keytype)
-                          WHERE s.id = o.id AND s.claim_token = o.token AND t.:"status" = :'in_progress')
+                          WHERE s.source = $1 AND s.key = o.key AND s.claim_token = o.token
+                            AND t.:"status" = :'in_progress')
             THEN 'l'
             ELSE 'x' END AS fate,
        CASE WHEN u.type = 'released' AND u.delay_ms = 0 THEN pg_notify('dispatch_sources', $1) END

@@ -7,7 +7,7 @@
 -- (changed by hand, deleted) is no one's claim: it goes. A user row
 -- someone holds locked is left for the next round.
 WITH x AS MATERIALIZED (
-    SELECT s.id, s.key, s.attempts, s.locked_by
+    SELECT s.key, s.attempts, s.locked_by
       FROM dispatch.source_rows AS s
      WHERE s.source = $1
        AND s.claim_token IS NOT NULL
@@ -16,7 +16,7 @@ WITH x AS MATERIALIZED (
      LIMIT 1000
        FOR NO KEY UPDATE OF s SKIP LOCKED
 ), l AS MATERIALIZED (
-    SELECT x.id, x.key, x.attempts >= $2 AS used_up,
+    SELECT x.key, x.attempts >= $2 AS used_up,
            'lease expired: ' || coalesce(x.locked_by, 'its daemon')
            || ' stopped renewing it (crashed, killed or cut off)' AS error
       FROM x
@@ -28,11 +28,11 @@ WITH x AS MATERIALIZED (
        SET :"status" = CAST(CASE WHEN l.used_up THEN :'failed' ELSE :'pending' END AS :statustype) :set_reap
       FROM l
      WHERE t.:"key" = CAST(l.key AS :keytype)
-    RETURNING l.id, l.key, l.used_up, l.error
+    RETURNING l.key, l.used_up, l.error
 ), orphans AS (
     DELETE FROM dispatch.source_rows AS s
      USING x
-     WHERE s.id = x.id
+     WHERE s.source = $1 AND s.key = x.key
        AND NOT EXISTS (SELECT 1 FROM :"schema".:"table" AS t
                         WHERE t.:"key" = CAST(x.key AS :keytype) AND t.:"status" = :'in_progress')
 ), k AS (
@@ -43,11 +43,11 @@ WITH x AS MATERIALIZED (
            last_error = u.error,
            finished_at = CASE WHEN u.used_up THEN now() END
       FROM u
-     WHERE s.id = u.id
-    RETURNING s.id, s.key, s.attempts, s.locked_by, u.used_up, u.error
+     WHERE s.source = $1 AND s.key = u.key
+    RETURNING s.key, s.attempts, s.locked_by, u.used_up, u.error
 ), a AS (
     INSERT INTO dispatch.attempts (task_id, attempt, queue, kind, error, instance, outcome, source, row_key)
-    SELECT k.id, k.attempts, $1, $1, k.error, k.locked_by, 'lease expired', $1, k.key
+    SELECT NULL, k.attempts, $1, $1, k.error, k.locked_by, 'lease expired', $1, k.key
       FROM k
 )
 SELECT k.key, $1::text AS kind, CASE WHEN k.used_up THEN 'failed' ELSE 'pending' END AS status, k.attempts,

@@ -198,7 +198,7 @@ START_TEST(test_failure_outside_class_22_and_23_keeps_the_outcomes_and_pauses_a_
 	{
 		long long ids[4], tokens[4];
 
-		ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 4), 2);
+		ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 4), 2);
 		ck_assert_int_eq(ids[0], a);
 		ck_assert_int_eq(ids[1], b);
 	}
@@ -229,7 +229,7 @@ START_TEST(test_outcome_for_a_locked_row_is_kept_and_tried_again_after_250ms)
 	ck_assert_str_eq(ob_row(free_id), "pending|1|-|again");
 	ck_assert_str_eq(ob_row(held), "in_progress|1|-|-");
 	ck_assert_uint_eq(outbox_count(), 1);
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 4), 1);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 4), 1);
 	ck_assert_int_eq(ids[0], held);
 	ck_assert_int_eq(tokens[0], OB_TOKEN);
 	next = outbox_next_try_ms();
@@ -252,12 +252,12 @@ START_TEST(test_held_lists_what_waits_in_order_within_the_room_given)
 	long long a = ob_task(), b = ob_task(), c = ob_task();
 	long long ids[3] = {-1, -1, -1}, tokens[3] = {-1, -1, -1};
 
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 3), 0);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 3), 0);
 	ob_add(a, OB_TOKEN, OUTCOME_COMPLETE, NULL, 0);
 	ob_add(b, OB_TOKEN + 1, OUTCOME_RETRY, "x", 10);
 	ob_add(c, OB_TOKEN, OUTCOME_RELEASE, NULL, 0);
 	/* Appended after what the caller already has, up to cap. */
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 1, 3), 3);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 1, 3), 3);
 	ck_assert_int_eq(ids[0], -1);
 	ck_assert_int_eq(ids[1], a);
 	ck_assert_int_eq(ids[2], b);
@@ -265,12 +265,12 @@ START_TEST(test_held_lists_what_waits_in_order_within_the_room_given)
 	/* A write on its way still holds them. */
 	outbox_flush(clock_now_ms());
 	ck_assert(outbox_busy());
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 3), 3);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 3), 3);
 	ck_assert_int_eq(ids[2], c);
 	wt_drain();
 	/* b's token was not the claim's: lost, dropped; the others written. */
 	ck_assert_uint_eq(outbox_count(), 0);
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 3), 0);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 3), 0);
 	ck_assert_str_eq(ob_row(a), "complete|1|-|-");
 	ck_assert_str_eq(ob_row(b), "in_progress|1|-|-");
 	ck_assert_str_eq(ob_row(c), "pending|0|-|-");
@@ -290,7 +290,7 @@ START_TEST(test_lost_drops_only_the_claim_named)
 	ck_assert_uint_eq(outbox_count(), 3);
 	outbox_lost(b, OB_TOKEN);
 	ck_assert_uint_eq(outbox_count(), 2);
-	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, 0, 4), 2);
+	ck_assert_uint_eq(outbox_held(ids, tokens, NULL, NULL, 0, 4), 2);
 	ck_assert_int_eq(ids[0], a);
 	ck_assert_int_eq(ids[1], c);
 	ob_flush_at(clock_now_ms());

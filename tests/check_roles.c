@@ -123,7 +123,7 @@ static const char roles_expected[] =
 	"function tasks_notify -\n"
 	"schema dispatch admin:USAGE producer:USAGE worker:USAGE\n"
 	"sequence attempts_id_seq -\n"
-	"sequence tasks_id_seq worker:USAGE\n"
+	"sequence tasks_id_seq -\n"
 	"table attempts admin:SELECT\n"
 	"table instances admin:SELECT producer:SELECT worker:DELETE worker:INSERT worker:SELECT worker:UPDATE\n"
 	"table queue_pauses admin:SELECT worker:SELECT\n"

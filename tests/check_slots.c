@@ -429,7 +429,7 @@ START_TEST(test_lost_lease_stops_the_handler_and_records_nothing)
 	ck_assert(!slots_lease_lost(1, 999, NULL));
 	ck_assert(slots_lease_lost(1, 1000, NULL));
 	ck_assert_int_eq(fake.stops, 1);
-	ck_assert_int_eq(slots_leased(ids, tokens, NULL, 8), 1);
+	ck_assert_int_eq(slots_leased(ids, tokens, NULL, NULL, 8), 1);
 	ck_assert_int_eq(ids[0], 2);
 	ck_assert_int_eq(tokens[0], 2000);
 	say(1, 'o');

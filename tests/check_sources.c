@@ -456,6 +456,84 @@ START_TEST(test_rows_of_a_killed_daemon_finish_on_another_after_the_lease)
 }
 END_TEST
 
+/* ---- leases ---- */
+
+/*
+ * Handlers that run three times as long as the lease, with a second
+ * daemon ready to reap: the first daemon's renewals keep every row its
+ * own, so each row runs once, at attempt 1, and no lease expires.
+ */
+START_TEST(test_handler_outliving_its_lease_keeps_its_row)
+{
+	struct harness_daemon a, b;
+	char handlers[1024], log_path[256];
+
+	harness_exec(dt_conn, src_seed_sql);
+	snprintf(log_path, sizeof log_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  " SRC_NAME ":\n    command: [sh, -c, 'sleep 3; cat >> %s']\n",
+	         log_path);
+	harness_daemon_start(&a, dt_db, dt_config(handlers, "lease: 1s\ninstance_name: holder\n" SRC_YAML));
+	src_insert(1, 3);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM configuration_update WHERE status = 'in_progress'", "3", 10000,
+	                   &a);
+	harness_daemon_start(&b, dt_db, dt_config(handlers, "lease: 1s\ninstance_name: reaper\n" SRC_YAML));
+	harness_wait_value(dt_conn, "SELECT count(*) FROM configuration_update WHERE status = 'complete'", "3", 20000, &a);
+	ck_assert_int_eq(src_load_received(log_path), 3);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(concat_ws(':', j->>'id', j->>'attempt'), ','"
+	                                        "                  ORDER BY (j->>'id')::int) FROM received"),
+	                 "1:1,2:1,3:1");
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.attempts"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&a, "lease lost"), 0);
+	ck_assert_int_eq(harness_daemon_log_count(&b, "lease expired"), 0);
+	ck_assert_int_eq(harness_daemon_stop(&a, SIGTERM), 0);
+	ck_assert_int_eq(harness_daemon_stop(&b, SIGTERM), 0);
+	harness_daemon_free(&a);
+	harness_daemon_free(&b);
+	unlink(log_path);
+}
+END_TEST
+
+/*
+ * An operator sets a running row's status by hand: the hand wins. The
+ * next renewal finds the claim gone, the handler is stopped and logged
+ * with the new status, no outcome is written over the operator's value,
+ * and the side row goes once its lease has run out.
+ */
+START_TEST(test_status_set_by_hand_stops_the_handler_and_stays)
+{
+	struct harness_daemon a;
+	char handlers[1024], pid_path[256];
+	long long pid = 0;
+	FILE *f;
+
+	harness_exec(dt_conn, src_seed_sql);
+	snprintf(pid_path, sizeof pid_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers, "  " SRC_NAME ":\n    command: [%s, %s, '60']\n", harness_handler("sleeper.sh"),
+	         pid_path);
+	harness_daemon_start(&a, dt_db, dt_config(handlers, "lease: 1s\n" SRC_YAML));
+	src_insert(1, 1);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.source_rows WHERE claim_token IS NOT NULL", "1", 10000,
+	                   &a);
+	harness_daemon_wait_log(&a, "source=" SRC_NAME " key=1 started", 5000);
+	harness_exec(dt_conn, "UPDATE configuration_update SET status = 'complete' WHERE id = 1");
+	harness_daemon_wait_log(&a, "status set to complete by another session", 5000);
+	/* The handler was stopped: its process is gone. */
+	f = fopen(pid_path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lld", &pid), 1);
+	fclose(f);
+	for (int i = 0; i < 300 && kill((pid_t) pid, 0) == 0; i++)
+		harness_sleep_ms(10);
+	ck_assert_msg(kill((pid_t) pid, 0) != 0, "handler %lld still runs", pid);
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.source_rows", "0", 10000, &a);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT status FROM configuration_update WHERE id = 1"), "complete");
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.attempts"), 0);
+	ck_assert_int_eq(harness_daemon_stop(&a, SIGTERM), 0);
+	harness_daemon_free(&a);
+	unlink(pid_path);
+}
+END_TEST
+
 /* ---- table shapes ---- */
 
 /*
@@ -1048,6 +1126,8 @@ sources_suite(void)
 	tcase_add_test(tc, test_failing_row_waits_at_pending_then_ends_failed_with_its_error);
 	tcase_add_test(tc, test_failed_row_error_lands_in_the_mapped_last_error_column);
 	tcase_add_test(tc, test_rows_of_a_killed_daemon_finish_on_another_after_the_lease);
+	tcase_add_test(tc, test_handler_outliving_its_lease_keeps_its_row);
+	tcase_add_test(tc, test_status_set_by_hand_stops_the_handler_and_stays);
 	tcase_add_test(tc, test_bigint_and_uuid_keys_text_status_and_mapped_columns);
 	tcase_add_test(tc, test_bad_sources_exit_2_naming_the_fix_and_touch_no_row);
 	tcase_add_test(tc, test_hostile_identifiers_work_end_to_end);
