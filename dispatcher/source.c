@@ -123,6 +123,31 @@ source_tcol(PGconn *conn, const char *name)
 	return s;
 }
 
+/* The next due time's fragment for a mapped run_at column (t."run_at"):
+ * the earliest future run_at of a pending row; NULL when not mapped. */
+static char *
+source_next_run_at(PGconn *conn, const struct source_config *sc, const struct source_shape *shape,
+                   const char *run_at)
+{
+	char *st, *pend, *sch, *tab, *frag;
+
+	if (run_at == NULL)
+		return mem_strdup("NULL::timestamptz");
+	st = source_ident(conn, sc->status_column);
+	sch = source_ident(conn, shape->schema);
+	tab = source_ident(conn, shape->table);
+	pend = PQescapeLiteral(conn, sc->status[SOURCE_PENDING], strlen(sc->status[SOURCE_PENDING]));
+	if (pend == NULL)
+		abort();
+	frag = source_fmt("(SELECT min(%s) FROM %s.%s AS t WHERE t.%s = %s AND %s > now())", run_at, sch, tab, st, pend,
+	                  run_at);
+	PQfreemem(st);
+	PQfreemem(sch);
+	PQfreemem(tab);
+	PQfreemem(pend);
+	return frag;
+}
+
 /* The fragments of sc's statements, by name. */
 static void
 source_vars(PGconn *conn, const struct source_config *sc, const struct source_shape *shape,
@@ -167,23 +192,7 @@ source_vars(PGconn *conn, const struct source_config *sc, const struct source_sh
 	                                            : mem_strdup("NULL::int"));
 	source_var_set(vs, "attempts_mapped", ':', mem_strdup(t[SOURCE_COL_ATTEMPTS] != NULL ? "true" : "false"));
 	source_var_set(vs, "error_in_table", ':', mem_strdup(t[SOURCE_COL_LAST_ERROR] != NULL ? "true" : "false"));
-	source_var_set(vs, "next_run_at", ':', NULL);
-	if (t[SOURCE_COL_RUN_AT] != NULL) {
-		char *st = source_ident(conn, sc->status_column), *pend, *sch = source_ident(conn, shape->schema),
-		     *tab = source_ident(conn, shape->table);
-
-		pend = PQescapeLiteral(conn, sc->status[SOURCE_PENDING], strlen(sc->status[SOURCE_PENDING]));
-		if (pend == NULL)
-			abort();
-		vs->v[vs->n - 1].value = source_fmt("(SELECT min(%s) FROM %s.%s AS t WHERE t.%s = %s AND %s > now())",
-		                                    t[SOURCE_COL_RUN_AT], sch, tab, st, pend, t[SOURCE_COL_RUN_AT]);
-		PQfreemem(st);
-		PQfreemem(pend);
-		PQfreemem(sch);
-		PQfreemem(tab);
-	} else {
-		vs->v[vs->n - 1].value = mem_strdup("NULL::timestamptz");
-	}
+	source_var_set(vs, "next_run_at", ':', source_next_run_at(conn, sc, shape, t[SOURCE_COL_RUN_AT]));
 
 	/* The claim: $3 locked_by, $4 the lease. */
 	source_set(&claim, conn, sc, shape, SOURCE_COL_ATTEMPTS, "coalesce(%s, 0) + 1", t[SOURCE_COL_ATTEMPTS]);

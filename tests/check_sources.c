@@ -616,6 +616,59 @@ START_TEST(test_bigint_and_uuid_keys_text_status_and_mapped_columns)
 }
 END_TEST
 
+/*
+ * The inputs a table may map: run_at (a row is not claimed before it) and
+ * priority (higher first), and the claim's own columns (locked_by, the
+ * lease) written while a row runs. One handler at a time, so the order of
+ * runs is the order of claims.
+ */
+START_TEST(test_mapped_run_at_priority_and_claim_columns)
+{
+	struct harness_daemon d;
+	char log_path[256], handlers[1024];
+
+	harness_exec(dt_conn,
+	             "CREATE TABLE jobs (id bigserial PRIMARY KEY, name text, st text NOT NULL, due timestamptz NOT NULL,"
+	             "                   prio int NOT NULL DEFAULT 0, who text, lease timestamptz);"
+	             "CREATE INDEX jobs_claim ON jobs (prio DESC, id) WHERE st = 'new';"
+	             "GRANT USAGE ON SCHEMA public TO " HARNESS_WORKER ";"
+	             "GRANT SELECT, UPDATE (st, due, who, lease) ON jobs TO " HARNESS_WORKER ";"
+	             "INSERT INTO jobs (name, st, due, prio) VALUES"
+	             "  ('low', 'new', now(), 0), ('high', 'new', now(), 5),"
+	             "  ('later', 'new', now() + interval '1500 milliseconds', 10);");
+	snprintf(log_path, sizeof log_path, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers,
+	         "  jobs:\n    command: [sh, -c, 'sleep 0.3; exec %s %s']\n    concurrency: 1\n",
+	         harness_handler("record.sh"), log_path);
+	harness_daemon_start(&d, dt_db, dt_config(handlers,
+	                                          "instance_name: mapper\n"
+	                                          "sources:\n"
+	                                          "  jobs:\n"
+	                                          "    table: public.jobs\n"
+	                                          "    status: {column: st, pending: new, in_progress: running,"
+	                                          " complete: done, failed: dead}\n"
+	                                          "    payload: name\n"
+	                                          "    columns: {run_at: due, priority: prio, locked_by: who,"
+	                                          " lease_expires_at: lease}\n"));
+	/* While the first row runs, its claim's columns are set. */
+	harness_wait_value(dt_conn, "SELECT count(*) FROM jobs WHERE st = 'running'", "1", 10000, &d);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT name || ':' || (who LIKE 'mapper#%') || ':' || (lease > now())"
+	                                        "  FROM jobs WHERE st = 'running'"),
+	                 "high:true:true");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM jobs WHERE st = 'done'", "3", 15000, &d);
+	ck_assert_int_eq(src_load_received(log_path), 3);
+	/* high before low (priority), later last though its priority is the
+	 * highest: it was not due. */
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(j->>'payload', ',' ORDER BY n) FROM received"),
+	                 "high,low,later");
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg((lease IS NULL)::text, ',') FROM jobs"),
+	                 "true,true,true");
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	unlink(log_path);
+}
+END_TEST
+
 /* ---- bad configs ---- */
 
 /* The user's rows as they are, down to their row versions: any UPDATE,
@@ -1129,6 +1182,7 @@ sources_suite(void)
 	tcase_add_test(tc, test_handler_outliving_its_lease_keeps_its_row);
 	tcase_add_test(tc, test_status_set_by_hand_stops_the_handler_and_stays);
 	tcase_add_test(tc, test_bigint_and_uuid_keys_text_status_and_mapped_columns);
+	tcase_add_test(tc, test_mapped_run_at_priority_and_claim_columns);
 	tcase_add_test(tc, test_bad_sources_exit_2_naming_the_fix_and_touch_no_row);
 	tcase_add_test(tc, test_hostile_identifiers_work_end_to_end);
 	tcase_add_test(tc, test_sql_handler_write_and_completion_commit_together);
