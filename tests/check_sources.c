@@ -1,5 +1,5 @@
 /*
- * End to end, sources (issue 12): rows of the application's own table
+ * End to end, sources (docs/sources.md): rows of the application's own table
  * dispatched in place by the real `pgdispatch run`. Every test asserts
  * the user's rows (the status in their own enum or text column, the
  * columns the config maps), the daemon's side table dispatch.source_rows,

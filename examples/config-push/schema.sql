@@ -1,6 +1,7 @@
--- The config-push example's table: the application's own, as issue 12
--- describes it. pgdispatch adds no column and no trigger to it; it needs
--- only the two things at the end (an index and a few grants).
+-- The config-push example's table: the application's own, as the team
+-- that pushes configurations has it. pgdispatch adds no column and no
+-- trigger to it; it needs only the two things at the end (an index and a
+-- few grants).
 --
 --   psql -v daemon_role=NAME -f examples/config-push/schema.sql
 --
