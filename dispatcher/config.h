@@ -95,7 +95,7 @@ struct source_config {
 	char *status[SOURCE_STATE_COUNT];  /* status.pending ...; defaults "pending",
 	                                    * "in_progress", "complete", "failed" */
 	char *channel;               /* NULL: no LISTEN of its own (poll and sweeps) */
-	char *payload;               /* NULL: the row (to_jsonb of every column); else a column */
+	char *payload;               /* NULL: the row (row_to_json: every column); else a column */
 	char *order_by;              /* NULL: the key; else a column (ascending) */
 	char *columns[SOURCE_COL_COUNT];   /* mapped columns; NULL when not mapped */
 };

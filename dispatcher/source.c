@@ -181,10 +181,10 @@ source_vars(PGconn *conn, const struct source_config *sc, const struct source_sh
 	                                        ? source_fmt("%s DESC, t.%s", t[SOURCE_COL_PRIORITY], order)
 	                                        : source_fmt("t.%s", order));
 	if (sc->payload == NULL || strcmp(sc->payload, "row") == 0) {
-		source_var_set(vs, "payload", ':', mem_strdup("to_jsonb(t)"));
+		source_var_set(vs, "payload", ':', mem_strdup("row_to_json(t)"));
 	} else {
 		q = source_ident(conn, sc->payload);
-		source_var_set(vs, "payload", ':', source_fmt("to_jsonb(t.%s)", q));
+		source_var_set(vs, "payload", ':', source_fmt("to_json(t.%s)", q));
 		PQfreemem(q);
 	}
 	source_var_set(vs, "attempts_ret", ':', t[SOURCE_COL_ATTEMPTS] != NULL

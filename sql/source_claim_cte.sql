@@ -4,7 +4,7 @@
 -- startup (dispatcher/source.c): :"name" an identifier quoted by libpq,
 -- :'name' a literal quoted by libpq, :name a fragment built from quoted
 -- parts. For the seed table of docs/sources.md the fragments are
---   :due ''   :order_by t."id"   :payload to_jsonb(t)   :set_claim ''
+--   :due ''   :order_by t."id"   :payload row_to_json(t)   :set_claim ''
 --   :attempts_ret NULL::int   :attempts_mapped false
 --
 -- $1 the source's name, $2 the limit, $3 locked_by (instance#pid), $4 the
