@@ -18,7 +18,7 @@ SECTIONS=${SECTIONS:-ceiling throughput latency backlog command enqueue source}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 best_ceiling=0 best_thru=0 best_conc=256 default_thru=0 ratio=0 p50=- p95=- p99=- pmax=-
 big_rate=0 small_rate=0 backlog_ratio=0 best_cmd=0 rss_small=- rss_after=- rss_peak=-
-enq_notify=0 enq_plain=0 enq_ratio=0 src_rate=0 src_tasks=0 src_ratio=0
+enq_notify=0 enq_plain=0 enq_ratio=0 src_rate=0 src_tasks=0 src_ratio=0 src_conc=-
 floor50=- floor99=- floor50_off=- floor99_off=- d50_off=- d99_off=-
 bin=$PWD/build/pgdispatch
 out=$PWD/build/bench
@@ -391,7 +391,7 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 | command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
 | daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
 | enqueue, notify vs plain (8 producers)   | $enq_notify vs $enq_plain inserts/s = $(pct "$enq_ratio") | >= 80%              |
-| source (seed table) vs tasks, conc. $best_conc | $src_rate vs $src_tasks rows/s = $(pct "$src_ratio") | >= 80%              |
+| source (seed table) vs tasks, conc. $src_conc | $src_rate vs $src_tasks rows/s = $(pct "$src_ratio") | >= 80%              |
 
 Figures: $csv
 TABLE
