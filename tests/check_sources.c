@@ -669,6 +669,38 @@ START_TEST(test_mapped_run_at_priority_and_claim_columns)
 }
 END_TEST
 
+/*
+ * A SIGHUP whose file changes the sources is refused as a whole (the
+ * statements were filled from the table at startup): the daemon says so
+ * and goes on serving the source it has, with the old handlers.
+ */
+START_TEST(test_reload_that_changes_sources_is_refused)
+{
+	struct harness_daemon d;
+	char log_path[256];
+	FILE *f;
+
+	harness_exec(dt_conn, src_seed_sql);
+	snprintf(log_path, sizeof log_path, "%s", harness_write_temp(""));
+	harness_daemon_start(&d, dt_db, dt_config(src_record_handler(log_path, NULL), SRC_YAML));
+	f = fopen(d.config_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s", dt_config("  " SRC_NAME ":\n    builtin: fail\n",
+	                           "sources:\n  " SRC_NAME ":\n    table: public.configuration_update\n"
+	                           "    status: {column: status, complete: failed, failed: complete}\n"));
+	fclose(f);
+	kill(d.proc.pid, SIGHUP);
+	harness_daemon_wait_log(&d, "reload refused, keeping the running config: sources change only on restart", 5000);
+	src_insert(1, 2);
+	harness_wait_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM configuration_update",
+	                   "complete,complete", 5000, &d);
+	ck_assert_int_eq(src_load_received(log_path), 2);
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	unlink(log_path);
+}
+END_TEST
+
 /* ---- bad configs ---- */
 
 /* The user's rows as they are, down to their row versions: any UPDATE,
@@ -1183,6 +1215,7 @@ sources_suite(void)
 	tcase_add_test(tc, test_status_set_by_hand_stops_the_handler_and_stays);
 	tcase_add_test(tc, test_bigint_and_uuid_keys_text_status_and_mapped_columns);
 	tcase_add_test(tc, test_mapped_run_at_priority_and_claim_columns);
+	tcase_add_test(tc, test_reload_that_changes_sources_is_refused);
 	tcase_add_test(tc, test_bad_sources_exit_2_naming_the_fix_and_touch_no_row);
 	tcase_add_test(tc, test_hostile_identifiers_work_end_to_end);
 	tcase_add_test(tc, test_sql_handler_write_and_completion_commit_together);
