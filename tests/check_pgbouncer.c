@@ -180,6 +180,65 @@ START_TEST(test_poll_only_daemons_through_transaction_pooling_run_each_task_once
 }
 END_TEST
 
+/*
+ * A source (docs/sources.md) through the same pooler: two poll-only
+ * daemons, their startup checks, the claims, completions and renewals on
+ * the application's own table, and a SQL handler (a transaction of its
+ * own) logging each row. Every row runs once and ends complete, with no
+ * warn or error line about prepared statements or lost connections.
+ */
+START_TEST(test_poll_only_daemons_serve_a_source_through_transaction_pooling)
+{
+	struct harness_daemon d[2];
+	const char *bouncer = harness_pgbouncer_start(PB_POOL);
+	const char *handlers = "  cu:\n    sql: \"INSERT INTO cu_log VALUES ($2, current_setting('application_name'))\"\n";
+	char via[512], config[8192], bad[6000] = "";
+	int nbad = 0;
+
+	if (bouncer == NULL)
+		return;  /* no pgbouncer, and not our server: skipped */
+	harness_exec(dt_conn,
+	             "CREATE TYPE cu_status AS ENUM ('pending', 'in_progress', 'complete', 'failed');"
+	             "CREATE TABLE cu (id serial PRIMARY KEY, content jsonb, status cu_status, destination inet);"
+	             "CREATE INDEX cu_pending ON cu (id) WHERE status = 'pending';"
+	             "CREATE TABLE cu_log (id int NOT NULL, app text);"
+	             "GRANT USAGE ON SCHEMA public TO " HARNESS_WORKER ";"
+	             "GRANT SELECT, UPDATE (status) ON cu TO " HARNESS_WORKER ";"
+	             "GRANT INSERT ON cu_log TO " HARNESS_WORKER ";"
+	             "INSERT INTO cu (content, status) SELECT jsonb_build_object('n', g), 'pending'"
+	             "  FROM generate_series(1, 300) g");
+	snprintf(via, sizeof via, "%s %s", dt_db, bouncer);
+	for (int i = 0; i < 2; i++) {
+		char extra[512];
+
+		snprintf(extra, sizeof extra,
+		         "instance_name: pooled-%d\nnotify: false\npoll_interval: 200ms\nconcurrency: 8\n"
+		         "lease: 3s\nlog: {level: info}\n"
+		         "sources:\n  cu:\n    table: public.cu\n    status: {column: status}\n",
+		         i);
+		snprintf(config, sizeof config, "%s", dt_config(handlers, extra));
+		pb_daemon_start(&d[i], via, config);
+	}
+	harness_exec(dt_conn, "INSERT INTO cu (content, status) SELECT jsonb_build_object('n', g), 'pending'"
+	                      "  FROM generate_series(301, 600) g");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM cu WHERE status = 'complete'", "600", 60000, &d[0]);
+	for (int i = 0; i < 2; i++) {
+		char who[32];
+
+		ck_assert_int_eq(harness_daemon_stop(&d[i], SIGTERM), 0);
+		snprintf(who, sizeof who, "pooled-%d", i);
+		nbad += pb_bad_lines(who, d[i].proc.err, bad, sizeof bad);
+	}
+	ck_assert_msg(nbad == 0, "%d warn/error lines about prepared statements or lost connections:\n%s", nbad, bad);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT count(*) || '|' || count(DISTINCT id) FROM cu_log"), "600|600");
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.source_rows"), 0);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.attempts"), 0);
+	for (int i = 0; i < 2; i++)
+		harness_daemon_free(&d[i]);
+	harness_pgbouncer_stop();
+}
+END_TEST
+
 Suite *
 pgbouncer_suite(void)
 {
@@ -191,6 +250,7 @@ pgbouncer_suite(void)
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_poll_only_daemons_through_transaction_pooling_run_each_task_once_without_errors);
+	tcase_add_test(tc, test_poll_only_daemons_serve_a_source_through_transaction_pooling);
 	suite_add_tcase(s, tc);
 	return s;
 }
