@@ -318,7 +318,6 @@ claimer_claimed(void *ctx, PGresult *res, const struct db_error *err)
 			const char *skip[cfg->nhandlers + 1], *limited[cfg->nhandlers + 1];
 			int rooms[cfg->nhandlers + 1];
 			struct claimer_kinds k;
-
 			const char *queue;
 			const struct source *src = claimer_target(&queue);
 

@@ -102,7 +102,6 @@ static void
 lease_renew(const struct config *cfg, int source)
 {
 	struct lease_renewal *r = calloc(1, sizeof *r);
-
 	const char **keys = malloc((lease_local.n + 1) * sizeof *keys);
 
 	if (r == NULL || keys == NULL || (r->ids = malloc((lease_local.n + 1) * sizeof *r->ids)) == NULL
@@ -136,8 +135,8 @@ lease_source_reaped(void *ctx, PGresult *res, const struct db_error *err)
 }
 
 /* Sends the reaper of a source's table: never the claims this daemon
- * holds there (by token: a side row's id is not known before its claim
- * comes back). */
+ * holds there, named by their tokens (its own numbers for the rows are
+ * not in the table). */
 static void
 lease_reap_source(const struct config *cfg, const struct source *src)
 {
