@@ -437,7 +437,7 @@ cmd_result(const struct cmd_task *ct)
 	char *result;
 
 	if (c->out_truncated)
-		log_warn("task=%lld kind=%s stdout truncated to %lld bytes (of %lld)", t->id, t->kind,
+		log_warn("task=%s kind=%s stdout truncated to %lld bytes (of %lld)", task_name(t), t->kind,
 		         (long long) c->max_output, (long long) c->out_total);
 	if (c->out.len == 0)
 		return NULL;
@@ -547,7 +547,7 @@ cmd_tick(int64_t now)
 		const struct task *t = ct->ht->task;
 
 		if (!ct->timed_out && !ct->stopping && now >= ct->ht->deadline_ms) {
-			log_warn("task=%lld kind=%s attempt=%d timed out after %lld ms, stopping it", t->id,
+			log_warn("task=%s kind=%s attempt=%d timed out after %lld ms, stopping it", task_name(t),
 			         t->kind, t->attempt, (long long) ct->ht->policy->timeout_ms);
 			ct->timed_out = true;
 			cmd_signal(&ct->child, SIGTERM);

@@ -189,7 +189,8 @@ sql_start(struct sql_run *r, const char *conninfo, const char *application_name,
 	 * time the server is slow to answer or does not answer at all. */
 	r->state = SQL_CONNECTING;
 	r->conninfo = conninfo != NULL ? mem_strdup(conninfo) : NULL;
-	log_debug("task=%lld kind=%s attempt=%d connecting for its SQL handler", t->id, t->kind, t->attempt);
+	log_debug("task=%s kind=%s attempt=%d connecting for its SQL handler", task_name(t), t->kind,
+	          t->attempt);
 	r->conn = db_connect_start(conninfo, application_name, sql_local.next_host, now, &r->up, &r->err);
 	if (r->conn == NULL)
 		sql_no_conn(r);

@@ -121,9 +121,9 @@ outbox_remove(size_t i)
 static void
 outbox_log_lost(const struct outcome *o)
 {
-	log_warn("task=%lld attempt=%d lease lost before its outcome (%s) was recorded; "
+	log_warn("task=%s attempt=%d lease lost before its outcome (%s) was recorded; "
 	         "the row was left as another instance set it",
-	         o->id, o->attempt, outcome_type_name(o->type));
+	         outcome_name(o), o->attempt, outcome_type_name(o->type));
 }
 
 void
@@ -244,7 +244,7 @@ outbox_failed(const struct db_error *err, int64_t now, bool rode)
 		outbox_local.noted = true;
 		return;
 	}
-	log_error("task=%lld outcome %s not written, its lease will expire: %s", outbox_local.items[0].id,
+	log_error("task=%s outcome %s not written, its lease will expire: %s", outcome_name(&outbox_local.items[0]),
 	          outcome_type_name(outbox_local.items[0].type), text);
 	outbox_remove(0);
 }

@@ -80,11 +80,17 @@ slots_take_freed(void)
 	return freed;
 }
 
-/* The key an outcome carries: a copy of a source row's, NULL for a task. */
-static char *
-slots_key(const struct task *t)
+/* An outcome of type for t's claim: its id, table, key (a copy) and
+ * token, and the attempt. */
+static struct outcome
+slots_outcome(const struct task *t, enum outcome_type type)
 {
-	return t->key != NULL ? mem_strdup(t->key) : NULL;
+	return (struct outcome){.id = t->id,
+	                        .source = t->source,
+	                        .key = t->key != NULL ? mem_strdup(t->key) : NULL,
+	                        .token = t->token,
+	                        .attempt = t->attempt,
+	                        .type = type};
 }
 
 /*
@@ -96,15 +102,16 @@ static void
 slots_failed(struct slot *s, const char *error)
 {
 	const struct task *t = &s->task;
-	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .error = mem_strdup(error)};
+	struct outcome o = slots_outcome(t, OUTCOME_RETRY);
 
+	o.error = mem_strdup(error);
 	if (policy_after_failure(&s->policy, t->attempt, &o.delay_ms) == POLICY_FAIL) {
 		o.type = OUTCOME_FAIL;
-		log_error("task=%lld kind=%s attempt=%d/%d failed for good: %s", t->id, t->kind,
+		log_error("task=%s kind=%s attempt=%d/%d failed for good: %s", task_name(t), t->kind,
 		          t->attempt, s->policy.max_attempts, error);
 	} else {
 		o.type = OUTCOME_RETRY;
-		log_warn("task=%lld kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", t->id, t->kind,
+		log_warn("task=%s kind=%s attempt=%d/%d retry_in_ms=%lld failed: %s", task_name(t), t->kind,
 		         t->attempt, s->policy.max_attempts, (long long) o.delay_ms, error);
 	}
 	slots_local.sink(o);
@@ -113,10 +120,11 @@ slots_failed(struct slot *s, const char *error)
 static void
 slots_complete(const struct task *t, char *result, int64_t ms)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_COMPLETE,
-	                    .result = result};
+	struct outcome o = slots_outcome(t, OUTCOME_COMPLETE);
 
-	log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
+	o.result = result;
+
+	log_info("task=%s kind=%s attempt=%d ms=%lld complete", task_name(t), t->kind, t->attempt,
 	         (long long) ms);
 	slots_local.sink(o);
 }
@@ -124,9 +132,9 @@ slots_complete(const struct task *t, char *result, int64_t ms)
 static void
 slots_release(const struct task *t, const char *why)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE};
+	struct outcome o = slots_outcome(t, OUTCOME_RELEASE);
 
-	log_info("task=%lld kind=%s attempt=%d returned to pending untried: %s", t->id, t->kind,
+	log_info("task=%s kind=%s attempt=%d returned to pending untried: %s", task_name(t), t->kind,
 	         t->attempt, why);
 	slots_local.sink(o);
 }
@@ -141,10 +149,12 @@ slots_release(const struct task *t, const char *why)
 static void
 slots_not_run(const struct task *t, const char *why, int64_t delay_ms)
 {
-	struct outcome o = {.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt, .type = OUTCOME_RELEASE,
-	                    .delay_ms = delay_ms, .error = mem_strdup(why)};
+	struct outcome o = slots_outcome(t, OUTCOME_RELEASE);
 
-	log_warn("task=%lld kind=%s attempt=%d retry_in_ms=%lld returned to pending untried: %s", t->id,
+	o.delay_ms = delay_ms;
+	o.error = mem_strdup(why);
+
+	log_warn("task=%s kind=%s attempt=%d retry_in_ms=%lld returned to pending untried: %s", task_name(t),
 	         t->kind, t->attempt, (long long) delay_ms, why);
 	slots_local.sink(o);
 }
@@ -204,11 +214,11 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 	} else if (s->cancelled) {
 		/* The row says cancelled, and every write is fenced on
 		 * in_progress: nothing the handler did is recorded. */
-		log_info("task=%lld kind=%s attempt=%d %s ended after the task was cancelled; "
-		         "outcome not recorded", t->id, t->kind, t->attempt, label);
+		log_info("task=%s kind=%s attempt=%d %s ended after the task was cancelled; "
+		         "outcome not recorded", task_name(t), t->kind, t->attempt, label);
 	} else if (s->lease_lost) {
-		log_warn("task=%lld kind=%s attempt=%d %s ended after its lease was lost; "
-		         "outcome not recorded", t->id, t->kind, t->attempt, label);
+		log_warn("task=%s kind=%s attempt=%d %s ended after its lease was lost; "
+		         "outcome not recorded", task_name(t), t->kind, t->attempt, label);
 	} else if (r->end == HANDLER_SUCCEEDED) {
 		/* Success counts even when shutdown asked the handler to stop:
 		 * its work is done and must not run again. */
@@ -218,12 +228,11 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 		/* Already recorded in the handler's own transaction: the outbox
 		 * hears of it all the same (it knows every task's end), and has
 		 * nothing to write. */
-		log_info("task=%lld kind=%s attempt=%d ms=%lld complete", t->id, t->kind, t->attempt,
+		log_info("task=%s kind=%s attempt=%d ms=%lld complete", task_name(t), t->kind, t->attempt,
 		         (long long) (clock_now_ms() - s->ht.started_ms));
-		slots_local.sink((struct outcome){.id = t->id, .source = t->source, .key = slots_key(t), .token = t->token, .attempt = t->attempt,
-		                                  .type = OUTCOME_COMMITTED});
+		slots_local.sink(slots_outcome(t, OUTCOME_COMMITTED));
 	} else if (r->end == HANDLER_LEASE_LOST) {
-		log_warn("task=%lld kind=%s attempt=%d lease lost; %s rolled back", t->id, t->kind,
+		log_warn("task=%s kind=%s attempt=%d lease lost; %s rolled back", task_name(t), t->kind,
 		         t->attempt, label);
 	} else if (s->shutdown_stopped) {
 		slots_release(t, "stopped by shutdown");
@@ -273,12 +282,12 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		slots_free_one(s);
 		return;
 	}
+	/* Keys are the format's own, for the JSON log's fields. */
 	if (t->key != NULL)
-		/* A source's row (source.h): its key is what its owners know it by. */
-		log_info("task=%lld kind=%s attempt=%d/%d source=%s key=%.64s started", t->id, t->kind, t->attempt,
-		         s->policy.max_attempts, t->queue, t->key);
+		log_info("task=%s kind=%s attempt=%d/%d source=%s started", task_name(t), t->kind, t->attempt,
+		         s->policy.max_attempts, t->queue);
 	else
-		log_info("task=%lld kind=%s attempt=%d/%d queue=%s started", t->id, t->kind, t->attempt,
+		log_info("task=%s kind=%s attempt=%d/%d queue=%s started", task_name(t), t->kind, t->attempt,
 		         s->policy.max_attempts, t->queue);
 	if (ops == NULL) {
 		/* A failed attempt, not a lost task: a later deployment with a
@@ -345,11 +354,11 @@ slots_lease_lost(long long id, long long token, const char *cancelled)
 
 		if (s->used && !s->lease_lost && s->task.id == id && s->task.token == token) {
 			if (cancelled != NULL)
-				log_info("task=%lld kind=%s attempt=%d cancelled while its handler ran (%.200s); "
-				         "stopping it", s->task.id, s->task.kind, s->task.attempt, cancelled);
+				log_info("task=%s kind=%s attempt=%d cancelled while its handler ran (%.200s); "
+				         "stopping it", task_name(&s->task), s->task.kind, s->task.attempt, cancelled);
 			else
-				log_warn("task=%lld kind=%s attempt=%d lease lost while its handler ran; stopping it",
-				         s->task.id, s->task.kind, s->task.attempt);
+				log_warn("task=%s kind=%s attempt=%d lease lost while its handler ran; stopping it",
+				         task_name(&s->task), s->task.kind, s->task.attempt);
 			s->lease_lost = true;
 			s->cancelled = cancelled != NULL;
 			/* Stopped as a timeout is: SIGTERM to a command's process

@@ -1,6 +1,7 @@
 /* Claimed tasks, outcomes and the retry backoff; see task.h. */
 #include "task.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 void
@@ -11,6 +12,31 @@ task_clear(struct task *t)
 	free(t->payload);
 	free(t->key);
 	t->queue = t->kind = t->payload = t->key = NULL;
+}
+
+/* "row:KEY" (cut to 64 bytes), or the id in decimal; static buffer. */
+static const char *
+task_name_of(long long id, const char *key)
+{
+	static char text[72];
+
+	if (key != NULL)
+		snprintf(text, sizeof text, "row:%.64s", key);
+	else
+		snprintf(text, sizeof text, "%lld", id);
+	return text;
+}
+
+const char *
+task_name(const struct task *t)
+{
+	return task_name_of(t->id, t->key);
+}
+
+const char *
+outcome_name(const struct outcome *o)
+{
+	return task_name_of(o->id, o->key);
 }
 
 void

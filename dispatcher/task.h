@@ -30,6 +30,14 @@ struct task {
 void task_clear(struct task *t);
 
 /*
+ * How log lines name a claimed row after "task=": a task's id, or for a
+ * source's row "row:" and its key (the daemon's own negative number for
+ * it means nothing to anyone else). In a static buffer: one call per log
+ * line.
+ */
+const char *task_name(const struct task *t);
+
+/*
  * The outcome types, written together by one fenced statement
  * (sql/outcomes.sql).
  */
@@ -56,6 +64,9 @@ struct outcome {
 };
 
 void outcome_clear(struct outcome *o);
+
+/* The same for the row an outcome is for. */
+const char *outcome_name(const struct outcome *o);
 
 /* "complete", "retry", "failed", "released" or "committed": for logs, and
  * the type names sql/outcomes.sql takes (all but the last). */

@@ -514,7 +514,7 @@ START_TEST(test_status_set_by_hand_stops_the_handler_and_stays)
 	src_insert(1, 1);
 	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.source_rows WHERE claim_token IS NOT NULL", "1", 10000,
 	                   &a);
-	harness_daemon_wait_log(&a, "source=" SRC_NAME " key=1 started", 5000);
+	harness_daemon_wait_log(&a, "task=row:1 kind=" SRC_NAME " attempt=1/5 source=" SRC_NAME " started", 5000);
 	harness_exec(dt_conn, "UPDATE configuration_update SET status = 'complete' WHERE id = 1");
 	harness_daemon_wait_log(&a, "status set to complete by another session", 5000);
 	/* The handler was stopped: its process is gone. */
