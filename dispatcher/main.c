@@ -32,8 +32,9 @@ static const char main_usage[] =
 	"  pgdispatch roles [-d CONNINFO] [--print]   set up roles dispatch_producer and\n"
 	"                                             dispatch_worker (--print: show the SQL)\n"
 	"  pgdispatch check-config [-c FILE] [-d CONNINFO]\n"
-	"                                             validate a config file; with -d, also\n"
-	"                                             check each source's table in that database\n"
+	"                                             validate a config file; with -d, also check\n"
+	"                                             each source's table, as the role the\n"
+	"                                             daemon will log in as\n"
 	"  pgdispatch enqueue [-d CONNINFO] [--queue Q] [--run-at TIME] [--priority N]\n"
 	"                     [--max-attempts N] [--dedupe-key K] KIND [JSON]\n"
 	"                                             add a task; prints its id (with a dedupe\n"
@@ -274,16 +275,16 @@ main_check_sources(const struct config *cfg, const char *database)
 	if (conn == NULL)
 		return EXIT_FAILURE;
 	for (size_t i = 0; i < cfg->nsources; i++) {
-		struct source src;
+		struct source src = {0};
 
-		if (!source_prepare(conn, &cfg->sources[i], &src, err, sizeof err, advice, sizeof advice)) {
+		if (source_prepare(conn, &cfg->sources[i], &src, err, sizeof err, advice, sizeof advice)) {
+			snprintf(prefix, sizeof prefix, "%s: warning: ", cfg->path);
+			main_print_lines(stderr, prefix, advice);
+		} else {
 			snprintf(prefix, sizeof prefix, "%s: ", cfg->path);
 			main_print_lines(stderr, prefix, err);
 			rc = EXIT_USAGE;
-			continue;
 		}
-		snprintf(prefix, sizeof prefix, "%s: warning: ", cfg->path);
-		main_print_lines(stderr, prefix, advice);
 		source_clear(&src);
 	}
 	PQfinish(conn);

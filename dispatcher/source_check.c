@@ -487,7 +487,7 @@ source_check_plan(PGconn *conn, const struct source_config *sc, const char *clai
 		return NULL;
 	if (!source_check_run(conn, "SET LOCAL enable_seqscan = off", sc->name, advice, len)
 	    || !source_check_run(conn, "SET LOCAL enable_sort = off", sc->name, advice, len)) {
-		(void) source_check_run(conn, "ROLLBACK", sc->name, text, sizeof text);
+		PQclear(db_exec(conn, "ROLLBACK", 0, NULL, &dberr));
 		return NULL;
 	}
 	sql = malloc(sizeof explain + strlen(claim_sql));
@@ -506,12 +506,16 @@ source_check_plan(PGconn *conn, const struct source_config *sc, const char *clai
 		PQclear(res);
 	}
 	/* After a failed EXPLAIN too: the transaction is aborted, and this
-	 * connection goes on to the next source. */
-	if (!source_check_run(conn, "ROLLBACK", sc->name, plan != NULL ? advice : text,
-	                      plan != NULL ? len : sizeof text)) {
+	 * connection goes on to the next source. A failed EXPLAIN's advice
+	 * says more than a failed ROLLBACK's would. */
+	res = db_exec(conn, "ROLLBACK", 0, NULL, &dberr);
+	if (res == NULL && plan != NULL) {
+		snprintf(advice, len, "source %s: cannot check the claim's index use: %s", sc->name,
+		         db_error_text(&dberr, text, sizeof text));
 		free(plan);
-		return NULL;
+		plan = NULL;
 	}
+	PQclear(res);
 	return plan;
 }
 

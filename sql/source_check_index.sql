@@ -18,7 +18,9 @@
 -- advice: the index that serves the claim, priority first when mapped,
 -- its predicate the claim's own (status = the pending value, as a
 -- literal). format()'s %I quotes by quote_ident() rules and %L makes a
--- literal; the name keeps the suffix within the 63 bytes of a name.
+-- literal. The name keeps its suffix within the 63 bytes of a name when
+-- the table's name is ASCII (left() counts characters; a longer name is
+-- cut by the server, with a NOTICE).
 -- q_table: the table's name for the message.
 WITH node AS (
     SELECT n

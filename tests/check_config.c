@@ -820,7 +820,7 @@ static const struct {
 	{"source without a handler", "sources:\n  s:\n    table: public.t\n    status: {column: st}\n"
 	 "handlers:\n  t: {builtin: noop}\n",
 	 "2:3: sources.s: no handler named s; add handlers.s"},
-	{"source whose handler is another's", "queues: [s]\nsources:\n  s: {table: public.t, status: {column: st}}\n",
+	{"source with only a queue of its name", "queues: [s]\nsources:\n  s: {table: public.t, status: {column: st}}\n",
 	 "3:3: sources.s: no handler named s; add handlers.s"},
 	{"duplicate source", "sources:\n  s: {table: public.t, status: {column: st}}\n"
 	 "  s: {table: public.u, status: {column: st}}\n" SRC_H,

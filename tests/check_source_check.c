@@ -578,11 +578,40 @@ START_TEST(test_index_advice_puts_priority_first_and_follows_order_by)
 	harness_exec(scc_owner, scc_seed_grant);
 	sc = scc_source(SCC_SEED_SOURCE "    order_by: created\n    columns: {priority: Prio}\n");
 	scc_passes(sc, &shape);
+	/* Partial and read in priority order, but the rows of one priority
+	 * still need sorting (an Incremental Sort): not enough. */
+	harness_exec(scc_owner, "CREATE INDEX prio_idx ON configuration_update (\"Prio\" DESC) WHERE status = 'pending'");
 	ck_assert(!scc_index(sc, &shape, advice, sizeof advice));
 	ck_assert_msg(strstr(advice, "): CREATE INDEX CONCURRENTLY configuration_update_pgdispatch_claim_idx ON "
 	                             "public.configuration_update (\"Prio\" DESC, created) WHERE status = 'pending';")
 	              != NULL, "advice: %s", advice);
 	harness_exec(scc_owner, strstr(advice, "CREATE INDEX CONCURRENTLY"));
+	ck_assert_msg(scc_index(sc, &shape, advice, sizeof advice), "advice: %s", advice);
+	source_shape_clear(&shape);
+}
+END_TEST
+
+/* An index in claim order that is not partial, or a partial one that is
+ * not in claim order (the plan sorts), are both advised against. */
+START_TEST(test_index_must_be_partial_and_in_claim_order)
+{
+	const struct source_config *sc;
+	struct source_shape shape;
+	char advice[2048];
+
+	harness_exec(scc_owner, "ALTER TABLE configuration_update ADD COLUMN created timestamptz");
+	harness_exec(scc_owner, scc_seed_grant);
+	sc = scc_source(SCC_SEED_SOURCE "    order_by: created\n");
+	scc_passes(sc, &shape);
+	/* Partial, but the plan must sort its rows. */
+	harness_exec(scc_owner, "CREATE INDEX pending_id_idx ON configuration_update (id) WHERE status = 'pending'");
+	ck_assert(!scc_index(sc, &shape, advice, sizeof advice));
+	ck_assert_msg(strstr(advice, "ON public.configuration_update (created) WHERE status = 'pending';") != NULL,
+	              "advice: %s", advice);
+	/* In order, but not partial. */
+	harness_exec(scc_owner, "CREATE INDEX created_idx ON configuration_update (created)");
+	ck_assert(!scc_index(sc, &shape, advice, sizeof advice));
+	harness_exec(scc_owner, "CREATE INDEX ON configuration_update (created) WHERE status = 'pending'");
 	ck_assert_msg(scc_index(sc, &shape, advice, sizeof advice), "advice: %s", advice);
 	source_shape_clear(&shape);
 }
@@ -730,6 +759,7 @@ source_check_suite(void)
 	tcase_set_timeout(ix, 60);
 	tcase_add_test(ix, test_index_advice_until_a_partial_index_serves_the_claim);
 	tcase_add_test(ix, test_index_advice_puts_priority_first_and_follows_order_by);
+	tcase_add_test(ix, test_index_must_be_partial_and_in_claim_order);
 	tcase_add_test(ix, test_index_check_reports_a_claim_that_fails_to_explain);
 	suite_add_tcase(s, ix);
 
