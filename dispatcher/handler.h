@@ -65,7 +65,13 @@ struct handler_report {
 	enum handler_end end;
 	char *result;        /* SUCCEEDED: JSON text or NULL; slots_done() takes it */
 	const char *error;   /* FAILED, NOT_RUN: valid UTF-8 text; borrowed */
-	int64_t delay_ms;    /* NOT_RUN */
+	int64_t delay_ms;    /* NOT_RUN: the delay; FAILED: the least delay before a
+	                      * retry (a server's Retry-After), 0 for none */
+	bool final;          /* FAILED: no retry can fix it (a request the service
+	                      * refused as bad): failed for good now, whatever
+	                      * attempts remain */
+	bool task_fault;     /* FAILED: the task's own fault, not its service's
+	                      * (final ones are): a circuit breaker does not count it */
 };
 
 /*

@@ -47,12 +47,16 @@ policy_backoff_ms(int attempt, int64_t initial_ms, int64_t max_ms)
 }
 
 enum policy_verdict
-policy_after_failure(const struct policy *p, int attempt, int64_t *delay_ms)
+policy_after_failure(const struct policy *p, int attempt, int64_t min_delay_ms, int64_t *delay_ms)
 {
 	if (attempt >= p->max_attempts) {
 		*delay_ms = 0;
 		return POLICY_FAIL;
 	}
 	*delay_ms = policy_backoff_ms(attempt, p->backoff_initial_ms, p->backoff_max_ms);
+	/* A service that said when to come back is taken at its word, no
+	 * sooner and with no jitter on top: it is the service's own pacing. */
+	if (min_delay_ms > *delay_ms)
+		*delay_ms = min_delay_ms;
 	return POLICY_RETRY;
 }

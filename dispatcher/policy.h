@@ -43,8 +43,10 @@ enum policy_verdict {
 	POLICY_FAIL,                 /* failed for good: attempts used up */
 };
 
-/* After failed attempt number attempt under p: retry (filling *delay_ms)
- * or fail for good. */
-enum policy_verdict policy_after_failure(const struct policy *p, int attempt, int64_t *delay_ms);
+/* After failed attempt number attempt under p: retry (filling *delay_ms:
+ * the backoff, or min_delay_ms when that is longer, as a server's
+ * Retry-After asks) or fail for good. */
+enum policy_verdict policy_after_failure(const struct policy *p, int attempt, int64_t min_delay_ms,
+                                         int64_t *delay_ms);
 
 #endif

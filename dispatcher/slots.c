@@ -94,18 +94,23 @@ slots_outcome(const struct task *t, enum outcome_type type)
 }
 
 /*
- * A failed attempt: retried after a backoff while attempts remain, else
- * failed for good (policy_after_failure()). error must be valid text; it
- * is copied.
+ * A failed attempt: retried after a backoff (at least min_delay_ms) while
+ * attempts remain, else failed for good (policy_after_failure()); failed
+ * for good at once when final (no retry can fix it). error must be valid
+ * text; it is copied.
  */
 static void
-slots_failed(struct slot *s, const char *error)
+slots_failed(struct slot *s, const char *error, bool final, int64_t min_delay_ms)
 {
 	const struct task *t = &s->task;
 	struct outcome o = slots_outcome(t, OUTCOME_RETRY);
 
 	o.error = mem_strdup(error);
-	if (policy_after_failure(&s->policy, t->attempt, &o.delay_ms) == POLICY_FAIL) {
+	if (final) {
+		o.type = OUTCOME_FAIL;
+		log_error("task=%s kind=%s attempt=%d/%d failed for good (no retry can fix it): %s", task_name(t),
+		          t->kind, t->attempt, s->policy.max_attempts, error);
+	} else if (policy_after_failure(&s->policy, t->attempt, min_delay_ms, &o.delay_ms) == POLICY_FAIL) {
 		o.type = OUTCOME_FAIL;
 		log_error("task=%s kind=%s attempt=%d/%d failed for good: %s", task_name(t), t->kind,
 		          t->attempt, s->policy.max_attempts, error);
@@ -239,7 +244,7 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 	} else if (r->end == HANDLER_NOT_RUN) {
 		slots_not_run(t, r->error, r->delay_ms);
 	} else {
-		slots_failed(s, r->error != NULL ? r->error : "handler failed");
+		slots_failed(s, r->error != NULL ? r->error : "handler failed", r->final, r->delay_ms);
 	}
 	free(r->result);
 	r->result = NULL;
@@ -278,7 +283,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		/* Claimed with its attempts already used (an instance with another
 		 * limit returned it): record, do not run. */
 		snprintf(why, sizeof why, "no attempts left (attempt %d of %d)", t->attempt, s->policy.max_attempts);
-		slots_failed(s, why);
+		slots_failed(s, why, false, 0);
 		slots_free_one(s);
 		return;
 	}
@@ -296,7 +301,7 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 
 		json_buf_printf(&msg, "no handler for kind ");
 		json_append_text(&msg, t->kind, strlen(t->kind));
-		slots_failed(s, msg.data);
+		slots_failed(s, msg.data, false, 0);
 		json_buf_free(&msg);
 		slots_free_one(s);
 		return;

@@ -217,10 +217,30 @@ START_TEST(test_failure_below_max_attempts_retries_with_a_bounded_delay)
 	for (int attempt = 1; attempt < p.max_attempts; attempt++) {
 		int64_t nominal = policy_nominal(attempt, 250, 10000);
 
-		ck_assert_int_eq(policy_after_failure(&p, attempt, &delay), POLICY_RETRY);
+		ck_assert_int_eq(policy_after_failure(&p, attempt, 0, &delay), POLICY_RETRY);
 		ck_assert_msg(delay >= nominal / 2 && delay <= nominal, "attempt %d: delay %lld", attempt,
 		              (long long) delay);
 	}
+	config_free(cfg);
+}
+END_TEST
+
+/* A service's Retry-After: longer than the backoff, it is the delay, to
+ * the millisecond (no jitter); shorter, the backoff stands. At the limit
+ * it changes nothing: failed for good. */
+START_TEST(test_least_delay_longer_than_the_backoff_is_the_delay)
+{
+	struct config *cfg = policy_config(policy_yaml);
+	struct policy p = policy_for(cfg, "mail", 0);
+	int64_t delay = -1;
+
+	srandom(7);
+	ck_assert_int_eq(policy_after_failure(&p, 1, 120000, &delay), POLICY_RETRY);
+	ck_assert_int_eq(delay, 120000);
+	ck_assert_int_eq(policy_after_failure(&p, 1, 1, &delay), POLICY_RETRY);
+	ck_assert_msg(delay >= 125 && delay <= 250, "delay %lld", (long long) delay);
+	ck_assert_int_eq(policy_after_failure(&p, 9, 120000, &delay), POLICY_FAIL);
+	ck_assert_int_eq(delay, 0);
 	config_free(cfg);
 }
 END_TEST
@@ -231,15 +251,15 @@ START_TEST(test_failure_at_max_attempts_fails_for_good)
 	struct policy p = policy_for(cfg, "mail", 0);
 	int64_t delay = -1;
 
-	ck_assert_int_eq(policy_after_failure(&p, 9, &delay), POLICY_FAIL);
+	ck_assert_int_eq(policy_after_failure(&p, 9, 0, &delay), POLICY_FAIL);
 	ck_assert_int_eq(delay, 0);
 	/* An attempt past the limit (a limit lowered since the claim) too. */
 	delay = -1;
-	ck_assert_int_eq(policy_after_failure(&p, 12, &delay), POLICY_FAIL);
+	ck_assert_int_eq(policy_after_failure(&p, 12, 0, &delay), POLICY_FAIL);
 	ck_assert_int_eq(delay, 0);
 	/* A row's own limit of 1: the first failure is final. */
 	p = policy_for(cfg, "mail", 1);
-	ck_assert_int_eq(policy_after_failure(&p, 1, &delay), POLICY_FAIL);
+	ck_assert_int_eq(policy_after_failure(&p, 1, 0, &delay), POLICY_FAIL);
 	config_free(cfg);
 }
 END_TEST
@@ -258,6 +278,7 @@ policy_suite(void)
 	tcase_add_test(tc, test_config_without_handlers_or_settings_gives_documented_defaults);
 	tcase_add_test(tc, test_failure_below_max_attempts_retries_with_a_bounded_delay);
 	tcase_add_test(tc, test_failure_at_max_attempts_fails_for_good);
+	tcase_add_test(tc, test_least_delay_longer_than_the_backoff_is_the_delay);
 	suite_add_tcase(s, tc);
 	tcase_add_test(backoff, test_first_retry_waits_between_half_and_all_of_initial);
 	tcase_add_test(backoff, test_backoff_doubles_per_attempt_within_bounds);

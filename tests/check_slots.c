@@ -47,8 +47,9 @@ fake_find(long long id)
 	return NULL;
 }
 
-/* Ends ft with what c stands for: o ok, c committed, f failed, n not run,
- * l lease lost (its own fence). */
+/* Ends ft with what c stands for: o ok, c committed, f failed, F failed
+ * for good (final), r failed with a least delay (a Retry-After), n not
+ * run, l lease lost (its own fence). */
 static void
 fake_end(struct fake_task *ft, char c, const char *error)
 {
@@ -68,6 +69,10 @@ fake_end(struct fake_task *ft, char c, const char *error)
 		r.delay_ms = 77;
 	} else if (c == 'l') {
 		r.end = HANDLER_LEASE_LOST;
+	} else if (c == 'F') {
+		r.final = r.task_fault = true;
+	} else if (c == 'r') {
+		r.delay_ms = 5000;
 	}
 	if (ft->rd >= 0) {
 		handler_unwatch(ft->rd);
@@ -337,6 +342,31 @@ START_TEST(test_failure_is_retried_then_fails_for_good)
 }
 END_TEST
 
+/* A final failure fails for good at its first attempt, with attempts
+ * left; a failure with a least delay is retried after that delay, not
+ * the 10 ms backoff. */
+START_TEST(test_final_failure_fails_at_once_and_a_least_delay_holds)
+{
+	start(1, "fake", 1);
+	start(2, "fake", 1);
+	say(1, 'F');
+	say(2, 'r');
+	turn();
+	if (ncaptured < 2)
+		turn();
+	ck_assert_int_eq(ncaptured, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(captured[i].attempt, 1);
+		if (captured[i].id == 1) {
+			ck_assert_int_eq(captured[i].type, OUTCOME_FAIL);
+		} else {
+			ck_assert_int_eq(captured[i].type, OUTCOME_RETRY);
+			ck_assert_int_eq(captured[i].delay_ms, 5000);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_not_run_goes_back_untried_after_its_delay)
 {
 	start(1, "fake", 1);
@@ -542,6 +572,7 @@ slots_suite(void)
 	tcase_add_checked_fixture(tc, slots_fixture_setup, slots_fixture_teardown);
 	tcase_add_test(tc, test_ready_fd_reaches_its_own_task);
 	tcase_add_test(tc, test_failure_is_retried_then_fails_for_good);
+	tcase_add_test(tc, test_final_failure_fails_at_once_and_a_least_delay_holds);
 	tcase_add_test(tc, test_not_run_goes_back_untried_after_its_delay);
 	tcase_add_test(tc, test_success_already_committed_is_not_written_again);
 	tcase_add_test(tc, test_one_fd_serves_several_tasks);
