@@ -70,8 +70,6 @@ struct handler_report {
 	bool final;          /* FAILED: no retry can fix it (a request the service
 	                      * refused as bad): failed for good now, whatever
 	                      * attempts remain */
-	bool task_fault;     /* FAILED: the task's own fault, not its service's
-	                      * (final ones are): a circuit breaker does not count it */
 };
 
 /*

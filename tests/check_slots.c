@@ -70,7 +70,7 @@ fake_end(struct fake_task *ft, char c, const char *error)
 	} else if (c == 'l') {
 		r.end = HANDLER_LEASE_LOST;
 	} else if (c == 'F') {
-		r.final = r.task_fault = true;
+		r.final = true;
 	} else if (c == 'r') {
 		r.delay_ms = 5000;
 	}
