@@ -885,6 +885,24 @@ config_entry_map(struct config_parser *p, const char *scope, const char *noun)
 	return true;
 }
 
+/*
+ * base (an array of n elements of size bytes) grown by one zeroed element,
+ * or NULL after saying so at at. Entries of the handlers, schedules and
+ * sources maps are grown one at a time: a config has few of each.
+ */
+static void *
+config_grow(struct config_parser *p, yaml_mark_t at, void *base, size_t n, size_t size)
+{
+	char *grown = realloc(base, (n + 1) * size);
+
+	if (grown == NULL) {
+		config_error(p, at, "out of memory");
+		return NULL;
+	}
+	memset(grown + n * size, 0, size);
+	return grown;
+}
+
 /* Reads the handlers map (its MAPPING_START is the current event). */
 static bool
 config_read_handlers(struct config_parser *p, struct config *cfg)
@@ -905,20 +923,16 @@ config_read_handlers(struct config_parser *p, struct config *cfg)
 				return config_error(p, at, "handlers.%s: duplicate key (first at line %zu)",
 				                    config_scalar(p), p->handlers[i].kind.line + 1);
 
-		/* Grown one at a time: a config has few handlers. nhandlers counts
-		 * only a handler already zeroed, so config_free() can always run. */
-		h = realloc(cfg->handlers, (n + 1) * sizeof *h);
-		if (h != NULL)
-			cfg->handlers = h;
-		m = realloc(p->handlers, (n + 1) * sizeof *m);
-		if (m != NULL)
-			p->handlers = m;
-		if (h == NULL || m == NULL)
-			return config_error(p, at, "out of memory");
+		/* nhandlers counts only a handler already zeroed, so
+		 * config_free() can always run. */
+		if ((h = config_grow(p, at, cfg->handlers, n, sizeof *h)) == NULL)
+			return false;
+		cfg->handlers = h;
+		if ((m = config_grow(p, at, p->handlers, n, sizeof *m)) == NULL)
+			return false;
+		p->handlers = m;
 		h = &cfg->handlers[n];
 		m = &p->handlers[n];
-		memset(h, 0, sizeof *h);
-		memset(m, 0, sizeof *m);
 		cfg->nhandlers++;
 		m->kind = at;
 		config_defaults(h, config_handler_keys, HK_COUNT);
@@ -1059,12 +1073,10 @@ config_read_schedules(struct config_parser *p, struct config *cfg)
 
 		/* nschedules counts only a schedule already zeroed, so
 		 * config_free() can always run. */
-		s = realloc(cfg->schedules, (n + 1) * sizeof *s);
-		if (s == NULL)
-			return config_error(p, at, "out of memory");
+		if ((s = config_grow(p, at, cfg->schedules, n, sizeof *s)) == NULL)
+			return false;
 		cfg->schedules = s;
 		s = &cfg->schedules[n];
-		memset(s, 0, sizeof *s);
 		memset(seen, 0, sizeof seen);
 		cfg->nschedules++;
 		config_defaults(s, config_schedule_keys, SK_COUNT);
@@ -1253,18 +1265,14 @@ config_read_sources(struct config_parser *p, struct config *cfg)
 
 		/* nsources counts only a source already zeroed, so config_free()
 		 * can always run; p->nsources follows it. */
-		sc = realloc(cfg->sources, (n + 1) * sizeof *sc);
-		if (sc != NULL)
-			cfg->sources = sc;
-		m = realloc(p->sources, (n + 1) * sizeof *m);
-		if (m != NULL)
-			p->sources = m;
-		if (sc == NULL || m == NULL)
-			return config_error(p, at, "out of memory");
+		if ((sc = config_grow(p, at, cfg->sources, n, sizeof *sc)) == NULL)
+			return false;
+		cfg->sources = sc;
+		if ((m = config_grow(p, at, p->sources, n, sizeof *m)) == NULL)
+			return false;
+		p->sources = m;
 		sc = &cfg->sources[n];
 		m = &p->sources[n];
-		memset(sc, 0, sizeof *sc);
-		memset(m, 0, sizeof *m);
 		cfg->nsources++;
 		p->nsources = cfg->nsources;
 		m->name = at;

@@ -74,6 +74,8 @@ static void
 queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arrays *a)
 {
 	struct json_buf *all[] = {&a->ids, &a->tokens, &a->types, &a->texts, &a->delays, &a->keys};
+	/* Keys only for a source's rows: tasks' statements take none. */
+	bool keyed = n > 0 && o[0].key != NULL;
 
 	memset(a, 0, sizeof *a);
 	for (size_t k = 0; k < 6; k++)
@@ -87,8 +89,10 @@ queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arr
 		json_buf_printf(&a->texts, "%s", sep);
 		queue_array_elem(&a->texts, o[i].type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
 		json_buf_printf(&a->delays, "%s%lld", sep, (long long) o[i].delay_ms);
-		json_buf_printf(&a->keys, "%s", sep);
-		queue_array_elem(&a->keys, o[i].key);
+		if (keyed) {
+			json_buf_printf(&a->keys, "%s", sep);
+			queue_array_elem(&a->keys, o[i].key);
+		}
 	}
 	for (size_t k = 0; k < 6; k++)
 		json_buf_append(all[k], "}", 1);
