@@ -29,7 +29,8 @@ DESTDIR ?=
 BUILD   := build
 SANITIZE ?=
 
-PKGS      := libpq yaml-0.1
+# libcurl: HTTP handlers (dispatcher/handler_http.c), on its multi interface.
+PKGS      := libpq yaml-0.1 libcurl
 PKGS_TEST := $(PKGS) check
 
 CC ?= cc

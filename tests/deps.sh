@@ -22,10 +22,12 @@ if command -v pkg-config >/dev/null 2>&1; then
 	pkg-config --exists libpq || need libpq-dev
 	pkg-config --exists yaml-0.1 || need libyaml-dev
 	pkg-config --exists check || need check
+	pkg-config --exists libcurl || need libcurl4-openssl-dev
 else
 	need libpq-dev
 	need libyaml-dev
 	need check
+	need libcurl4-openssl-dev
 fi
 # The scratch server for tests and the demo: initdb, pg_ctl and postgres.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
