@@ -17,13 +17,15 @@
 #include "cron.h"
 #include "log.h"
 
+struct http_template;   /* http_template.h */
+
 /*
  * One handler: plain data. Which type runs it is named by type, the key
  * that set it; handler.c's table of types maps the name to the code.
  */
 struct handler_config {
 	char *kind;                  /* the map key: the task kind it serves */
-	const char *type;            /* "command", "sql" or "builtin" (static) */
+	const char *type;            /* "command", "sql", "builtin" or "http" (static) */
 	char **argv;                 /* command: NULL-terminated, argv[0] the program */
 	char *sql;                   /* sql: $1 payload (jsonb), $2 task id (bigint) */
 	char *builtin;               /* builtin: "noop", "sleep" or "fail" */
@@ -34,6 +36,21 @@ struct handler_config {
 	int concurrency;             /* 0: only the global limit applies */
 	int64_t max_output;          /* bytes of stdout kept as result; default 1 MiB */
 	char **env_passthrough;      /* NULL-terminated names; NULL: the top level's list */
+	/* http: a request per task (handler_http.c, docs/http.md) */
+	char *http_url;              /* http.url as written: {id}, {payload.FIELD} */
+	struct http_template *http_url_tpl;      /* ... parsed */
+	const char *http_method;     /* http.method: "POST" (default), "GET", "PUT", "PATCH", "DELETE" (static) */
+	char **http_headers;         /* http.headers: NULL-terminated "Name: value" with
+	                              * ${VAR} expanded (secrets.h): never logged */
+	bool http_follow_redirects;  /* http.follow_redirects, default false */
+	char *http_ca_file;          /* http.ca_file: NULL: the system's CAs */
+	char *http_idempotency_key;  /* http.idempotency_key: NULL: the task id (or SOURCE:KEY) */
+	struct http_template *http_idempotency_tpl;  /* ... parsed */
+	/* breaker: any type (breaker.c) */
+	int breaker_failures;        /* breaker.failures; 0: no breaker */
+	int64_t breaker_window_ms;   /* breaker.window, default 30s */
+	int64_t breaker_open_for_ms; /* breaker.open_for, default 30s */
+	int64_t breaker_open_max_ms; /* breaker.open_max, default 10m: the cap of the doubling */
 };
 
 /*

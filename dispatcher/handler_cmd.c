@@ -45,28 +45,6 @@ cmd_close(int *fd)
 	}
 }
 
-/* The task as the handler reads it on stdin. */
-static void
-cmd_build_input(struct json_buf *b, const struct task *t, int max_attempts)
-{
-	/* A source's row is known by its key (source.h). */
-	if (t->key == NULL)
-		json_buf_printf(b, "{\"id\":%lld,\"queue\":", t->id);
-	else if (t->key_number)
-		json_buf_printf(b, "{\"id\":%s,\"queue\":", t->key);
-	else {
-		json_buf_printf(b, "{\"id\":");
-		json_append_string(b, t->key, strlen(t->key));
-		json_buf_printf(b, ",\"queue\":");
-	}
-	json_append_string(b, t->queue, strlen(t->queue));
-	json_buf_printf(b, ",\"kind\":");
-	json_append_string(b, t->kind, strlen(t->kind));
-	/* payload is jsonb text from the server: already valid JSON. */
-	json_buf_printf(b, ",\"payload\":%s,\"attempt\":%d,\"max_attempts\":%d}\n", t->payload,
-	                t->attempt, max_attempts);
-}
-
 /*
  * The child's environment: the variables of ours that passthrough names,
  * plus the task variables, and nothing else. Inheriting the daemon's whole
@@ -189,7 +167,7 @@ cmd_start(struct cmd_child *c, char *const *argv, char *const *passthrough, cons
 	if (c->program == NULL)
 		abort();
 	c->max_output = max_output;
-	cmd_build_input(&c->input, t, max_attempts);
+	task_input_json(&c->input, t, max_attempts);
 
 	env = cmd_build_env(t, passthrough, vars);
 	/* O_CLOEXEC everywhere: no child inherits another child's pipes or our

@@ -4,12 +4,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
+/*
+ * The counters are atomics rather than a blocked-signals section: the
+ * daemon's loop is one thread, but libcurl's resolver runs getaddrinfo()
+ * on threads of its own (handler_http.c), and the kernel may deliver a
+ * signal to one of those, where the loop's sigprocmask() guards nothing.
+ */
 static struct {
 	int pipe[2];
-	volatile sig_atomic_t stop, reload, child;
+	atomic_int stop, reload, child;
 } signals_local = {{-1, -1}, 0, 0, 0};
 
 static void
@@ -55,16 +62,11 @@ signals_take(void)
 {
 	struct signals_seen seen;
 	char buf[64];
-	sigset_t all, old;
 
 	while (read(signals_local.pipe[0], buf, sizeof buf) > 0)
 		;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	seen.stop = signals_local.stop;
-	seen.reload = signals_local.reload;
-	seen.child = signals_local.child;
-	signals_local.stop = signals_local.reload = signals_local.child = 0;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	seen.stop = atomic_exchange(&signals_local.stop, 0);
+	seen.reload = atomic_exchange(&signals_local.reload, 0);
+	seen.child = atomic_exchange(&signals_local.child, 0);
 	return seen;
 }

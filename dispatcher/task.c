@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void
 task_clear(struct task *t)
@@ -64,4 +65,25 @@ outcome_type_name(enum outcome_type type)
 		return "committed";
 	}
 	return "?";
+}
+
+void
+task_input_json(struct json_buf *b, const struct task *t, int max_attempts)
+{
+	/* A source's row is known by its key (source.h). */
+	if (t->key == NULL)
+		json_buf_printf(b, "{\"id\":%lld,\"queue\":", t->id);
+	else if (t->key_number)
+		json_buf_printf(b, "{\"id\":%s,\"queue\":", t->key);
+	else {
+		json_buf_printf(b, "{\"id\":");
+		json_append_string(b, t->key, strlen(t->key));
+		json_buf_printf(b, ",\"queue\":");
+	}
+	json_append_string(b, t->queue, strlen(t->queue));
+	json_buf_printf(b, ",\"kind\":");
+	json_append_string(b, t->kind, strlen(t->kind));
+	/* payload is jsonb text from the server: already valid JSON. */
+	json_buf_printf(b, ",\"payload\":%s,\"attempt\":%d,\"max_attempts\":%d}\n", t->payload,
+	                t->attempt, max_attempts);
 }

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "json.h"
+
 struct task {
 	long long id;       /* dispatch.tasks.id; for a source's row, a number of
 	                     * this daemon's, below zero (source_row_id()): every
@@ -36,6 +38,14 @@ void task_clear(struct task *t);
  * line.
  */
 const char *task_name(const struct task *t);
+
+/*
+ * Appends the task as a handler receives it, one JSON object and a
+ * newline: a command on its stdin, an HTTP handler as its request body.
+ * {"id", "queue", "kind", "payload", "attempt", "max_attempts"}; a
+ * source's row has its key as id (a number when the key is an integer).
+ */
+void task_input_json(struct json_buf *b, const struct task *t, int max_attempts);
 
 /*
  * The outcome types, written together by one fenced statement
