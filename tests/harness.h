@@ -37,6 +37,7 @@ Suite *reliability_suite(void);
 Suite *roles_suite(void);
 Suite *schedules_suite(void);
 Suite *schema_suite(void);
+Suite *secrets_suite(void);
 Suite *slots_suite(void);
 Suite *source_check_suite(void);
 Suite *sources_suite(void);

@@ -37,6 +37,7 @@ main(void)
 		srunner_add_suite(sr, log_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
 		srunner_add_suite(sr, policy_suite());
+		srunner_add_suite(sr, secrets_suite());
 		srunner_add_suite(sr, slots_suite());
 	}
 	if (db) {
