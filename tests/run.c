@@ -32,10 +32,12 @@ main(void)
 		srunner_add_suite(sr, config_suite());
 		srunner_add_suite(sr, cron_suite());
 		srunner_add_suite(sr, db_suite());
+		srunner_add_suite(sr, http_template_suite());
 		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, log_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
 		srunner_add_suite(sr, policy_suite());
+		srunner_add_suite(sr, secrets_suite());
 		srunner_add_suite(sr, slots_suite());
 	}
 	if (db) {
