@@ -77,13 +77,13 @@ GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker, dispatch_a
 -- needs no grant. dedupe_key too: the dedupe trigger (migrations/0007)
 -- runs with the inserter's rights and reads tasks, which SELECT below
 -- allows.
-GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts, dedupe_key) ON dispatch.tasks
+GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, order_key) ON dispatch.tasks
     TO dispatch_producer;
 -- Reading its tasks back (status, result, last_error), and RETURNING id.
 GRANT SELECT ON dispatch.tasks TO dispatch_producer;
 -- The same insert through the function (it runs with the caller's rights,
 -- so the INSERT grant above is what it uses).
-GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int, text)
+GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int, text, text)
     TO dispatch_producer;
 -- The wake-up trigger (migrations/0003) runs with the inserter's rights
 -- and asks which queues have a waiting daemon; the queue column is all it

@@ -99,6 +99,7 @@ static const char roles_expected[] =
 	"column tasks.lease_expires_at worker:UPDATE\n"
 	"column tasks.locked_by worker:UPDATE\n"
 	"column tasks.max_attempts producer:INSERT worker:INSERT\n"
+	"column tasks.order_key producer:INSERT\n"
 	"column tasks.payload producer:INSERT worker:INSERT\n"
 	"column tasks.priority producer:INSERT worker:INSERT\n"
 	"column tasks.queue producer:INSERT worker:INSERT\n"

@@ -28,6 +28,7 @@ Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
 Suite *operations_suite(void);
+Suite *ordering_suite(void);
 Suite *outbox_suite(void);
 Suite *pgbouncer_suite(void);
 Suite *policy_suite(void);
