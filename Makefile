@@ -5,6 +5,9 @@
 #                        examples/demo/ against a scratch PostgreSQL
 #   make config-push     the examples/config-push/ run (a source: the
 #                        application's own table) on a scratch PostgreSQL
+#   make order-fanout    the examples/order-fanout/ run (HTTP handlers; a
+#                        circuit breaker opens while a service is down and
+#                        closes when it is back) on a scratch PostgreSQL
 #   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
 #                        a short run); figures in build/bench/
 #   make soak            three daemons killed over and over, PostgreSQL
@@ -78,7 +81,7 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo config-push bench soak install uninstall clean
+.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo config-push order-fanout bench soak install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -130,6 +133,12 @@ demo: deps
 config-push: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/config-push-sink
 	PGDISPATCH_BIN=$(BUILD)/pgdispatch tests/pg_scratch.sh examples/config-push/run.sh
+
+# The HTTP examples, against build/http-stub; tests/check_examples.c runs
+# them in `make check` too.
+order-fanout: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/http-stub
+	PGDISPATCH_BIN=$(BUILD)/pgdispatch tests/pg_scratch.sh examples/order-fanout/run.sh
 
 # The example's TCP listener: plain, never sanitized (it is not under test).
 $(BUILD)/config-push-sink: examples/config-push/sink.c | $(BUILD)/obj

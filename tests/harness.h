@@ -20,6 +20,7 @@ Suite *config_suite(void);
 Suite *cron_suite(void);
 Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
+Suite *examples_suite(void);
 Suite *db_suite(void);
 Suite *hostile_suite(void);
 Suite *http_template_suite(void);
