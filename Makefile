@@ -8,6 +8,11 @@
 #   make order-fanout    the examples/order-fanout/ run (HTTP handlers; a
 #                        circuit breaker opens while a service is down and
 #                        closes when it is back) on a scratch PostgreSQL
+#   make guaranteed-delivery   the examples/guaranteed-delivery/ run (a
+#                        consumer that fails at random applies every event
+#                        once) on a scratch PostgreSQL; ORDERED=1 (the
+#                        default here) also keeps each key's order,
+#                        ORDERED=0 runs it without order_key
 #   make bench           measure against PostgreSQL's own ceiling (QUICK=1:
 #                        a short run); figures in build/bench/
 #   make soak            three daemons killed over and over, PostgreSQL
@@ -81,7 +86,8 @@ TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/test-obj/%.o,$(TEST_SRC))
 # needs no source tree.
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard sql/*.sql))
 
-.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo config-push order-fanout bench soak install uninstall clean
+.PHONY: all deps check check-unit fuzz fuzz-deps scratch-db demo config-push order-fanout guaranteed-delivery \
+	bench soak install uninstall clean
 
 all: $(BUILD)/pgdispatch
 
@@ -135,10 +141,16 @@ config-push: deps
 	PGDISPATCH_BIN=$(BUILD)/pgdispatch tests/pg_scratch.sh examples/config-push/run.sh
 
 # The HTTP examples, against build/http-stub; tests/check_examples.c runs
-# them in `make check` too.
+# them in `make check` too. guaranteed-delivery runs with per-key order
+# unless ORDERED=0 is given.
 order-fanout: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/http-stub
 	PGDISPATCH_BIN=$(BUILD)/pgdispatch tests/pg_scratch.sh examples/order-fanout/run.sh
+
+guaranteed-delivery: deps
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/http-stub
+	ORDERED=$(or $(ORDERED),1) PGDISPATCH_BIN=$(BUILD)/pgdispatch \
+		tests/pg_scratch.sh examples/guaranteed-delivery/run.sh
 
 # The example's TCP listener: plain, never sanitized (it is not under test).
 $(BUILD)/config-push-sink: examples/config-push/sink.c | $(BUILD)/obj

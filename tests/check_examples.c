@@ -1,9 +1,11 @@
 /*
  * End to end, the HTTP examples: examples/order-fanout/ (HTTP handlers, a
  * circuit breaker that opens while a service is down and closes when it
- * is back). Each run.sh runs as a user runs it (`make order-fanout`), in
- * a database of its own, against http-stub and the daemon under test,
- * both found through PGDISPATCH_BIN. The script's
+ * is back) and examples/guaranteed-delivery/ (a consumer that fails at
+ * random; every event applied exactly once, in order per key). Each
+ * run.sh runs as a user runs it (`make order-fanout`, `make
+ * guaranteed-delivery`), in a database of its own, against http-stub and
+ * the daemon under test, both found through PGDISPATCH_BIN. The script's
  * own checks decide first (it exits 0 only when they held, and its last
  * line says so); then the database is checked again here.
  */
@@ -164,6 +166,42 @@ START_TEST(test_order_fanout_example_delivers_every_order_through_an_email_outag
 }
 END_TEST
 
+/*
+ * guaranteed-delivery with ORDERED=1 (as `make guaranteed-delivery`
+ * runs it): 500 events over 10 keys to a consumer that fails, drops and
+ * stalls at random. The script checks the consumer's log: every event
+ * applied exactly once with its own payload, and each key's seq
+ * increasing in apply order. Here: every task complete, each with its
+ * key as order_key, and the chaos real: attempts failed, of each kind the
+ * consumer deals out (503, a dropped connection, the 1 s timeout).
+ */
+START_TEST(test_guaranteed_delivery_example_applies_every_event_once_in_key_order)
+{
+	static const char *const env[] = {"ORDERED=1", NULL};
+	struct ex_run r;
+	PGconn *conn;
+
+	ex_run(&r, "guaranteed-delivery", env);
+	ex_assert_passed(&r, "guaranteed-delivery: delivered: 500 events, each applied once, in order per key");
+	ck_assert_msg(strstr(r.out, "and in order: each key's seq increased") != NULL, "%s", r.out);
+
+	conn = harness_connect(r.db);
+	ck_assert_str_eq(harness_value(conn, "SELECT concat_ws('|', count(*), string_agg(DISTINCT status::text, ','),"
+	                                     "                 count(DISTINCT order_key),"
+	                                     "                 count(*) FILTER (WHERE order_key = payload->>'key'))"
+	                                     "  FROM dispatch.tasks WHERE kind = 'event.deliver'"),
+	                 "500|complete|10|500");
+	ck_assert_str_eq(harness_value(conn, "SELECT concat_ws('|', bool_or(error LIKE 'HTTP 503%'),"
+	                                     "                 bool_or(error ILIKE '%timed out%'),"
+	                                     "                 bool_or(error NOT LIKE 'HTTP 503%' AND error NOT ILIKE '%timed out%'))"
+	                                     "  FROM dispatch.attempts WHERE kind = 'event.deliver'"),
+	                 "t|t|t");
+	PQfinish(conn);
+	ck_assert_msg(r.ms < 60000, "the run took %lld ms (about 15 s expected):\n%s", r.ms, r.out);
+	ex_free(&r);
+}
+END_TEST
+
 Suite *
 examples_suite(void)
 {
@@ -173,6 +211,7 @@ examples_suite(void)
 	tcase_add_checked_fixture(tc, NULL, harness_teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_order_fanout_example_delivers_every_order_through_an_email_outage);
+	tcase_add_test(tc, test_guaranteed_delivery_example_applies_every_event_once_in_key_order);
 	suite_add_tcase(s, tc);
 	return s;
 }
