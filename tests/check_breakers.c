@@ -771,6 +771,68 @@ START_TEST(test_only_dispatch_admin_may_reset_or_trip)
 }
 END_TEST
 
+/* Runs the binary with args, as role (-d added first); returns the exit
+ * code, p keeps the output. */
+static int
+bk_cli(struct harness_proc *p, const char *role, const char *const *args)
+{
+	const char *argv[8];
+	char conninfo[256];
+	int n = 0;
+
+	snprintf(conninfo, sizeof conninfo, "%s", harness_as(bk_db, role));
+	argv[n++] = args[0];
+	argv[n++] = "-d";
+	argv[n++] = conninfo;
+	for (int i = 1; args[i] != NULL && n < 7; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return harness_run(p, argv);
+}
+
+/*
+ * `pgdispatch status` shows the breakers worth a look, open, half-open or
+ * counting failures, to any of the three roles; none when all are closed
+ * and quiet.
+ */
+START_TEST(test_status_shows_breakers_not_closed_or_counting)
+{
+	const char *status[] = {"status", NULL};
+	struct harness_proc p;
+
+	bk_config("quiet", 5, 30000, 10000, 600000);
+	ck_assert_int_eq(bk_cli(&p, HARNESS_PRODUCER, status), 0);
+	ck_assert_msg(strstr(p.out, "breakers") == NULL, "stdout: %s", p.out);
+	harness_proc_free(&p);
+
+	bk_config("count", 5, 30000, 10000, 600000);
+	ck_assert_str_eq(bk_report("count", false, 2, NULL, "HTTP 503\n  Service   Unavailable"), "count:closed>closed::");
+	ck_assert_str_eq(harness_value(bk_admin, "SELECT dispatch.breaker_trip('ever')"), "t");
+	bk_open("half", 1000, 2000);
+	bk_expire("half");
+	ck_assert_str_eq(bk_probe("half", "a#1"), "half");
+	ck_assert_int_eq(bk_cli(&p, HARNESS_PRODUCER, status), 0);
+	/* Open and half-open first, then closed ones counting; each line
+	 * says how many failures of how many within the window. */
+	{
+		const char *title = strstr(p.out, "\nbreakers (open, half-open or counting failures)\n  kind   state ");
+		const char *ever = strstr(p.out, "\n  ever   open       0/5 in 30s  until reset ");
+		const char *half = strstr(p.out, "\n  half   half_open  0/1 in 30s  ");
+		const char *count = strstr(p.out, "\n  count  closed     2/5 in 30s ");
+		char line[256];
+
+		ck_assert_msg(title != NULL && ever != NULL && half != NULL && count != NULL
+		              && title < ever && ever < half && half < count, "stdout: %s", p.out);
+		/* The probe's holder on its line, and the error on one line. */
+		snprintf(line, sizeof line, "%.*s", (int) strcspn(half + 1, "\n"), half + 1);
+		ck_assert_msg(strstr(line, "  a#1  ") != NULL, "line: %s", line);
+		ck_assert_msg(strstr(p.out, "HTTP 503 Service Unavailable\n") != NULL, "stdout: %s", p.out);
+		ck_assert_msg(strstr(p.out, "\n  quiet ") == NULL, "stdout: %s", p.out);
+	}
+	harness_proc_free(&p);
+}
+END_TEST
+
 /* Upgrade ------------------------------------------------------------------- */
 
 /*
@@ -912,6 +974,7 @@ breakers_suite(void)
 	tcase_add_test(tc, test_sync_reports_state_mine_ms_left_and_recorded);
 	tcase_add_test(tc, test_config_upsert_writes_only_what_changed);
 	tcase_add_test(tc, test_only_dispatch_admin_may_reset_or_trip);
+	tcase_add_test(tc, test_status_shows_breakers_not_closed_or_counting);
 	tcase_add_test(tc, test_upgrade_from_0010_keeps_rows_and_adds_breakers);
 	suite_add_tcase(s, tc);
 	return s;
