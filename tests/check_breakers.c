@@ -791,6 +791,104 @@ bk_cli(struct harness_proc *p, const char *role, const char *const *args)
 }
 
 /*
+ * `pgdispatch breaker-open KIND [DURATION]` and `breaker-reset KIND`: the
+ * sentence each prints, the exit code, and the row they leave.
+ */
+START_TEST(test_cli_breaker_open_and_reset)
+{
+	const char *open5m[] = {"breaker-open", "k", "5m", NULL};
+	const char *open_ever[] = {"breaker-open", "k", NULL};
+	const char *open_ms[] = {"breaker-open", "k", "1500ms", NULL};
+	const char *reset[] = {"breaker-reset", "k", NULL};
+	const char *reset_typo[] = {"breaker-reset", "kk", NULL};
+	struct harness_proc p;
+
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, open5m), 0);
+	ck_assert_str_eq(p.out, "breaker k open for 5m: no daemon claims its tasks until then; then one probe task decides\n");
+	ck_assert_str_eq(p.err, "");
+	harness_proc_free(&p);
+	ck_assert_str_eq(harness_value(bk_owner, "SELECT concat_ws('|', state, open_ms, open_until - opened_at, changed_by)"
+	                                         "  FROM dispatch.breakers"),
+	                 "open|300000|00:05:00|" HARNESS_ADMIN);
+
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, open_ever), 0);
+	{
+		const char *want = "breaker k open until reset (pgdispatch breaker-reset k): no daemon claims its tasks"
+		                   " (it was open for ";
+
+		ck_assert_msg(strncmp(p.out, want, strlen(want)) == 0 && strstr(p.out, "s more)\n") != NULL,
+		              "stdout: %s", p.out);
+	}
+	harness_proc_free(&p);
+	ck_assert_str_eq(harness_value(bk_owner, "SELECT open_until FROM dispatch.breakers"), "infinity");
+
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, open_ms), 0);
+	ck_assert_str_eq(p.out, "breaker k open for 1500ms: no daemon claims its tasks until then; then one probe task"
+	                        " decides (it was open until reset)\n");
+	harness_proc_free(&p);
+	ck_assert_str_eq(harness_value(bk_owner, "SELECT open_until - opened_at FROM dispatch.breakers"), "00:00:01.5");
+
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, reset), 0);
+	ck_assert_str_eq(p.out, "breaker k closed (it was open): daemons claim its tasks again\n");
+	harness_proc_free(&p);
+	ck_assert_str_eq(bk_row("k"), "closed|0|-|-|-|" HARNESS_ADMIN);
+	ck_assert_str_eq(bk_report("k", false, 2, NULL, NULL), "k:closed>closed::");
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, reset), 0);
+	ck_assert_str_eq(p.out, "breaker k was closed already; its 2 recorded failure(s) are forgotten\n");
+	harness_proc_free(&p);
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, reset), 0);
+	ck_assert_str_eq(p.out, "breaker k was closed already\n");
+	harness_proc_free(&p);
+
+	/* A kind without a breaker: exit 1, and the kinds that have one. */
+	ck_assert_int_eq(bk_cli(&p, HARNESS_ADMIN, reset_typo), 1);
+	ck_assert_str_eq(p.out, "");
+	ck_assert_str_eq(p.err, "pgdispatch: no breaker for kind kk (kinds with one: k)\n");
+	harness_proc_free(&p);
+
+	/* Not an admin: the server's refusal, exit 1, nothing changed. */
+	ck_assert_int_eq(bk_cli(&p, HARNESS_WORKER, open5m), 1);
+	ck_assert_msg(strstr(p.err, "permission denied for function breaker_trip") != NULL, "stderr: %s", p.err);
+	harness_proc_free(&p);
+	ck_assert_str_eq(harness_value(bk_owner, "SELECT state FROM dispatch.breakers"), "closed");
+}
+END_TEST
+
+/* Usage errors: exit 2 and why, before any connection. */
+START_TEST(test_cli_breaker_usage_errors)
+{
+	static const struct {
+		const char *args[5];
+		const char *says;
+	} bad[] = {
+		{{"breaker-reset", NULL}, "missing argument"},
+		{{"breaker-reset", "a", "b", NULL}, "unexpected argument 'b'"},
+		{{"breaker-reset", "", NULL}, "breaker-reset: KIND must not be empty"},
+		{{"breaker-open", NULL}, "missing argument"},
+		{{"breaker-open", "k", "5", NULL}, "breaker-open: DURATION is a positive number and a unit"},
+		{{"breaker-open", "k", "5 minutes", NULL}, "breaker-open: DURATION is a positive number and a unit"},
+		{{"breaker-open", "k", "0s", NULL}, "breaker-open: DURATION is a positive number and a unit"},
+		{{"breaker-open", "k", "1000000d", NULL}, "breaker-open: DURATION is a positive number and a unit"},
+		{{"breaker-open", "k", "5m", "x", NULL}, "unexpected argument 'x'"},
+		{{"breaker-open", "--queue", "q", "k", NULL}, "unknown option '--queue'"},
+	};
+	struct harness_proc p;
+	const char *help[] = {"--help", NULL};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(harness_run(&p, bad[i].args), 2);
+		ck_assert_msg(strstr(p.err, bad[i].says) != NULL && strstr(p.err, "--help") != NULL,
+		              "%s: stderr %s lacks %s", bad[i].args[0], p.err, bad[i].says);
+		harness_proc_free(&p);
+	}
+	ck_assert_int_eq(harness_run(&p, help), 0);
+	ck_assert_ptr_nonnull(strstr(p.out, "\n  pgdispatch breaker-reset [-d CONNINFO] KIND\n"));
+	ck_assert_ptr_nonnull(strstr(p.out, "\n  pgdispatch breaker-open [-d CONNINFO] KIND [DURATION]\n"));
+	harness_proc_free(&p);
+}
+END_TEST
+
+/*
  * `pgdispatch status` shows the breakers worth a look, open, half-open or
  * counting failures, to any of the three roles; none when all are closed
  * and quiet.
@@ -974,6 +1072,8 @@ breakers_suite(void)
 	tcase_add_test(tc, test_sync_reports_state_mine_ms_left_and_recorded);
 	tcase_add_test(tc, test_config_upsert_writes_only_what_changed);
 	tcase_add_test(tc, test_only_dispatch_admin_may_reset_or_trip);
+	tcase_add_test(tc, test_cli_breaker_open_and_reset);
+	tcase_add_test(tc, test_cli_breaker_usage_errors);
 	tcase_add_test(tc, test_status_shows_breakers_not_closed_or_counting);
 	tcase_add_test(tc, test_upgrade_from_0010_keeps_rows_and_adds_breakers);
 	suite_add_tcase(s, tc);
