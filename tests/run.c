@@ -45,6 +45,7 @@ main(void)
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
 		srunner_add_suite(sr, admin_suite());
+		srunner_add_suite(sr, breakers_suite());
 		srunner_add_suite(sr, schedules_suite());
 		srunner_add_suite(sr, queue_suite());
 		srunner_add_suite(sr, outbox_suite());
