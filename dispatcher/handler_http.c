@@ -459,14 +459,15 @@ http_finish(struct http_task *x, CURLcode rc)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
 	/* A body cut at max_output is still an answer. */
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && x->truncated)) {
+		/* libcurl's error buffer names the host, the port and the
+		 * reason ("Failed to connect to 127.0.0.1 port 8081 after 0 ms:
+		 * Couldn't connect to server"), never a header. */
 		if (rc == CURLE_OPERATION_TIMEDOUT)
 			json_buf_printf(&msg, "timed out after %lld ms", (long long) x->ht->policy->timeout_ms);
+		else if (x->errbuf[0] != '\0')
+			json_append_text(&msg, x->errbuf, strlen(x->errbuf));
 		else
 			json_buf_printf(&msg, "%s", curl_easy_strerror(rc));
-		if (x->errbuf[0] != '\0') {
-			json_buf_printf(&msg, ": ");
-			json_append_text(&msg, x->errbuf, strlen(x->errbuf));
-		}
 		http_end_failed(x, msg.data, false, 0);
 	} else if (code >= 200 && code < 300) {
 		struct handler_report r = {.end = HANDLER_SUCCEEDED, .result = http_result(x)};

@@ -15,6 +15,8 @@
 
 /* Suites, one per module; run.c chains them. */
 Suite *admin_suite(void);
+Suite *breakers_suite(void);
+Suite *breakers_daemon_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *cron_suite(void);

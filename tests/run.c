@@ -45,6 +45,7 @@ main(void)
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
 		srunner_add_suite(sr, admin_suite());
+		srunner_add_suite(sr, breakers_suite());
 		srunner_add_suite(sr, schedules_suite());
 		srunner_add_suite(sr, queue_suite());
 		srunner_add_suite(sr, outbox_suite());
@@ -57,6 +58,7 @@ main(void)
 		srunner_add_suite(sr, recipes_suite());
 		srunner_add_suite(sr, source_check_suite());
 		srunner_add_suite(sr, sources_suite());
+		srunner_add_suite(sr, breakers_daemon_suite());
 		srunner_add_suite(sr, ordering_suite());
 		srunner_add_suite(sr, examples_suite());
 	}
