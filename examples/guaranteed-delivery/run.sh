@@ -197,7 +197,8 @@ elapsed_ms=$(((${t1/[.,]/} - ${t0/[.,]/}) / 1000))
 say "all $events events delivered in $elapsed_ms ms; the attempts that failed on the way:"
 sql -c "SELECT CASE WHEN error LIKE 'HTTP 503%' THEN 'HTTP 503: the consumer failed'
                     WHEN error ILIKE '%timed out%' THEN 'no answer within the 1 s timeout'
-                    WHEN error LIKE 'Server returned nothing%' THEN 'the connection closed without an answer'
+                    WHEN error LIKE '%Empty reply from server%' OR error LIKE '%Recv failure%'
+                    THEN 'the connection closed without an answer'
                     ELSE left(error, 60) END AS failed_attempt,
                count(*)
           FROM dispatch.attempts WHERE kind = '$kind' GROUP BY 1 ORDER BY 2 DESC"
