@@ -374,18 +374,28 @@ breaker_send_report(void)
 	const char *kv[cap], *vv[cap], *ev[cap];
 	bool sv[cap];
 	int fv[cap];
-	struct breaker_sent *sent = mem_calloc(1, sizeof *sent);
+	struct breaker_sent *sent;
 
+	/* Most turns have nothing to say: look before allocating. A success
+	 * with nothing recorded is forgotten here. */
+	for (size_t i = 0; i < breaker_local.n; i++) {
+		if (breaker_to_report(&breaker_local.all[i]))
+			n++;
+		else
+			breaker_local.all[i].success = false;
+	}
+	if (n == 0)
+		return;
+	n = 0;
+	sent = mem_calloc(1, sizeof *sent);
 	breaker_local.unreported = 0;
 	sent->kinds = mem_calloc(cap, sizeof *sent->kinds);
 	sent->errors = mem_calloc(cap, sizeof *sent->errors);
 	for (size_t i = 0; i < breaker_local.n; i++) {
 		struct breaker *b = &breaker_local.all[i];
 
-		if (!breaker_to_report(b)) {
-			b->success = false;
+		if (!breaker_to_report(b))
 			continue;
-		}
 		kv[n] = b->kind;
 		sv[n] = b->success;
 		fv[n] = b->fails;
@@ -402,12 +412,6 @@ breaker_send_report(void)
 		b->last_error = NULL;
 	}
 	sent->n = n;
-	if (n == 0) {
-		free(sent->kinds);
-		free(sent->errors);
-		free(sent);
-		return;
-	}
 	pg_array_text(&kinds, kv, n);
 	pg_array_bool(&successes, sv, n);
 	pg_array_int(&fails, fv, n);
@@ -595,8 +599,6 @@ breaker_next_ms(void)
 
 	if (breaker_local.n == 0)
 		return INT64_MAX;
-	if (breaker_local.config_due && !breaker_local.config_in_flight)
-		return 0;
 	for (size_t i = 0; i < breaker_local.n; i++) {
 		const struct breaker *b = &breaker_local.all[i];
 
@@ -617,12 +619,15 @@ breaker_tick(int64_t now)
 {
 	if (breaker_local.n == 0 || !work_attached())
 		return;
-	if (breaker_local.config_due && !breaker_local.config_in_flight)
-		breaker_send_config();
 	if (!breaker_local.report_in_flight)
 		breaker_send_report();
-	if (!breaker_local.sync_in_flight && now >= breaker_local.next_sync_ms)
+	/* The settings go with a read of the state, so a statement that
+	 * fails (a database not migrated yet) is tried again at that pace. */
+	if (!breaker_local.sync_in_flight && now >= breaker_local.next_sync_ms) {
+		if (breaker_local.config_due && !breaker_local.config_in_flight)
+			breaker_send_config();
 		breaker_send_sync(now);
+	}
 	if (!breaker_local.probe_in_flight)
 		for (size_t i = 0; i < breaker_local.n; i++)
 			if (breaker_probe_due(&breaker_local.all[i], now)) {
