@@ -108,7 +108,7 @@ START_TEST(test_two_daemons_stop_on_an_open_breaker_probe_once_and_drain_when_cl
 	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'", "40", 20000, &a);
 	ck_assert_str_eq(harness_value(dt_conn, "SELECT state FROM dispatch.breakers WHERE kind = 'flaky'"), "closed");
 	ck_assert_int_eq(brd_log_count(&a, &b, "kind=flaky opened for 2000 ms: 5 failed attempts within 30000 ms"), 1);
-	ck_assert_int_eq(brd_log_count(&a, &b, "kind=flaky closed: "), 1);
+	ck_assert_int_eq(brd_log_count(&a, &b, "kind=flaky closed: the probe task succeeded"), 1);
 
 	harness_daemon_stop(&a, SIGTERM);
 	harness_daemon_stop(&b, SIGTERM);
