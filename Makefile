@@ -166,18 +166,20 @@ $(BUILD)/soak-record: tests/soak/record.c | $(BUILD)/obj
 # FUZZ_SECONDS (FUZZ_TARGETS=config runs one); the first crash fails
 # `make fuzz`, leaving its input in build/fuzz/artifacts/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= config json
+FUZZ_TARGETS ?= config json http_template
 FUZZ_CC      ?= clang-14
 FUZZ_BUILD   := build/fuzz
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Idispatcher -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 # What each target links besides its harness: the module it fuzzes and
 # what that module calls.
-FUZZ_config_OBJ := config.o cron.o json.o log.o
+FUZZ_config_OBJ := config.o cron.o http_template.o json.o log.o secrets.o
 FUZZ_json_OBJ   := json.o log.o
+FUZZ_http_template_OBJ := http_template.o json.o
 FUZZ_LIBS = $(shell pkg-config --libs yaml-0.1)
 FUZZ_config_SEEDS := tests/fuzz/seeds/config $(wildcard examples/*/*.yaml)
 FUZZ_json_SEEDS   := tests/fuzz/seeds/json
+FUZZ_http_template_SEEDS := tests/fuzz/seeds/http_template
 
 fuzz-deps:
 	@tests/deps.sh clang

@@ -1,9 +1,10 @@
 /*
  * The operator's commands: `pgdispatch retry`, `retry-failed`, `cancel`,
- * `cancel-many`, `pause`, `resume` and `purge`. Each calls the SQL function
- * of the same name (migrations 0007 and 0008), which is the contract: the
- * command adds only the connection and a sentence. main.c parses the
- * command line.
+ * `cancel-many`, `pause`, `resume`, `purge`, `breaker-reset` and
+ * `breaker-open`. Each calls the SQL function of the same name
+ * (migrations 0007, 0008 and 0011; breaker-open calls breaker_trip), which
+ * is the contract: the command adds only the connection and a sentence.
+ * main.c parses the command line.
  */
 #ifndef PGDISPATCH_ADMIN_OPS_H
 #define PGDISPATCH_ADMIN_OPS_H

@@ -19,6 +19,7 @@ static const struct admin_status_section {
 } admin_status_sections[] = {
 	{"queues", "status", "(no tasks)"},
 	{"sources (rows per status)", "status_sources", NULL},
+	{"breakers (open, half-open or counting failures)", "status_breakers", NULL},
 	{"daemons", "status_instances", "(no daemon has registered)"},
 	{"running (longest first)", "status_running", "(nothing running)"},
 	{"latest failed attempts", "status_failures", "(none recorded)"},

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "breaker.h"
 #include "clock.h"
 #include "log.h"
 #include "outbox.h"
@@ -198,6 +199,7 @@ claimer_finish(void)
 
 	free(claimer_local.batch);
 	claimer_local.batch = NULL;
+	breaker_pass_end(claimer_local.short_everywhere, clock_now_ms());
 	if (claimer_local.claimed_any || !claimer_local.contended)
 		claimer_local.contended_ms = CLAIMER_CONTENDED_WAIT_MS;
 	if (claimer_local.contended) {
@@ -283,6 +285,9 @@ claimer_kinds(struct claimer_kinds *k, const char **skip, const char **limited, 
 			rooms[k->limited.count++] = room[i];
 		}
 	}
+	/* Open breakers' kinds are skipped; a half-open one's probe is a
+	 * room of one. */
+	breaker_kinds(skip, &k->skip.count, limited, rooms, &k->limited.count, cfg->nhandlers + 1);
 }
 
 static void
@@ -363,7 +368,10 @@ claimer_queue(void)
 	const char *queue;
 	const struct source *src;
 
-	if (claimer_local.k >= claimer_ntargets() || !work_attached() || claimer_local.stopped) {
+	/* Failures of this pass may open a breaker: report them first
+	 * (handlers that fail at once would otherwise run through a backlog
+	 * within one pass). */
+	if (claimer_local.k >= claimer_ntargets() || !work_attached() || claimer_local.stopped || breaker_busy()) {
 		claimer_finish();
 		return;
 	}
@@ -405,7 +413,9 @@ claimer_step(int64_t now)
 		claimer_local.held_back = false;
 		claimer_local.sweep = true;
 	}
-	if (claimer_local.active || claimer_local.stopped || !work_attached()
+	/* A report of failures on its way may open a breaker: the claim
+	 * follows it. */
+	if (claimer_local.active || claimer_local.stopped || !work_attached() || breaker_busy()
 	    || slots_running() >= cfg->concurrency || (!claimer_local.sweep && now < claimer_local.next_claim_ms))
 		return;
 	claimer_local.sweep = false;
@@ -414,6 +424,7 @@ claimer_step(int64_t now)
 	claimer_local.short_everywhere = true;
 	claimer_local.contended = claimer_local.claimed_any = claimer_local.full_batch = false;
 	claimer_local.next = cfg->poll_interval_ms;
+	breaker_pass_start();
 	claimer_queue();
 }
 

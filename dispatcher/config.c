@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -27,11 +28,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
+#include "http_template.h"
 #include "json.h"
+#include "secrets.h"
 
 enum config_type {
 	CONFIG_STRING,       /* char *; min is the least length, 0: empty means unset */
@@ -46,12 +51,15 @@ enum config_type {
 	CONFIG_LOG_LEVEL,    /* enum log_level */
 	CONFIG_LOG_FORMAT,   /* enum log_format */
 	CONFIG_CHOICE,       /* char *: one of the key's names */
+	CONFIG_KEYWORD,      /* const char *: one of the key's names, the static string; def: its index */
 	CONFIG_MAP,          /* a nested map whose keys are "name.key" in the same table */
 	CONFIG_HANDLERS,     /* the map of handlers, top level only */
 	CONFIG_SCHEDULES,    /* the map of schedules, top level only */
 	CONFIG_SOURCES,      /* the map of sources, top level only */
 	CONFIG_SOURCE_COLUMNS,  /* a source's columns map: config_source_columns[] to names */
 	CONFIG_JSON,         /* char *: any map, stored as a JSON object's text */
+	CONFIG_HEADERS,      /* char **: a map of HTTP header names to values, as "Name: value",
+	                      * ${VAR} expanded (secrets.h) */
 };
 
 /* One key of a map: where its value goes and what values it takes. */
@@ -127,8 +135,11 @@ static const struct config_key config_top_keys[TK_COUNT] = {
 
 /* Indexes into config_handler_keys. */
 enum {
-	HK_COMMAND, HK_SQL, HK_BUILTIN, HK_TIMEOUT, HK_MAX_ATTEMPTS, HK_BACKOFF,
-	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_ENV_PASSTHROUGH, HK_COUNT
+	HK_COMMAND, HK_SQL, HK_BUILTIN, HK_HTTP, HK_TIMEOUT, HK_MAX_ATTEMPTS, HK_BACKOFF,
+	HK_BACKOFF_INITIAL, HK_BACKOFF_MAX, HK_CONCURRENCY, HK_MAX_OUTPUT, HK_ENV_PASSTHROUGH,
+	HK_HTTP_URL, HK_HTTP_METHOD, HK_HTTP_HEADERS, HK_HTTP_FOLLOW_REDIRECTS, HK_HTTP_CA_FILE,
+	HK_HTTP_IDEMPOTENCY_KEY, HK_BREAKER, HK_BREAKER_FAILURES, HK_BREAKER_WINDOW, HK_BREAKER_OPEN_FOR,
+	HK_BREAKER_OPEN_MAX, HK_COUNT
 };
 
 /* The bounds of inherited keys repeat the top level's: a handler may not
@@ -138,6 +149,7 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	[HK_COMMAND] = {"command", CONFIG_LIST, HANDLER(argv), 0, 1, 0},
 	[HK_SQL] = {"sql", CONFIG_STRING, HANDLER(sql), 0, 1, 0},
 	[HK_BUILTIN] = {"builtin", CONFIG_CHOICE, HANDLER(builtin), 0, 0, 0},
+	[HK_HTTP] = {"http", CONFIG_MAP, 0, 0, 0, 0},
 	[HK_TIMEOUT] = {"timeout", CONFIG_DURATION, HANDLER(timeout_ms), CONFIG_INHERIT,
 	                10, 7 * CONFIG_DAY},
 	[HK_MAX_ATTEMPTS] = {"max_attempts", CONFIG_INT, HANDLER(max_attempts), CONFIG_INHERIT, 1, 1000},
@@ -151,6 +163,26 @@ static const struct config_key config_handler_keys[HK_COUNT] = {
 	/* Replaces the top-level list for this handler: a secret in the
 	 * daemon's environment can go to the one handler that needs it. */
 	[HK_ENV_PASSTHROUGH] = {"env_passthrough", CONFIG_ENV_NAMES, HANDLER(env_passthrough), 0, 0, 0},
+	/* An HTTP handler's request (handler_http.c); the url and the
+	 * idempotency_key are templates, parsed when the handler's map ends. */
+	[HK_HTTP_URL] = {"http.url", CONFIG_STRING, HANDLER(http_url), 0, 1, 0},
+	[HK_HTTP_METHOD] = {"http.method", CONFIG_KEYWORD, HANDLER(http_method), 1, 0, 0},
+	[HK_HTTP_HEADERS] = {"http.headers", CONFIG_HEADERS, HANDLER(http_headers), 0, 0, 0},
+	[HK_HTTP_FOLLOW_REDIRECTS] = {"http.follow_redirects", CONFIG_BOOL, HANDLER(http_follow_redirects),
+	                              false, 0, 0},
+	[HK_HTTP_CA_FILE] = {"http.ca_file", CONFIG_STRING, HANDLER(http_ca_file), 0, 0, 0},
+	[HK_HTTP_IDEMPOTENCY_KEY] = {"http.idempotency_key", CONFIG_STRING, HANDLER(http_idempotency_key),
+	                             0, 0, 0},
+	/* A circuit breaker for the kind (breaker.c), on any type; without
+	 * failures there is none. open_max's default rises to open_for. */
+	[HK_BREAKER] = {"breaker", CONFIG_MAP, 0, 0, 0, 0},
+	[HK_BREAKER_FAILURES] = {"breaker.failures", CONFIG_INT, HANDLER(breaker_failures), 0, 1, 1000},
+	[HK_BREAKER_WINDOW] = {"breaker.window", CONFIG_DURATION, HANDLER(breaker_window_ms),
+	                       30 * CONFIG_SEC, CONFIG_SEC, CONFIG_DAY},
+	[HK_BREAKER_OPEN_FOR] = {"breaker.open_for", CONFIG_DURATION, HANDLER(breaker_open_for_ms),
+	                         30 * CONFIG_SEC, CONFIG_SEC, CONFIG_DAY},
+	[HK_BREAKER_OPEN_MAX] = {"breaker.open_max", CONFIG_DURATION, HANDLER(breaker_open_max_ms),
+	                         10 * CONFIG_MIN, CONFIG_SEC, 7 * CONFIG_DAY},
 };
 
 /* Indexes into config_schedule_keys. */
@@ -223,6 +255,25 @@ const char *const config_source_columns[SOURCE_COL_COUNT] = {
 
 static const char *const config_builtin_names[] = {"noop", "sleep", "fail", NULL};
 
+/* The methods an HTTP handler sends; POST, index 1, is http.method's
+ * default. */
+static const char *const config_http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+/* The values of the CONFIG_KEYWORD keys. */
+static const struct {
+	int key;
+	const char *const *names;
+} config_keyword_keys[] = {
+	{HK_HTTP_METHOD, config_http_methods},
+};
+
+/* Headers the daemon sets on every request itself (handler_http.c): one
+ * from the config as well would be sent twice or contradict the body. */
+static const char *const config_http_daemon_headers[] = {
+	"Content-Type", "Idempotency-Key", "X-Pgdispatch-Attempt", "Host", "Content-Length",
+	"Transfer-Encoding", "Expect", NULL
+};
+
 /*
  * The handler keys that select a handler's type: each is named after a
  * type in handler.c's table and holds that type's main setting, and a
@@ -236,6 +287,7 @@ static const struct {
 	{HK_COMMAND, NULL},
 	{HK_SQL, NULL},
 	{HK_BUILTIN, config_builtin_names},
+	{HK_HTTP, NULL},
 };
 #define CONFIG_NTYPES (sizeof config_type_keys / sizeof config_type_keys[0])
 
@@ -389,7 +441,19 @@ config_lookup(const char *const *names, const char *s, int *out)
 	return false;
 }
 
-/* The values a CONFIG_CHOICE key takes. */
+/* config_lookup() ignoring ASCII case. */
+static bool
+config_lookup_case(const char *const *names, const char *s, int *out)
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (strcasecmp(names[i], s) == 0) {
+			*out = i;
+			return true;
+		}
+	return false;
+}
+
+/* The values a CONFIG_CHOICE or CONFIG_KEYWORD key takes. */
 static const char *const *
 config_choices(const struct config_key *key)
 {
@@ -398,6 +462,9 @@ config_choices(const struct config_key *key)
 	for (size_t i = 0; i < CONFIG_NTYPES; i++)
 		if (key == &config_handler_keys[config_type_keys[i].key] && config_type_keys[i].names != NULL)
 			return config_type_keys[i].names;
+	for (size_t i = 0; i < sizeof config_keyword_keys / sizeof config_keyword_keys[0]; i++)
+		if (key == &config_handler_keys[config_keyword_keys[i].key])
+			return config_keyword_keys[i].names;
 	return none;
 }
 
@@ -431,6 +498,7 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 	case CONFIG_SOURCES:
 	case CONFIG_SOURCE_COLUMNS:
 	case CONFIG_JSON:
+	case CONFIG_HEADERS:
 		return "a map";
 	case CONFIG_LOG_LEVEL:
 		names = config_level_names;
@@ -439,6 +507,7 @@ config_expect(const struct config_key *key, char *buf, size_t len)
 		names = config_format_names;
 		break;
 	case CONFIG_CHOICE:
+	case CONFIG_KEYWORD:
 		names = config_choices(key);
 		break;
 	}
@@ -536,6 +605,9 @@ config_store(void *base, const struct config_key *key, int64_t v)
 		break;
 	case CONFIG_LOG_FORMAT:
 		*(enum log_format *) field = (enum log_format) v;
+		break;
+	case CONFIG_KEYWORD:
+		*(const char **) field = config_choices(key)[v];
 		break;
 	default:
 		break;
@@ -709,6 +781,13 @@ config_read_value(struct config_parser *p, void *base, const struct config_key *
 			return config_error(p, at, "out of memory");
 		return true;
 	}
+	case CONFIG_KEYWORD: {
+		int i = 0;
+
+		rc = config_lookup(config_choices(key), s, &i) ? 0 : -1;
+		v = i;
+		break;
+	}
 	default:
 		break;
 	}
@@ -735,6 +814,33 @@ static bool config_read_schedules(struct config_parser *p, struct config *cfg);
 static bool config_read_sources(struct config_parser *p, struct config *cfg);
 static bool config_read_source_columns(struct config_parser *p, struct source_config *sc, const char *scope);
 static bool config_read_json(struct config_parser *p, char **out, const char *name);
+static bool config_read_headers(struct config_parser *p, char ***out, const char *name);
+
+/*
+ * For an unknown key: the nested key of that name in another section,
+ * such as url written beside http: rather than in it, as " (did you mean
+ * http.url?)"; "" when there is none.
+ */
+static const char *
+config_hint(const struct config_key *keys, size_t nkeys, const char *section, const char *key, char *buf,
+            size_t len)
+{
+	size_t slen = strlen(section);
+
+	buf[0] = '\0';
+	if (strchr(key, '.') != NULL)
+		return buf;
+	for (size_t i = 0; i < nkeys; i++) {
+		const char *dot = strrchr(keys[i].name, '.');
+
+		if (dot == NULL || strcmp(dot + 1, key) != 0
+		    || ((size_t) (dot - keys[i].name) == slen && strncmp(keys[i].name, section, slen) == 0))
+			continue;
+		snprintf(buf, len, " (did you mean %s?)", keys[i].name);
+		break;
+	}
+	return buf;
+}
 
 /*
  * Reads a map whose MAPPING_START is the current event. section is the
@@ -750,7 +856,7 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 	snprintf(where, sizeof where, "%s%s%s", scope, scope[0] != '\0' && section[0] != '\0' ? "." : "",
 	         section);
 	for (;;) {
-		char key[128], name[384];
+		char key[128], name[384], hint[160];
 		yaml_mark_t at;
 		size_t i;
 
@@ -769,7 +875,8 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 				break;
 		/* A dotted key ("log.level: x") would find a nested entry. */
 		if (i == nkeys || strchr(config_scalar(p), '.') != NULL)
-			return config_error(p, at, "%s: unknown key", name);
+			return config_error(p, at, "%s: unknown key%s", name,
+			                    config_hint(keys, nkeys, section, config_scalar(p), hint, sizeof hint));
 		if (seen[i].set)
 			return config_error(p, at, "%s: duplicate key (first at line %zu)", name,
 			                    seen[i].key.line + 1);
@@ -779,7 +886,8 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 
 		if (keys[i].type == CONFIG_MAP || keys[i].type == CONFIG_HANDLERS
 		    || keys[i].type == CONFIG_SCHEDULES || keys[i].type == CONFIG_SOURCES
-		    || keys[i].type == CONFIG_SOURCE_COLUMNS || keys[i].type == CONFIG_JSON) {
+		    || keys[i].type == CONFIG_SOURCE_COLUMNS || keys[i].type == CONFIG_JSON
+		    || keys[i].type == CONFIG_HEADERS) {
 			char expect[96];
 
 			if (p->event.type != YAML_MAPPING_START_EVENT)
@@ -800,6 +908,9 @@ config_read_map(struct config_parser *p, void *base, const struct config_key *ke
 					return false;
 			} else if (keys[i].type == CONFIG_JSON) {
 				if (!config_read_json(p, (char **) ((char *) base + keys[i].offset), name))
+					return false;
+			} else if (keys[i].type == CONFIG_HEADERS) {
+				if (!config_read_headers(p, (char ***) ((char *) base + keys[i].offset), name))
 					return false;
 			} else if (!config_read_map(p, base, keys, nkeys, seen, key, scope)) {
 				return false;
@@ -903,6 +1014,94 @@ config_grow(struct config_parser *p, yaml_mark_t at, void *base, size_t n, size_
 	return grown;
 }
 
+/* Handler key k's template (http.url, with url set, or
+ * http.idempotency_key), when given, parsed into *tpl. */
+static bool
+config_template(struct config_parser *p, const struct handler_config *h, int k, bool url,
+                const struct config_seen *seen, struct http_template **tpl)
+{
+	const char *s = *(char *const *) ((const char *) h + config_handler_keys[k].offset);
+	char why[256];
+
+	if (s == NULL)
+		return true;
+	if ((*tpl = http_template_parse(s, url, why, sizeof why)) == NULL)
+		return config_error(p, seen[k].value, "handlers.%s.%s: %s", h->kind, config_handler_keys[k].name, why);
+	return true;
+}
+
+/* Why path cannot be read as a file, or NULL when it can. Opened without
+ * blocking, so a FIFO named by mistake does not hang the load. */
+static const char *
+config_unreadable(const char *path)
+{
+	struct stat st;
+	const char *why = NULL;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return strerror(errno);
+	if (fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (S_ISDIR(st.st_mode))
+		why = strerror(EISDIR);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	close(fd);
+	return why;
+}
+
+/*
+ * What an http handler needs once its map is read: a url, templates that
+ * parse, a CA file it can read (a typo there would otherwise fail every
+ * request), and no env_passthrough, which is for a program's environment:
+ * an http handler runs none, and a token meant for the server belongs in
+ * a header as ${VAR}.
+ */
+static bool
+config_check_http(struct config_parser *p, struct handler_config *h, const struct config_seen *seen)
+{
+	const char *why;
+
+	if (strcmp(h->type, config_handler_keys[HK_HTTP].name) != 0)
+		return true;
+	if (h->http_url == NULL)
+		return config_error(p, seen[HK_HTTP].key, "handlers.%s.http: needs url (such as "
+		                    "https://api.example.com/tasks/{id})", h->kind);
+	if (!config_template(p, h, HK_HTTP_URL, true, seen, &h->http_url_tpl)
+	    || !config_template(p, h, HK_HTTP_IDEMPOTENCY_KEY, false, seen, &h->http_idempotency_tpl))
+		return false;
+	if (h->http_ca_file != NULL && (why = config_unreadable(h->http_ca_file)) != NULL)
+		return config_error(p, seen[HK_HTTP_CA_FILE].value, "handlers.%s.http.ca_file: %.128s: %s", h->kind,
+		                    h->http_ca_file, why);
+	if (seen[HK_ENV_PASSTHROUGH].set)
+		return config_error(p, seen[HK_ENV_PASSTHROUGH].key, "handlers.%s.env_passthrough: an http handler "
+		                    "runs no program (pass a secret as a header: ${VAR})", h->kind);
+	return true;
+}
+
+/* A breaker needs its threshold; the longest open time cannot be below
+ * the first, and rises to it when left at its default. */
+static bool
+config_check_breaker(struct config_parser *p, struct handler_config *h, const struct config_seen *seen)
+{
+	char a[32], b[32];
+
+	if (seen[HK_BREAKER].set && !seen[HK_BREAKER_FAILURES].set)
+		return config_error(p, seen[HK_BREAKER].key, "handlers.%s.breaker: needs failures (how many "
+		                    "failures within window open it)", h->kind);
+	if (h->breaker_open_max_ms >= h->breaker_open_for_ms)
+		return true;
+	if (!seen[HK_BREAKER_OPEN_MAX].set) {
+		h->breaker_open_max_ms = h->breaker_open_for_ms;
+		return true;
+	}
+	config_format_duration(h->breaker_open_max_ms, a, sizeof a);
+	config_format_duration(h->breaker_open_for_ms, b, sizeof b);
+	return config_error(p, seen[HK_BREAKER_OPEN_MAX].value, "handlers.%s.breaker.open_max: %s is less than "
+	                    "breaker.open_for (%s)", h->kind, a, b);
+}
+
 /* Reads the handlers map (its MAPPING_START is the current event). */
 static bool
 config_read_handlers(struct config_parser *p, struct config *cfg)
@@ -942,7 +1141,8 @@ config_read_handlers(struct config_parser *p, struct config *cfg)
 
 		if (!config_entry_map(p, scope, "handler")
 		    || !config_read_map(p, h, config_handler_keys, HK_COUNT, m->seen, "", scope)
-		    || !config_handler_type(p, h, m))
+		    || !config_handler_type(p, h, m) || !config_check_http(p, h, m->seen)
+		    || !config_check_breaker(p, h, m->seen))
 			return false;
 	}
 }
@@ -1022,6 +1222,170 @@ config_read_json(struct config_parser *p, char **out, const char *name)
 	}
 	*out = b.data;
 	return true;
+}
+
+/* --- http headers ------------------------------------------------------- */
+
+/* An HTTP token (RFC 9110 5.6.2): what a header name is made of. */
+static bool
+config_http_token(const char *s)
+{
+	if (s[0] == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')
+		      || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+			return false;
+	return true;
+}
+
+/* The first ${NAME} in v (which secrets_expand() took) whose value holds a
+ * line break: the message names the variable to fix, never its value. */
+static void
+config_break_var(const char *v, char *var, size_t len)
+{
+	snprintf(var, len, "?");
+	for (const char *c = v; *c != '\0'; c++) {
+		const char *value;
+		size_t n;
+
+		if (c[0] == '$' && c[1] == '$') {
+			c++;
+			continue;
+		}
+		if (c[0] != '$' || c[1] != '{')
+			continue;
+		n = strcspn(c + 2, "}");
+		snprintf(var, len, "%.*s", (int) n, c + 2);
+		value = getenv(var);
+		if (value != NULL && strpbrk(value, "\r\n") != NULL)
+			return;
+		c += n + 2;
+	}
+}
+
+/*
+ * One header's value (the current event) for "Name: value": a string with
+ * ${VAR} expanded. CR and LF would end the header and start another, so
+ * they are refused as written and as expanded. Values are secrets: no
+ * message quotes one.
+ */
+static char *
+config_header_value(struct config_parser *p, const char *name)
+{
+	yaml_mark_t at = p->event.start_mark;
+	const char *v;
+	char why[256], var[160];
+	char *out;
+
+	if (p->event.type != YAML_SCALAR_EVENT) {
+		config_error(p, at, "%s: expected a string, got %s", name, config_node_name(p->event.type));
+		return NULL;
+	}
+	v = config_scalar(p);
+	if (strlen(v) != p->event.data.scalar.length) {
+		config_error(p, at, "%s: contains a NUL character", name);
+		return NULL;
+	}
+	if (v[0] == '\0' || config_is_null(p)) {
+		config_error(p, at, "%s: must not be empty", name);
+		return NULL;
+	}
+	if (strpbrk(v, "\r\n") != NULL) {
+		config_error(p, at, "%s: contains a line break", name);
+		return NULL;
+	}
+	if ((out = secrets_expand(v, why, sizeof why)) == NULL) {
+		config_error(p, at, "%s: %s", name, why);
+		return NULL;
+	}
+	if (strpbrk(out, "\r\n") != NULL) {
+		config_break_var(v, var, sizeof var);
+		config_error(p, at, "%s: the value of ${%s} contains a line break", name, var);
+	} else if (out[strspn(out, " \t")] == '\0') {
+		/* libcurl drops a header with nothing after its colon. */
+		config_error(p, at, "%s: empty once ${VAR} are expanded (a header needs a value)", name);
+	} else {
+		return out;
+	}
+	free(out);
+	return NULL;
+}
+
+/* An http handler's headers map (its MAPPING_START is the current event):
+ * names that are tokens, once each (ignoring case, as HTTP does), none
+ * that the daemon sets itself. */
+static bool
+config_read_headers(struct config_parser *p, char ***out, const char *scope)
+{
+	size_t n = 0, *lines = NULL;   /* lines[i]: where (*out)[i] was written */
+	bool ok = false;
+
+	for (;;) {
+		struct json_buf header = {0};
+		char name[512], *value, **grown;
+		const char *h;
+		size_t *grown_lines, len;
+		yaml_mark_t at;
+		int daemon;
+
+		if (!config_next(p))
+			goto done;
+		if (p->event.type == YAML_MAPPING_END_EVENT)
+			break;
+		at = p->event.start_mark;
+		if (p->event.type != YAML_SCALAR_EVENT) {
+			config_error(p, at, "%s: expected a header name, got %s", scope, config_node_name(p->event.type));
+			goto done;
+		}
+		h = config_scalar(p);
+		len = strlen(h);
+		snprintf(name, sizeof name, "%s.%.100s", scope, h);
+		if (!config_http_token(h) || len != p->event.data.scalar.length) {
+			config_error(p, at, "%s: '%.64s' is not a header name (letters, digits and "
+			             "!#$%%&'*+-.^_`|~)", scope, h);
+			goto done;
+		}
+		if (config_lookup_case(config_http_daemon_headers, h, &daemon)) {
+			config_error(p, at, "%s: set by the daemon on every request (not configurable)", name);
+			goto done;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strncasecmp((*out)[i], h, len) == 0 && (*out)[i][len] == ':') {
+				config_error(p, at, "%s: duplicate header (first at line %zu; header names ignore case)",
+				             name, lines[i] + 1);
+				goto done;
+			}
+		json_buf_append(&header, h, len);
+		json_buf_append(&header, ": ", 2);
+		if (!config_next(p) || (value = config_header_value(p, name)) == NULL) {
+			json_buf_free(&header);
+			goto done;
+		}
+		json_buf_append(&header, value, strlen(value));
+		free(value);
+		/* *out always holds what is read so far, so an error frees it. */
+		grown = realloc(*out, (n + 2) * sizeof *grown);
+		grown_lines = grown != NULL ? realloc(lines, (n + 1) * sizeof *lines) : NULL;
+		if (grown != NULL) {
+			*out = grown;
+			grown[n] = NULL;
+		}
+		if (grown_lines != NULL)
+			lines = grown_lines;
+		if (grown == NULL || grown_lines == NULL) {
+			json_buf_free(&header);
+			config_error(p, at, "out of memory");
+			goto done;
+		}
+		lines[n] = at.line;
+		grown[n++] = header.data;
+		grown[n] = NULL;
+	}
+	ok = true;
+done:
+	free(lines);
+	return ok;
 }
 
 /* What a schedule needs once its map is read: cron and kind, an
@@ -1582,6 +1946,12 @@ config_free(struct config *cfg)
 		config_free_list(cfg->handlers[i].env_passthrough);
 		free(cfg->handlers[i].sql);
 		free(cfg->handlers[i].builtin);
+		free(cfg->handlers[i].http_url);
+		http_template_free(cfg->handlers[i].http_url_tpl);
+		config_free_list(cfg->handlers[i].http_headers);
+		free(cfg->handlers[i].http_ca_file);
+		free(cfg->handlers[i].http_idempotency_key);
+		http_template_free(cfg->handlers[i].http_idempotency_tpl);
 	}
 	free(cfg->handlers);
 	for (size_t i = 0; i < cfg->nschedules; i++) {

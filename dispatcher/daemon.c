@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "claimer.h"
 #include "clock.h"
 #include "lease.h"
@@ -37,6 +38,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "schedule.h"
+#include "secrets.h"
 #include "signals.h"
 #include "slots.h"
 #include "source.h"
@@ -172,6 +174,7 @@ daemon_reload(void)
 		claimer_forget_registration();
 	daemon_local.cfg = fresh;
 	claimer_config(fresh);
+	breaker_config(fresh);
 	/* Schedules added, changed or removed: settle them against the
 	 * table again, as at start. */
 	schedule_config(fresh);
@@ -205,6 +208,7 @@ daemon_poll_timeout(int64_t now)
 			due = daemon_min(due, retention_next_ms());
 		if (!daemon_local.stopping)
 			due = daemon_min(due, schedule_next_ms());
+		due = daemon_min(due, breaker_next_ms());
 	} else {
 		due = daemon_min(due, session_next_ms());
 	}
@@ -292,6 +296,7 @@ daemon_database(const struct daemon_fds *f, int64_t now)
 		registry_reset(now);
 		claimer_connected();
 		schedule_connected();
+		breaker_connected();
 	}
 	daemon_work();
 }
@@ -329,6 +334,8 @@ daemon_schedule(int64_t now)
 	registry_tick(daemon_local.cfg, slots_running(), now);
 	if (!daemon_local.stopping)
 		schedule_step(now);
+	/* Before claims: they skip what the breakers say is open. */
+	breaker_tick(now);
 	/* The sweep waits for LISTEN to be in effect (see the top). */
 	if (!daemon_local.stopping && (!daemon_local.cfg->notify || listener_listening()))
 		claimer_step(now);
@@ -409,6 +416,8 @@ daemon_run(struct config *cfg, const char *database)
 	slots_grow(cfg->concurrency);
 	claimer_setup(daemon_local.locked_by, daemon_conninfo());
 	claimer_config(cfg);
+	breaker_setup(daemon_local.locked_by);
+	breaker_config(cfg);
 	schedule_config(cfg);
 	srandom((unsigned) (getpid() ^ clock_now_ms()));
 	log_info("instance=%s queues=%zu sources=%zu concurrency=%d schedules=%zu starting", daemon_local.locked_by,
@@ -447,9 +456,11 @@ daemon_run(struct config *cfg, const char *database)
 	session_close();
 	lease_free();
 	schedule_free();
+	breaker_free();
 	outbox_free();
 	slots_free();
 	source_free_all();
 	config_free(daemon_local.cfg);
+	secrets_clear();
 	return EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 
 #include "handler_builtin.h"
 #include "handler_cmd.h"
+#include "handler_http.h"
 #include "handler_sql.h"
 #include "log.h"
 
@@ -46,6 +47,7 @@ static struct {
 		&handler_cmd_ops,
 		&handler_sql_ops,
 		&handler_builtin_ops,
+		&handler_http_ops,
 	},
 };
 

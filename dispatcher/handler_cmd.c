@@ -94,8 +94,11 @@ cmd_build_env(const struct task *t, char *const *passthrough, char vars[3][96])
  * that does not copy the daemon's page tables, which measured about 35%
  * faster per handler on our test machine (tests/bench). The child gets its
  * own process group, default signal handling, an empty signal mask and the
- * pipes as fds 0-2; every other fd of ours is close-on-exec. No shell is
- * involved at any point. An exec failure comes back as the return value.
+ * pipes as fds 0-2, and no other fd: ours are close-on-exec, and the
+ * child also closes everything from 3 up before the exec, because a
+ * library may hold fds we cannot mark (libcurl's resolver threads create
+ * socket pairs of their own, not close-on-exec before curl 8.17). No shell
+ * is involved at any point. An exec failure comes back as the return value.
  */
 static bool
 cmd_spawn(struct cmd_child *c, char *const *argv, char **env, const int in[2], const int out[2],
@@ -110,6 +113,7 @@ cmd_spawn(struct cmd_child *c, char *const *argv, char **env, const int in[2], c
 	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&defaults);
 	sigaddset(&defaults, SIGTERM);

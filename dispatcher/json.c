@@ -520,3 +520,257 @@ json_valid(const char *s, size_t n)
 		}
 	}
 }
+
+/* --- json_get ------------------------------------------------------------ */
+
+/* Appends code point cp as UTF-8. */
+static void
+json_append_utf8(struct json_buf *b, unsigned cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xC0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xE0 | cp >> 12);
+		u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (char)(0xF0 | cp >> 18);
+		u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+		u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	json_buf_append(b, u, n);
+}
+
+/*
+ * Decodes the \u escape whose 'u' was just read into out. A surrogate pair
+ * is one character; a surrogate on its own (jsonb refuses it, plain json
+ * may hold it) is no character and becomes U+FFFD.
+ */
+static bool
+json_get_unicode(struct json_scan *sc, struct json_buf *out)
+{
+	unsigned cp, low;
+	size_t after;
+
+	if (!json_scan_hex4(sc, &cp))
+		return false;
+	if (cp >= 0xD800 && cp <= 0xDBFF) {
+		after = sc->pos;
+		if (sc->n - sc->pos >= 6 && sc->s[sc->pos] == '\\' && sc->s[sc->pos + 1] == 'u') {
+			sc->pos += 2;
+			if (json_scan_hex4(sc, &low) && low >= 0xDC00 && low <= 0xDFFF) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+				if (out != NULL)
+					json_append_utf8(out, cp);
+				return true;
+			}
+		}
+		sc->pos = after;   /* the next escape is read on its own */
+		cp = 0xFFFD;
+	} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+		cp = 0xFFFD;
+	}
+	if (out != NULL)
+		json_append_utf8(out, cp);
+	return true;
+}
+
+/*
+ * Reads the string whose opening quote is under the cursor, appending its
+ * unescaped value to out unless out is NULL (skipping). Raw bytes are
+ * copied in runs. False when the text ends inside it or an escape is bad.
+ */
+static bool
+json_get_string(struct json_scan *sc, struct json_buf *out)
+{
+	size_t start = ++sc->pos;
+
+	while (sc->pos < sc->n) {
+		unsigned char c = sc->s[sc->pos];
+		char e;
+
+		if (c != '"' && c != '\\') {
+			sc->pos++;
+			continue;
+		}
+		if (out != NULL)
+			json_buf_append(out, (const char *)sc->s + start, sc->pos - start);
+		sc->pos++;
+		if (c == '"')
+			return true;
+		if (sc->pos >= sc->n)
+			return false;
+		switch (sc->s[sc->pos++]) {
+		case '"': e = '"'; break;
+		case '\\': e = '\\'; break;
+		case '/': e = '/'; break;
+		case 'b': e = '\b'; break;
+		case 'f': e = '\f'; break;
+		case 'n': e = '\n'; break;
+		case 'r': e = '\r'; break;
+		case 't': e = '\t'; break;
+		case 'u':
+			if (!json_get_unicode(sc, out))
+				return false;
+			start = sc->pos;
+			continue;
+		default:
+			return false;
+		}
+		if (out != NULL)
+			json_buf_append(out, &e, 1);
+		start = sc->pos;
+	}
+	return false;
+}
+
+/* Moves the cursor past a number or word: to the next delimiter. */
+static void
+json_get_token(struct json_scan *sc)
+{
+	while (sc->pos < sc->n && strchr(",:]} \t\r\n", sc->s[sc->pos]) == NULL)
+		sc->pos++;
+}
+
+/*
+ * Moves the cursor past the value under it. Containers are skipped by
+ * counting brackets outside strings, with no stack: the text is assumed
+ * valid, and a count cannot overflow the C stack whatever the nesting.
+ */
+static bool
+json_get_skip(struct json_scan *sc)
+{
+	size_t depth = 0;
+
+	do {
+		if (sc->pos >= sc->n)
+			return false;
+		switch (sc->s[sc->pos]) {
+		case '"':
+			if (!json_get_string(sc, NULL))
+				return false;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			sc->pos++;
+			break;
+		case '}':
+		case ']':
+			if (depth == 0)
+				return false;
+			depth--;
+			sc->pos++;
+			break;
+		default:
+			if (depth == 0)
+				json_get_token(sc);
+			else
+				sc->pos++;
+			break;
+		}
+	} while (depth > 0);
+	return true;
+}
+
+/* The value under the cursor: its kind, and its text appended to out
+ * for a string, number or boolean. */
+static enum json_kind
+json_get_value(struct json_scan *sc, struct json_buf *out)
+{
+	size_t start = sc->pos, len = out->len;
+
+	if (sc->pos >= sc->n)
+		return JSON_NONE;
+	switch (sc->s[sc->pos]) {
+	case '{':
+		return JSON_OBJECT;
+	case '[':
+		return JSON_ARRAY;
+	case '"':
+		if (json_get_string(sc, out))
+			return JSON_STRING;
+		out->len = len;   /* no half a value */
+		if (out->data != NULL)
+			out->data[len] = '\0';
+		return JSON_NONE;
+	case 'n':
+		return json_scan_word(sc, "null", 4) ? JSON_NULL : JSON_NONE;
+	case 't':
+	case 'f':
+		if (!json_scan_word(sc, "true", 4) && !json_scan_word(sc, "false", 5))
+			return JSON_NONE;
+		json_buf_append(out, (const char *)sc->s + start, sc->pos - start);
+		return JSON_BOOL;
+	default:
+		if (sc->s[sc->pos] != '-' && (sc->s[sc->pos] < '0' || sc->s[sc->pos] > '9'))
+			return JSON_NONE;
+		json_get_token(sc);
+		json_buf_append(out, (const char *)sc->s + start, sc->pos - start);
+		return JSON_NUMBER;
+	}
+}
+
+enum json_kind
+json_get(const char *doc, size_t n, const char *path, struct json_buf *out)
+{
+	struct json_scan sc = { (const unsigned char *)doc, n, 0 };
+	struct json_buf key = {0};
+	enum json_kind kind = JSON_NONE;
+	const char *name = path;
+
+	if (doc == NULL)
+		return JSON_NONE;
+	json_skip_ws(&sc);
+	for (;;) {
+		size_t len = strcspn(name, ".");
+		bool found = false;
+
+		/* The cursor is on the value that must hold member name. */
+		if (!json_at(&sc, '{'))
+			goto done;
+		sc.pos++;
+		json_skip_ws(&sc);
+		while (json_at(&sc, '"')) {
+			json_buf_reset(&key);
+			if (!json_get_string(&sc, &key))
+				goto done;
+			json_skip_ws(&sc);
+			if (!json_at(&sc, ':'))
+				goto done;
+			sc.pos++;
+			json_skip_ws(&sc);
+			if (key.len == len && (len == 0 || memcmp(key.data, name, len) == 0)) {
+				found = true;
+				break;
+			}
+			if (!json_get_skip(&sc))
+				goto done;
+			json_skip_ws(&sc);
+			if (!json_at(&sc, ','))
+				goto done;
+			sc.pos++;
+			json_skip_ws(&sc);
+		}
+		if (!found)
+			goto done;
+		if (name[len] == '\0')
+			break;
+		name += len + 1;
+	}
+	kind = json_get_value(&sc, out);
+done:
+	json_buf_free(&key);
+	return kind;
+}

@@ -2,8 +2,9 @@
  * The little JSON the daemon writes and checks itself: escaping strings for
  * the task object a command handler reads on stdin, deciding whether a
  * handler's stdout is JSON (then it is stored as is) or not (then it is
- * stored as a JSON string), and making arbitrary bytes valid text for
- * PostgreSQL (last_error, result).
+ * stored as a JSON string), making arbitrary bytes valid text for
+ * PostgreSQL (last_error, result), and reading one field of a payload for
+ * an HTTP handler's URL and headers (http_template.c).
  *
  * All output goes through a growable buffer owned by the caller.
  */
@@ -49,5 +50,18 @@ bool json_valid(const char *s, size_t n);
  * become U+FFFD.
  */
 void json_append_text(struct json_buf *b, const char *s, size_t n);
+
+enum json_kind { JSON_NONE, JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
+
+/*
+ * Looks up a dot path ("a.b") of object members in the JSON text
+ * doc[0..n) (assumed valid: jsonb text from the server). Appends a string's
+ * unescaped value (UTF-8), or a number's or boolean's text, to out; returns
+ * the kind found (JSON_NONE: missing; nothing appended for null, array,
+ * object). Each name between dots is one member's name, compared after
+ * unescaping; of two members with one name (not in jsonb) the first wins.
+ * Malformed text reads as missing, never past doc[n-1].
+ */
+enum json_kind json_get(const char *doc, size_t n, const char *path, struct json_buf *out);
 
 #endif

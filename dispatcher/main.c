@@ -39,11 +39,11 @@ static const char main_usage[] =
 	"                     [--max-attempts N] [--dedupe-key K] KIND [JSON]\n"
 	"                                             add a task; prints its id (with a dedupe\n"
 	"                                             key taken: the live task's id)\n"
-	"  pgdispatch status [-d CONNINFO]            queues, daemons, running tasks, recent\n"
-	"                                             failures, NOTIFY queue use\n"
+	"  pgdispatch status [-d CONNINFO]            queues, circuit breakers, daemons, running\n"
+	"                                             tasks, recent failures, NOTIFY queue use\n"
 	"\n"
-	"Operating (each calls the dispatch.* function of the same name; needs\n"
-	"dispatch_admin):\n"
+	"Operating (each calls the dispatch.* function of the same name, and\n"
+	"breaker-open dispatch.breaker_trip; needs dispatch_admin):\n"
 	"  pgdispatch retry [-d CONNINFO] ID          a failed or cancelled task runs again\n"
 	"  pgdispatch retry-failed [-d CONNINFO] [--queue Q] [KIND]\n"
 	"                                             every failed task (of KIND) runs again\n"
@@ -56,6 +56,13 @@ static const char main_usage[] =
 	"  pgdispatch resume [-d CONNINFO] QUEUE      ... until it is resumed\n"
 	"  pgdispatch purge [-d CONNINFO] INTERVAL    delete tasks finished longer ago than\n"
 	"                                             INTERVAL ('30 days')\n"
+	"  pgdispatch breaker-reset [-d CONNINFO] KIND\n"
+	"                                             close KIND's circuit breaker: its tasks\n"
+	"                                             are claimed again\n"
+	"  pgdispatch breaker-open [-d CONNINFO] KIND [DURATION]\n"
+	"                                             open it: no daemon claims KIND's tasks for\n"
+	"                                             DURATION (30s, 5m, 1h; absent: until\n"
+	"                                             breaker-reset), then one probe task decides\n"
 	"  pgdispatch --version | --help\n"
 	"\n"
 	"Options:\n"
@@ -455,6 +462,54 @@ main_cancel_many(int argc, char **argv)
 	return admin_ops_call(opts.database, "cancel-many", 4, params);
 }
 
+/* breaker-reset KIND. */
+static int
+main_breaker_reset(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "d", 1, 1, &opts);
+
+	if (rc != 0)
+		return rc;
+	if (opts.args[0][0] == '\0')
+		return main_usage_error("breaker-reset: KIND must not be empty");
+	return admin_ops_call(opts.database, "breaker-reset", 1, (const char *const *) opts.args);
+}
+
+/*
+ * breaker-open KIND [DURATION]. DURATION is written as in the config
+ * (breaker.open_for: 30s, 5m), so it is read by the config's parser, and a
+ * typo is a usage error here rather than the server's cast error; the
+ * statement gets milliseconds, and the words as written for its sentence.
+ */
+static int
+main_breaker_open(int argc, char **argv)
+{
+	struct main_opts opts = {0};
+	int rc = main_parse(argc, argv, "d", 1, 2, &opts);
+	const char *params[3];
+	char ms_text[32];
+	int64_t ms;
+
+	if (rc != 0)
+		return rc;
+	if (opts.args[0][0] == '\0')
+		return main_usage_error("breaker-open: KIND must not be empty");
+	params[0] = opts.args[0];
+	params[1] = NULL;
+	params[2] = NULL;
+	if (opts.nargs > 1) {
+		/* At most 100 years: beyond, now() + DURATION leaves timestamptz. */
+		if (!config_parse_duration(opts.args[1], &ms) || ms <= 0 || ms > 100LL * 365 * 24 * 3600 * 1000)
+			return main_usage_error("breaker-open: DURATION is a positive number and a unit (ms, s, m, h, d):"
+			                        " 30s, 5m, 1h; leave it out to open until breaker-reset");
+		snprintf(ms_text, sizeof ms_text, "%lld", (long long) ms);
+		params[1] = ms_text;
+		params[2] = opts.args[1];
+	}
+	return admin_ops_call(opts.database, "breaker-open", 3, params);
+}
+
 /* pause, resume and purge: one argument, passed on as it is. */
 static int
 main_one_arg_op(int argc, char **argv)
@@ -482,6 +537,8 @@ static const struct main_command {
 	{"pause", main_one_arg_op},
 	{"resume", main_one_arg_op},
 	{"purge", main_one_arg_op},
+	{"breaker-reset", main_breaker_reset},
+	{"breaker-open", main_breaker_open},
 };
 
 int

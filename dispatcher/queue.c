@@ -12,56 +12,8 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "pg_array.h"
 #include "source.h"
-
-/* Appends "{1,2,3}". */
-static void
-queue_array_ll(struct json_buf *b, const long long *v, size_t n)
-{
-	json_buf_append(b, "{", 1);
-	for (size_t i = 0; i < n; i++)
-		json_buf_printf(b, "%s%lld", i > 0 ? "," : "", v[i]);
-	json_buf_append(b, "}", 1);
-}
-
-static void
-queue_array_int(struct json_buf *b, const int *v, size_t n)
-{
-	json_buf_append(b, "{", 1);
-	for (size_t i = 0; i < n; i++)
-		json_buf_printf(b, "%s%d", i > 0 ? "," : "", v[i]);
-	json_buf_append(b, "}", 1);
-}
-
-/* Appends one array element: NULL, or the text double-quoted with " and \
- * backslash-escaped (the array input syntax). */
-static void
-queue_array_elem(struct json_buf *b, const char *s)
-{
-	if (s == NULL) {
-		json_buf_append(b, "NULL", 4);
-		return;
-	}
-	json_buf_append(b, "\"", 1);
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			json_buf_append(b, "\\", 1);
-		json_buf_append(b, p, 1);
-	}
-	json_buf_append(b, "\"", 1);
-}
-
-static void
-queue_array_text(struct json_buf *b, const char *const *v, size_t n)
-{
-	json_buf_append(b, "{", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			json_buf_append(b, ",", 1);
-		queue_array_elem(b, v[i]);
-	}
-	json_buf_append(b, "}", 1);
-}
 
 /* Outcomes as the array parameters of sql/outcomes.sql: ids, tokens,
  * types, texts (the result for a success, else the error) and delays; and
@@ -87,11 +39,11 @@ queue_outcome_arrays(const struct outcome *o, size_t n, struct queue_outcome_arr
 		json_buf_printf(&a->tokens, "%s%lld", sep, o[i].token);
 		json_buf_printf(&a->types, "%s%s", sep, outcome_type_name(o[i].type));
 		json_buf_printf(&a->texts, "%s", sep);
-		queue_array_elem(&a->texts, o[i].type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
+		pg_array_elem(&a->texts, o[i].type == OUTCOME_COMPLETE ? o[i].result : o[i].error);
 		json_buf_printf(&a->delays, "%s%lld", sep, (long long) o[i].delay_ms);
 		if (keyed) {
 			json_buf_printf(&a->keys, "%s", sep);
-			queue_array_elem(&a->keys, o[i].key);
+			pg_array_elem(&a->keys, o[i].key);
 		}
 	}
 	for (size_t k = 0; k < 6; k++)
@@ -176,9 +128,9 @@ queue_claim_send(const struct queue_claimer *who, const char *queue, int limit, 
 	snprintf(limit_s, sizeof limit_s, "%d", limit);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) who->lease_ms);
 	snprintf(token_s, sizeof token_s, "%lld", token);
-	queue_array_text(&skipped, skip->names, skip->count);
-	queue_array_text(&limited_arr, limited->names, limited->count);
-	queue_array_int(&room_arr, rooms, limited->count);
+	pg_array_text(&skipped, skip->names, skip->count);
+	pg_array_text(&limited_arr, limited->names, limited->count);
+	pg_array_int(&room_arr, rooms, limited->count);
 	params[0] = queue;
 	params[1] = limit_s;
 	params[2] = who->instance;
@@ -270,8 +222,8 @@ queue_renew_send(const long long *ids, const long long *tokens, size_t n, int64_
 	char lease_s[24];
 	const char *params[3];
 
-	queue_array_ll(&id_arr, ids, n);
-	queue_array_ll(&token_arr, tokens, n);
+	pg_array_ll(&id_arr, ids, n);
+	pg_array_ll(&token_arr, tokens, n);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) lease_ms);
 	params[0] = id_arr.data;
 	params[1] = token_arr.data;
@@ -313,9 +265,9 @@ queue_reap_send(const struct queue_kinds *kinds, const int *limits, int default_
 	char default_s[16];
 	const char *params[4];
 
-	queue_array_text(&kind_arr, kinds->names, kinds->count);
-	queue_array_int(&limit_arr, limits, kinds->count);
-	queue_array_ll(&held_arr, held, nheld);
+	pg_array_text(&kind_arr, kinds->names, kinds->count);
+	pg_array_int(&limit_arr, limits, kinds->count);
+	pg_array_ll(&held_arr, held, nheld);
 	snprintf(default_s, sizeof default_s, "%d", default_limit);
 	params[0] = kind_arr.data;
 	params[1] = limit_arr.data;
@@ -349,7 +301,7 @@ queue_next_due_send(const char *queue, const struct queue_kinds *skip, work_done
 	struct json_buf skipped = {0};
 	const char *params[2];
 
-	queue_array_text(&skipped, skip->names, skip->count);
+	pg_array_text(&skipped, skip->names, skip->count);
 	params[0] = queue;
 	params[1] = skipped.data;
 	work_send("next_due", 2, params, cb, ctx);
@@ -387,7 +339,7 @@ queue_sleep_register_send(const char *instance, const char *const *queues, size_
 	struct json_buf arr = {0};
 	const char *params[2];
 
-	queue_array_text(&arr, queues, n);
+	pg_array_text(&arr, queues, n);
 	params[0] = instance;
 	params[1] = arr.data;
 	work_send("sleep_register", 2, params, cb, ctx);
@@ -421,7 +373,7 @@ queue_instance_beat_send(const struct queue_instance *me, work_done_fn cb, void 
 	char pid_s[16], uptime_s[24], concurrency_s[16], running_s[16], lease_s[24];
 	const char *params[10];
 
-	queue_array_text(&queues, me->queues, me->nqueues);
+	pg_array_text(&queues, me->queues, me->nqueues);
 	snprintf(pid_s, sizeof pid_s, "%d", me->pid);
 	snprintf(uptime_s, sizeof uptime_s, "%lld", (long long) me->uptime_ms);
 	snprintf(concurrency_s, sizeof concurrency_s, "%d", me->concurrency);
@@ -500,7 +452,7 @@ queue_schedule_last_send(const char *const *names, size_t n, work_done_fn cb, vo
 	struct json_buf arr = {0};
 	const char *params[1];
 
-	queue_array_text(&arr, names, n);
+	pg_array_text(&arr, names, n);
 	params[0] = arr.data;
 	work_send("schedule_last", 1, params, cb, ctx);
 	json_buf_free(&arr);
@@ -573,9 +525,9 @@ queue_source_renew_send(const struct source *src, const long long *ids, const ch
 	char lease_s[24];
 	const char *params[5];
 
-	queue_array_ll(&id_arr, ids, n);
-	queue_array_text(&key_arr, keys, n);
-	queue_array_ll(&token_arr, tokens, n);
+	pg_array_ll(&id_arr, ids, n);
+	pg_array_text(&key_arr, keys, n);
+	pg_array_ll(&token_arr, tokens, n);
 	snprintf(lease_s, sizeof lease_s, "%lld", (long long) lease_ms);
 	params[0] = src->name;
 	params[1] = id_arr.data;
@@ -597,7 +549,7 @@ queue_source_reap_send(const struct source *src, int max_attempts, const long lo
 	const char *params[3] = {src->name, max_s, NULL};
 
 	snprintf(max_s, sizeof max_s, "%d", max_attempts);
-	queue_array_ll(&held, held_tokens, nheld);
+	pg_array_ll(&held, held_tokens, nheld);
 	params[2] = held.data;
 	work_send_sql(src->stmt_name[SOURCE_STMT_REAP], src->sql[SOURCE_STMT_REAP], 3, params, cb, ctx);
 	json_buf_free(&held);

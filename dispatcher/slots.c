@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "breaker.h"
 #include "clock.h"
 #include "json.h"
 #include "log.h"
@@ -207,6 +208,20 @@ slots_free_one(struct slot *s)
 	slots_local.freed = true;
 }
 
+/* What a run's end tells the kind's breaker: a failed attempt counts
+ * unless the task itself is at fault (final: the service refused it as
+ * bad) or the daemon ended it (stopped, lost, cancelled, killed). */
+static enum breaker_event
+slots_breaker_event(const struct slot *s, const struct handler_report *r)
+{
+	if (r->end == HANDLER_SUCCEEDED || r->end == HANDLER_COMMITTED)
+		return BREAKER_SUCCESS;
+	if (r->end == HANDLER_FAILED && !r->final && !s->killed && !s->cancelled && !s->lease_lost
+	    && !s->shutdown_stopped)
+		return BREAKER_FAILURE;
+	return BREAKER_VOID;
+}
+
 void
 slots_done(struct handler_task *ht, struct handler_report *r)
 {
@@ -214,6 +229,7 @@ slots_done(struct handler_task *ht, struct handler_report *r)
 	const struct task *t = &s->task;
 	const char *label = s->ops->label;
 
+	breaker_note(t, slots_breaker_event(s, r), r->error);
 	if (s->killed) {
 		slots_release(t, "stopped at once by a second signal");
 	} else if (s->cancelled) {
@@ -306,6 +322,8 @@ slots_start(const struct config *cfg, const char *conninfo, struct task *t)
 		slots_free_one(s);
 		return;
 	}
+	/* The first task of a half-open breaker's kind is its probe. */
+	breaker_started(&s->task);
 	/* It may end (and free the slot) before this returns. */
 	ops->start(&s->ht, h, &env);
 }

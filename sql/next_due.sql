@@ -20,6 +20,10 @@
 -- an idle daemon ask again and again. The anchor of the walk checks it, so
 -- a paused queue costs one probe of queue_pauses. dispatch.resume()
 -- notifies the queue, which wakes the daemons.
+--
+-- A keyed task behind its key's head (migrations/0012) is not due: the
+-- claim would pass it over, and answering 0 for it would have an idle
+-- daemon ask again and again. Its head's end frees the slot that claims it.
 WITH RECURSIVE p(priority) AS (
     (SELECT priority
        FROM dispatch.tasks
@@ -45,6 +49,12 @@ SELECT CASE WHEN next_run_at IS NULL THEN NULL  -- greatest() would turn NULL in
                      WHERE t.status = 'pending' AND t.queue = $1 AND t.priority = p.priority
                        AND t.run_at < 'infinity'
                        AND t.kind <> ALL ($2::text[])
+                       AND (t.order_key IS NULL
+                            OR NOT EXISTS (SELECT 1
+                                             FROM dispatch.tasks AS head
+                                            WHERE head.order_key = t.order_key
+                                              AND head.status IN ('pending', 'in_progress')
+                                              AND head.id < t.id))
                      ORDER BY t.run_at
                      LIMIT 1)) AS next_run_at
           FROM p

@@ -6,7 +6,8 @@
 --                      task once it exists
 --   dispatch_worker    what `pgdispatch run` does, and nothing more
 --   dispatch_admin     the operator's functions (retry, cancel, pause,
---                      resume, purge) and reading everything
+--                      resume, purge, breaker reset and trip) and reading
+--                      everything
 --
 -- All three are NOLOGIN group roles: GRANT them to the login roles of
 -- applications and daemons. Roles belong to the cluster, privileges to a
@@ -32,7 +33,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('pgdispatch.roles', 0));
 -- Grants name the schema's objects, so they must exist.
 DO $$
 BEGIN
-    IF to_regclass('dispatch.tasks') IS NULL OR to_regclass('dispatch.source_rows') IS NULL THEN
+    IF to_regclass('dispatch.tasks') IS NULL OR to_regclass('dispatch.source_rows') IS NULL
+       OR to_regclass('dispatch.breakers') IS NULL THEN
         RAISE EXCEPTION 'schema dispatch is missing, or older than this pgdispatch, in this database'
             USING HINT = 'Run pgdispatch migrate first.';
     END IF;
@@ -77,13 +79,13 @@ GRANT USAGE ON SCHEMA dispatch TO dispatch_producer, dispatch_worker, dispatch_a
 -- needs no grant. dedupe_key too: the dedupe trigger (migrations/0007)
 -- runs with the inserter's rights and reads tasks, which SELECT below
 -- allows.
-GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts, dedupe_key) ON dispatch.tasks
+GRANT INSERT (queue, kind, payload, priority, run_at, max_attempts, dedupe_key, order_key) ON dispatch.tasks
     TO dispatch_producer;
 -- Reading its tasks back (status, result, last_error), and RETURNING id.
 GRANT SELECT ON dispatch.tasks TO dispatch_producer;
 -- The same insert through the function (it runs with the caller's rights,
 -- so the INSERT grant above is what it uses).
-GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int, text)
+GRANT EXECUTE ON FUNCTION dispatch.enqueue(text, jsonb, text, timestamptz, int, int, text, text)
     TO dispatch_producer;
 -- The wake-up trigger (migrations/0003) runs with the inserter's rights
 -- and asks which queues have a waiting daemon; the queue column is all it
@@ -98,6 +100,9 @@ GRANT SELECT ON dispatch.queue_stats, dispatch.running, dispatch.failures, dispa
     TO dispatch_producer;
 -- Which daemons are alive (migrations/0008): names, hosts, queues, counts.
 GRANT SELECT ON dispatch.instances TO dispatch_producer;
+-- Which kinds no daemon claims for now, and why (migrations/0011): a
+-- producer whose tasks stay pending can see that it is a breaker.
+GRANT SELECT ON dispatch.breaker_status TO dispatch_producer;
 
 -- Workers -------------------------------------------------------------------
 
@@ -166,6 +171,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON dispatch.instances TO dispatch_worker;
 GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interval, int),
                           dispatch.retention_attempts_batch(interval, int)
     TO dispatch_worker;
+-- Circuit breakers (migrations/0011, dispatcher/breaker.c): each daemon
+-- makes the rows of its kinds and writes their config
+-- (sql/breaker_config.sql, INSERT ... ON CONFLICT DO UPDATE: all three),
+-- reads them (sql/breaker_sync.sql), records failures, opens, probes and
+-- closes (sql/breaker_report.sql, sql/breaker_probe.sql: UPDATE, and
+-- SELECT ... FOR UPDATE, which UPDATE allows). No DELETE: a breaker's row
+-- outlives its config. The view for `pgdispatch status`.
+GRANT SELECT, INSERT, UPDATE ON dispatch.breakers TO dispatch_worker;
+GRANT SELECT ON dispatch.breaker_status TO dispatch_worker;
 -- Not granted: dispatch.schema_migrations (the daemon never reads the
 -- ledger; migrate runs as the owner), EXECUTE of dispatch.enqueue, and
 -- the trigger functions dispatch.tasks_notify() and dispatch.tasks_dedupe()
@@ -186,11 +200,12 @@ GRANT EXECUTE ON FUNCTION dispatch.retention_batch(dispatch.task_status, interva
 GRANT SELECT ON dispatch.tasks, dispatch.queue_stats, dispatch.sleepers, dispatch.attempts,
                 dispatch.queue_pauses, dispatch.running, dispatch.failures, dispatch.throughput,
                 dispatch.instances, dispatch.schedules, dispatch.schema_migrations,
-                dispatch.source_rows, dispatch.sources, dispatch.source_stats
+                dispatch.source_rows, dispatch.sources, dispatch.source_stats,
+                dispatch.breakers, dispatch.breaker_status
     TO dispatch_admin;
--- The operator's functions (migrations/0007 and 0008): retry one task,
--- retry many, cancel one, cancel many, pause and resume a queue, purge
--- finished tasks. Their migrations revoke PUBLIC's EXECUTE; so does this,
+-- The operator's functions (migrations/0007, 0008 and 0011): retry one
+-- task, retry many, cancel one, cancel many, pause and resume a queue,
+-- purge finished tasks, close and open a kind's circuit breaker. Their migrations revoke PUBLIC's EXECUTE; so does this,
 -- in case a hand gave it back, since anyone holding EXECUTE on a SECURITY
 -- DEFINER function acts as the owner.
 REVOKE EXECUTE ON FUNCTION dispatch.retry(bigint), dispatch.retry_many(text, dispatch.task_status, text),
@@ -198,11 +213,13 @@ REVOKE EXECUTE ON FUNCTION dispatch.retry(bigint), dispatch.retry_many(text, dis
     dispatch.purge(interval), dispatch.cancel(bigint, text),
     dispatch.cancel_many(text, dispatch.task_status, text, text),
     dispatch.retention_batch(dispatch.task_status, interval, int),
-    dispatch.retention_attempts_batch(interval, int) FROM PUBLIC;
+    dispatch.retention_attempts_batch(interval, int),
+    dispatch.breaker_reset(text), dispatch.breaker_trip(text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dispatch.retry(bigint), dispatch.retry_many(text, dispatch.task_status, text),
     dispatch.retry_failed(text, text), dispatch.pause(text), dispatch.resume(text),
     dispatch.purge(interval), dispatch.cancel(bigint, text),
-    dispatch.cancel_many(text, dispatch.task_status, text, text) TO dispatch_admin;
+    dispatch.cancel_many(text, dispatch.task_status, text, text),
+    dispatch.breaker_reset(text), dispatch.breaker_trip(text, interval) TO dispatch_admin;
 
 -- A GRANT by someone who does not own the objects is only a WARNING, and
 -- the roles would be left with nothing. Say so as an error instead.

@@ -12,6 +12,8 @@
 
 #include "config.h"
 #include "harness.h"
+#include "http_template.h"
+#include "secrets.h"
 
 /* Writes text to a new temporary file and puts its name in path. */
 static void
@@ -464,6 +466,203 @@ START_TEST(test_handlers_inherit_top_level_after_whole_file)
 }
 END_TEST
 
+/* Fills a handler's template for a task with this payload (URL-encoded
+ * when url) and returns the text in a static buffer. */
+static const char *
+config_test_fill(const struct http_template *tpl, long long id, const char *payload, bool url)
+{
+	static char text[512];
+	struct task t = {.id = id, .payload = (char *) payload};
+	struct json_buf b = {0};
+	char why[256];
+
+	ck_assert_ptr_nonnull(tpl);
+	ck_assert_msg(http_template_fill(tpl, &t, url, &b, why, sizeof why), "fill: %s", why);
+	snprintf(text, sizeof text, "%s", b.data);
+	json_buf_free(&b);
+	return text;
+}
+
+/* Every http and breaker key, none at its default; an http handler with
+ * only its url; breakers on other types; a source run by an http handler. */
+START_TEST(test_http_and_breaker_keys_read_every_key)
+{
+	char ca[512], text[4096];
+	struct config *cfg;
+	const struct handler_config *h;
+	struct json_buf redacted = {0};
+
+	secrets_clear();
+	ck_assert_int_eq(setenv("PGD_CFG_TOKEN", "tok-3xpanded", 1), 0);
+	config_test_write("-----BEGIN CERTIFICATE-----\n", ca, sizeof ca);
+	snprintf(text, sizeof text,
+	         "timeout: 2m\n"
+	         "handlers:\n"
+	         "  ship:\n"
+	         "    http:\n"
+	         "      url: \"https://api.example.com:8443/orders/{payload.order.id}/ship?via={id}\"\n"
+	         "      method: PUT\n"
+	         "      headers:\n"
+	         "        Authorization: Bearer ${PGD_CFG_TOKEN}\n"
+	         "        X-Price: $$5\n"
+	         "        x-count: 5\n"
+	         "        X-Flag: true\n"
+	         "      follow_redirects: true\n"
+	         "      ca_file: %s\n"
+	         "      idempotency_key: \"order-{payload.order.id}\"\n"
+	         "    timeout: 10s\n"
+	         "    max_attempts: 3\n"
+	         "    concurrency: 50\n"
+	         "    max_output: 65536\n"
+	         "    breaker: {failures: 5, window: 1m, open_for: 10s, open_max: 1h}\n"
+	         "  s:\n"
+	         "    http: {url: 'http://localhost:8080/rows/{id}'}\n"
+	         "  cmd: {command: [/bin/true], breaker: {failures: 1}}\n"
+	         "  long_open:\n"
+	         "    builtin: noop\n"
+	         "    breaker: {failures: 1000, open_for: 1d}\n"
+	         "sources:\n"
+	         "  s: {table: public.t, status: {column: st}}\n", ca);
+	cfg = config_test_ok(text);
+	unlink(ca);
+
+	h = config_handler(cfg, "ship");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h->type, "http");
+	ck_assert_str_eq(h->http_url, "https://api.example.com:8443/orders/{payload.order.id}/ship?via={id}");
+	ck_assert_str_eq(config_test_fill(h->http_url_tpl, 42, "{\"order\": {\"id\": \"A/7\"}}", true),
+	                 "https://api.example.com:8443/orders/A%2F7/ship?via=42");
+	ck_assert_str_eq(h->http_method, "PUT");
+	ck_assert_str_eq(h->http_headers[0], "Authorization: Bearer tok-3xpanded");
+	ck_assert_str_eq(h->http_headers[1], "X-Price: $5");
+	ck_assert_str_eq(h->http_headers[2], "x-count: 5");
+	ck_assert_str_eq(h->http_headers[3], "X-Flag: true");
+	ck_assert_ptr_null(h->http_headers[4]);
+	ck_assert(h->http_follow_redirects);
+	ck_assert_str_eq(h->http_ca_file, ca);
+	ck_assert_str_eq(h->http_idempotency_key, "order-{payload.order.id}");
+	ck_assert_str_eq(config_test_fill(h->http_idempotency_tpl, 42, "{\"order\": {\"id\": \"A/7\"}}", false),
+	                 "order-A/7");
+	ck_assert_int_eq(h->timeout_ms, 10000);
+	ck_assert_int_eq(h->max_attempts, 3);
+	ck_assert_int_eq(h->concurrency, 50);
+	ck_assert_int_eq(h->max_output, 65536);
+	ck_assert_ptr_null(h->argv);
+	ck_assert_ptr_null(h->sql);
+	ck_assert_ptr_null(h->builtin);
+	ck_assert_int_eq(h->breaker_failures, 5);
+	ck_assert_int_eq(h->breaker_window_ms, 60000);
+	ck_assert_int_eq(h->breaker_open_for_ms, 10000);
+	ck_assert_int_eq(h->breaker_open_max_ms, 3600000);
+
+	/* Only the url: every default, the top level's timeout; the source
+	 * of the same name is run by it. */
+	h = config_handler(cfg, "s");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_str_eq(h->type, "http");
+	ck_assert_str_eq(config_test_fill(h->http_url_tpl, -1, "{}", true), "http://localhost:8080/rows/-1");
+	ck_assert_str_eq(h->http_method, "POST");
+	ck_assert_ptr_null(h->http_headers);
+	ck_assert(!h->http_follow_redirects);
+	ck_assert_ptr_null(h->http_ca_file);
+	ck_assert_ptr_null(h->http_idempotency_key);
+	ck_assert_ptr_null(h->http_idempotency_tpl);
+	ck_assert_ptr_null(h->env_passthrough);
+	ck_assert_int_eq(h->timeout_ms, 120000);
+	ck_assert_int_eq(h->breaker_failures, 0);
+	ck_assert_int_eq(h->breaker_window_ms, 30000);
+	ck_assert_int_eq(h->breaker_open_for_ms, 30000);
+	ck_assert_int_eq(h->breaker_open_max_ms, 600000);
+	ck_assert_ptr_eq(config_source(cfg, "s"), &cfg->sources[0]);
+
+	/* A breaker on another type, at its defaults; open_max's default rises
+	 * to an open_for above it. */
+	h = config_handler(cfg, "cmd");
+	ck_assert_str_eq(h->type, "command");
+	ck_assert_int_eq(h->breaker_failures, 1);
+	ck_assert_int_eq(h->breaker_window_ms, 30000);
+	ck_assert_int_eq(h->breaker_open_for_ms, 30000);
+	ck_assert_int_eq(h->breaker_open_max_ms, 600000);
+	ck_assert_ptr_null(h->http_url_tpl);
+	h = config_handler(cfg, "long_open");
+	ck_assert_int_eq(h->breaker_failures, 1000);
+	ck_assert_int_eq(h->breaker_open_for_ms, 86400000);
+	ck_assert_int_eq(h->breaker_open_max_ms, 86400000);
+
+	/* The expanded value is remembered for redaction. */
+	secrets_redact(&redacted, "echoed: Bearer tok-3xpanded", 27);
+	ck_assert_str_eq(redacted.data, "echoed: Bearer [redacted]");
+	json_buf_free(&redacted);
+	config_free(cfg);
+	secrets_clear();
+}
+END_TEST
+
+static const char *const config_http_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+
+START_TEST(test_http_method_takes_each_method)
+{
+	char text[256];
+	struct config *cfg;
+
+	snprintf(text, sizeof text, "handlers:\n  h: {http: {url: 'http://h/', method: %s}}\n",
+	         config_http_methods[_i]);
+	cfg = config_test_ok(text);
+	ck_assert_str_eq(config_handler(cfg, "h")->http_method, config_http_methods[_i]);
+	config_free(cfg);
+}
+END_TEST
+
+/* Each load expands ${VAR} again, as a reload (SIGHUP) does: a rotated
+ * token is read, and a variable since unset refuses the file. */
+START_TEST(test_each_load_expands_variables_again)
+{
+	static const char text[] = "handlers:\n  h:\n    http:\n      url: http://h/\n"
+	                           "      headers: {Authorization: \"Bearer ${PGD_CFG_TOKEN}\"}\n";
+	struct config *cfg;
+	char err[1024];
+
+	ck_assert_int_eq(setenv("PGD_CFG_TOKEN", "first-token", 1), 0);
+	cfg = config_test_ok(text);
+	ck_assert_str_eq(config_handler(cfg, "h")->http_headers[0], "Authorization: Bearer first-token");
+	config_free(cfg);
+	ck_assert_int_eq(setenv("PGD_CFG_TOKEN", "second-token", 1), 0);
+	cfg = config_test_ok(text);
+	ck_assert_str_eq(config_handler(cfg, "h")->http_headers[0], "Authorization: Bearer second-token");
+	config_free(cfg);
+	ck_assert_int_eq(unsetenv("PGD_CFG_TOKEN"), 0);
+	ck_assert_ptr_null(config_test_load(text, err, sizeof err));
+	ck_assert_str_eq(err, "cfg.yaml:5:32: handlers.h.http.headers.Authorization: ${PGD_CFG_TOKEN} is not set "
+	                 "in the daemon's environment");
+	secrets_clear();
+}
+END_TEST
+
+/* A header's value is a secret: no message about it quotes it, as
+ * written or expanded. */
+START_TEST(test_header_errors_never_quote_a_value)
+{
+	static const char *const values[] = {
+		"\"Bearer s3cr3t\\nX-Evil: 1\"", "\"Bearer s3cr3t ${PGD_CFG_BREAK}\"",
+		"\"Bearer s3cr3t ${PGD_CFG_UNSET}\"", "\"Bearer s3cr3t ${\"", "[s3cr3t]", "{s3cr3t: 1}",
+		"\"Bearer s3cr3t\\0\"",
+	};
+	static const char prefix[] = "cfg.yaml:6:24: handlers.h.http.headers.Authorization: ";
+	char text[512], err[1024];
+
+	ck_assert_int_eq(setenv("PGD_CFG_BREAK", "v4lue\r\nX-Evil: 1", 1), 0);
+	unsetenv("PGD_CFG_UNSET");
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		snprintf(text, sizeof text, "handlers:\n  h:\n    http:\n      url: http://h/\n"
+		         "      headers:\n        Authorization: %s\n", values[i]);
+		ck_assert_ptr_null(config_test_load(text, err, sizeof err));
+		ck_assert_msg(strstr(err, "s3cr3t") == NULL && strstr(err, "v4lue") == NULL, "%s", err);
+		ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s", err);
+	}
+	secrets_clear();
+}
+END_TEST
+
 static const struct {
 	const char *text;
 	bool value;
@@ -618,14 +817,14 @@ static const struct {
 	{"duplicate queue in a block list", "queues:\n  - mail\n  - default\n  - mail\n",
 	 "4:5: queues: mail is listed twice"},
 	{"handler with no type", "handlers:\n  e:\n    timeout: 1s\n",
-	 "2:3: handlers.e: needs one of command, sql or builtin"},
+	 "2:3: handlers.e: needs one of command, sql, builtin or http"},
 	{"handler with an empty map", "handlers:\n  a: {builtin: noop}\n  e: {}\n",
-	 "3:3: handlers.e: needs one of command, sql or builtin"},
+	 "3:3: handlers.e: needs one of command, sql, builtin or http"},
 	{"handler with two types",
 	 "handlers:\n  e:\n    sql: select 1\n    timeout: 1s\n    builtin: noop\n",
-	 "5:5: handlers.e: has more than one of command, sql and builtin (give one)"},
+	 "5:5: handlers.e: has more than one of command, sql, builtin and http (give one)"},
 	{"handler with three types", "handlers:\n  e: {builtin: noop, command: [x], sql: y}\n",
-	 "2:36: handlers.e: has more than one of command, sql and builtin (give one)"},
+	 "2:36: handlers.e: has more than one of command, sql, builtin and http (give one)"},
 	{"empty command list", "handlers:\n  e:\n    command: []\n",
 	 "3:14: handlers.e.command: must not be empty"},
 	{"empty string in command", "handlers:\n  e:\n    command: [a, '']\n",
@@ -835,17 +1034,183 @@ static const struct {
 	 "    columns: [attempts]\n" SRC_H,
 	 "5:14: sources.s.columns: expected a map, got a list"},
 #undef SRC_H
+	/* HTTP handlers. HTTP_H is one with its url on line 4; more http keys
+	 * follow from line 5, at column 7. */
+#define HTTP_H "handlers:\n  h:\n    http:\n      url: http://h/x\n"
+#define DAEMON_SETS " set by the daemon on every request (not configurable)"
+#define NOT_TOKEN " is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
+	{"http as a scalar", "handlers:\n  h:\n    http: https://x/\n",
+	 "3:11: handlers.h.http: expected a map, got a scalar"},
+	{"http without url", "handlers:\n  h:\n    http: {method: GET}\n",
+	 "3:5: handlers.h.http: needs url (such as https://api.example.com/tasks/{id})"},
+	{"http with an empty url", "handlers:\n  h:\n    http: {url: ''}\n",
+	 "3:17: handlers.h.http.url: must not be empty"},
+	{"http url of another scheme", "handlers:\n  h:\n    http: {url: 'ftp://h/x'}\n",
+	 "3:17: handlers.h.http.url: must start with http:// or https://"},
+	{"http url with a placeholder in the host", "handlers:\n  h:\n    http:\n      url: 'https://{payload.host}/x'\n",
+	 "4:12: handlers.h.http.url: a placeholder or brace before the path (the scheme, host and port are fixed; "
+	 "{id} and {payload...} may only follow them)"},
+	{"http url with a placeholder in the port", "handlers:\n  h:\n    http:\n      url: 'http://h:{id}/'\n",
+	 "4:12: handlers.h.http.url: a placeholder or brace before the path (the scheme, host and port are fixed; "
+	 "{id} and {payload...} may only follow them)"},
+	{"http url without a host", "handlers:\n  h:\n    http:\n      url: 'http:///x/{id}'\n",
+	 "4:12: handlers.h.http.url: has no host"},
+	{"http url with a stray brace", "handlers:\n  h:\n    http:\n      url: 'http://h/{id}}'\n",
+	 "4:12: handlers.h.http.url: stray '}' at byte 14 (write }} for a literal brace)"},
+	{"http url with an unclosed brace", "handlers:\n  h:\n    http:\n      url: 'http://h/{id'\n",
+	 "4:12: handlers.h.http.url: '{' at byte 10 is not closed (write {{ for a literal brace)"},
+	{"http url with an unknown placeholder", "handlers:\n  h:\n    http:\n      url: 'http://h/{task}'\n",
+	 "4:12: handlers.h.http.url: unknown placeholder {task} at byte 10 (use {id} or {payload.FIELD})"},
+	{"http url with a space", "handlers:\n  h:\n    http:\n      url: 'http://h/a b'\n",
+	 "4:12: handlers.h.http.url: has a space or control character at byte 11 (write a space as %20)"},
+	{"http and command", "handlers:\n  h:\n    command: [a]\n    http: {url: 'http://h/'}\n",
+	 "4:5: handlers.h: has more than one of command, sql, builtin and http (give one)"},
+	{"unknown http key", "handlers:\n  h:\n    http: {url: 'http://h/', retries: 3}\n",
+	 "3:30: handlers.h.http.retries: unknown key"},
+	{"duplicate http key", HTTP_H "      url: http://h/y\n",
+	 "5:7: handlers.h.http.url: duplicate key (first at line 4)"},
+	/* http.* keys outside http: */
+	{"url beside http", "handlers:\n  h:\n    command: [a]\n    url: http://h/\n",
+	 "4:5: handlers.h.url: unknown key (did you mean http.url?)"},
+	{"headers beside http", HTTP_H "    headers: {X-A: b}\n",
+	 "5:5: handlers.h.headers: unknown key (did you mean http.headers?)"},
+	{"dotted http key", "handlers:\n  h:\n    builtin: noop\n    http.url: http://h/\n",
+	 "4:5: handlers.h.http.url: unknown key"},
+	{"http at the top level", "http: {url: 'http://h/'}\n",
+	 "1:1: http: unknown key"},
+	{"backoff key at the top level", "initial: 1s\n",
+	 "1:1: initial: unknown key (did you mean backoff.initial?)"},
+	{"http method in lower case", HTTP_H "      method: get\n",
+	 "5:15: handlers.h.http.method: 'get' is not one of GET, POST, PUT, PATCH, DELETE"},
+	{"http method as a list", HTTP_H "      method: [GET]\n",
+	 "5:15: handlers.h.http.method: expected one of GET, POST, PUT, PATCH, DELETE, got a list"},
+	{"http follow_redirects yes", HTTP_H "      follow_redirects: yes\n",
+	 "5:25: handlers.h.http.follow_redirects: 'yes' is not true or false"},
+	{"http headers as a list", HTTP_H "      headers: [a]\n",
+	 "5:16: handlers.h.http.headers: expected a map, got a list"},
+	{"http header name with a space", HTTP_H "      headers:\n        'Bad Name': x\n",
+	 "6:9: handlers.h.http.headers: 'Bad Name'" NOT_TOKEN},
+	{"http header name with a colon", HTTP_H "      headers:\n        'X-A:': x\n",
+	 "6:9: handlers.h.http.headers: 'X-A:'" NOT_TOKEN},
+	{"empty http header name", HTTP_H "      headers:\n        '': x\n",
+	 "6:9: handlers.h.http.headers: ''" NOT_TOKEN},
+	{"http header name as a list", HTTP_H "      headers: {[a]: b}\n",
+	 "5:17: handlers.h.http.headers: expected a header name, got a list"},
+	{"http header Content-Type", HTTP_H "      headers:\n        Content-Type: text/plain\n",
+	 "6:9: handlers.h.http.headers.Content-Type:" DAEMON_SETS},
+	{"http header content-length", HTTP_H "      headers:\n        content-length: 5\n",
+	 "6:9: handlers.h.http.headers.content-length:" DAEMON_SETS},
+	{"http header Idempotency-Key", HTTP_H "      headers:\n        Idempotency-Key: k\n",
+	 "6:9: handlers.h.http.headers.Idempotency-Key:" DAEMON_SETS},
+	{"http header X-Pgdispatch-Attempt", HTTP_H "      headers:\n        X-PGDISPATCH-ATTEMPT: 1\n",
+	 "6:9: handlers.h.http.headers.X-PGDISPATCH-ATTEMPT:" DAEMON_SETS},
+	{"http header Host", HTTP_H "      headers:\n        Host: other\n",
+	 "6:9: handlers.h.http.headers.Host:" DAEMON_SETS},
+	{"http header Transfer-Encoding", HTTP_H "      headers:\n        Transfer-Encoding: chunked\n",
+	 "6:9: handlers.h.http.headers.Transfer-Encoding:" DAEMON_SETS},
+	{"http header Expect", HTTP_H "      headers:\n        Expect: 100-continue\n",
+	 "6:9: handlers.h.http.headers.Expect:" DAEMON_SETS},
+	{"http header twice", HTTP_H "      headers:\n        X-A: 1\n        x-a: 2\n",
+	 "7:9: handlers.h.http.headers.x-a: duplicate header (first at line 6; header names ignore case)"},
+	{"http header value as a list", HTTP_H "      headers:\n        X-A: [1]\n",
+	 "6:14: handlers.h.http.headers.X-A: expected a string, got a list"},
+	{"empty http header value", HTTP_H "      headers:\n        X-A: ''\n",
+	 "6:14: handlers.h.http.headers.X-A: must not be empty"},
+	{"null http header value", HTTP_H "      headers: {X-A: ~}\n",
+	 "5:22: handlers.h.http.headers.X-A: must not be empty"},
+	{"http header value with a line break", HTTP_H "      headers:\n        X-A: \"a\\nX-B: b\"\n",
+	 "6:14: handlers.h.http.headers.X-A: contains a line break"},
+	{"http header value with a NUL", HTTP_H "      headers:\n        X-A: \"a\\0b\"\n",
+	 "6:14: handlers.h.http.headers.X-A: contains a NUL character"},
+	{"http header of an unset variable", HTTP_H "      headers:\n        Authorization: Bearer ${PGD_CFG_UNSET}\n",
+	 "6:24: handlers.h.http.headers.Authorization: ${PGD_CFG_UNSET} is not set in the daemon's environment"},
+	{"http header with a bad ${", HTTP_H "      headers:\n        X-A: 'a ${1}'\n",
+	 "6:14: handlers.h.http.headers.X-A: '${' at byte 3 does not start ${NAME} (NAME: letters, digits and _, "
+	 "not starting with a digit; write $$ for a literal $)"},
+	{"http header of a variable with a line break",
+	 HTTP_H "      headers:\n        X-A: ${PGD_CFG_TOKEN}-${PGD_CFG_BREAK}\n",
+	 "6:14: handlers.h.http.headers.X-A: the value of ${PGD_CFG_BREAK} contains a line break"},
+	{"http header of a blank variable", HTTP_H "      headers:\n        X-A: ' ${PGD_CFG_BLANK}'\n",
+	 "6:14: handlers.h.http.headers.X-A: empty once ${VAR} are expanded (a header needs a value)"},
+	{"http ca_file missing", HTTP_H "      ca_file: /nonexistent-pgdispatch/ca.pem\n",
+	 "5:16: handlers.h.http.ca_file: /nonexistent-pgdispatch/ca.pem: No such file or directory"},
+	{"http ca_file a directory", HTTP_H "      ca_file: /\n",
+	 "5:16: handlers.h.http.ca_file: /: Is a directory"},
+	{"http ca_file a device", HTTP_H "      ca_file: /dev/null\n",
+	 "5:16: handlers.h.http.ca_file: /dev/null: not a regular file"},
+	{"http idempotency_key with a stray brace", HTTP_H "      idempotency_key: 'k-{id}}'\n",
+	 "5:24: handlers.h.http.idempotency_key: stray '}' at byte 7 (write }} for a literal brace)"},
+	{"http idempotency_key with a line break", HTTP_H "      idempotency_key: \"k\\n{id}\"\n",
+	 "5:24: handlers.h.http.idempotency_key: has a line break at byte 2"},
+	{"http idempotency_key of the whole payload", HTTP_H "      idempotency_key: '{payload}'\n",
+	 "5:24: handlers.h.http.idempotency_key: {payload} at byte 1 needs a field, such as {payload.id}"},
+	{"http handler with env_passthrough", HTTP_H "    env_passthrough: [TOKEN]\n",
+	 "5:5: handlers.h.env_passthrough: an http handler runs no program (pass a secret as a header: ${VAR})"},
+	/* Breakers. */
+	{"breaker without failures", "handlers:\n  h:\n    builtin: noop\n    breaker: {window: 1m}\n",
+	 "4:5: handlers.h.breaker: needs failures (how many failures within window open it)"},
+	{"empty breaker", "handlers:\n  h:\n    builtin: noop\n    breaker: {}\n",
+	 "4:5: handlers.h.breaker: needs failures (how many failures within window open it)"},
+	{"breaker as a scalar", "handlers:\n  h:\n    builtin: noop\n    breaker: 5\n",
+	 "4:14: handlers.h.breaker: expected a map, got a scalar"},
+	{"breaker failures 0", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 0}\n",
+	 "4:25: handlers.h.breaker.failures: 0 is out of range (1..1000)"},
+	{"breaker failures 1001", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1001}\n",
+	 "4:25: handlers.h.breaker.failures: 1001 is out of range (1..1000)"},
+	{"breaker failures a word", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: many}\n",
+	 "4:25: handlers.h.breaker.failures: 'many' is not an integer"},
+	{"breaker window too short", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, window: 500ms}\n",
+	 "4:36: handlers.h.breaker.window: 500ms is out of range (1s..1d)"},
+	{"breaker window too long", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, window: 2d}\n",
+	 "4:36: handlers.h.breaker.window: 2d is out of range (1s..1d)"},
+	{"breaker open_for 0", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, open_for: 0s}\n",
+	 "4:38: handlers.h.breaker.open_for: 0s is out of range (1s..1d)"},
+	{"breaker open_for not a duration", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, open_for: 30}\n",
+	 "4:38: handlers.h.breaker.open_for: '30' is not a duration: an integer followed by ms, s, m, h or d, such "
+	 "as 250ms, 30s or 5m"},
+	{"breaker open_max too long", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, open_max: 8d}\n",
+	 "4:38: handlers.h.breaker.open_max: 8d is out of range (1s..7d)"},
+	{"breaker open_max below open_for",
+	 "handlers:\n  h:\n    builtin: noop\n    breaker:\n      failures: 1\n      open_for: 1m\n      open_max: 10s\n",
+	 "7:17: handlers.h.breaker.open_max: 10s is less than breaker.open_for (1m)"},
+	{"breaker open_max below the default open_for",
+	 "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, open_max: 10s}\n",
+	 "4:38: handlers.h.breaker.open_max: 10s is less than breaker.open_for (30s)"},
+	{"unknown breaker key", "handlers:\n  h:\n    builtin: noop\n    breaker: {failures: 1, threshold: 2}\n",
+	 "4:28: handlers.h.breaker.threshold: unknown key"},
+	{"duplicate breaker key", "handlers:\n  h:\n    builtin: noop\n    breaker:\n      failures: 1\n      failures: 2\n",
+	 "6:7: handlers.h.breaker.failures: duplicate key (first at line 5)"},
+	{"breaker key beside breaker", "handlers:\n  h:\n    builtin: noop\n    failures: 3\n",
+	 "4:5: handlers.h.failures: unknown key (did you mean breaker.failures?)"},
+	{"breaker inside http", HTTP_H "      breaker: {failures: 1}\n",
+	 "5:7: handlers.h.http.breaker: unknown key"},
+	{"breaker at the top level", "breaker: {failures: 1}\n",
+	 "1:1: breaker: unknown key"},
+	/* A source's handler may be http, and its breaker is the source's;
+	 * the handler's own errors still come first. */
+	{"source whose http handler has no url",
+	 "sources:\n  s: {table: public.t, status: {column: st}}\nhandlers:\n  s: {http: {}}\n",
+	 "4:7: handlers.s.http: needs url (such as https://api.example.com/tasks/{id})"},
+#undef HTTP_H
+#undef DAEMON_SETS
+#undef NOT_TOKEN
 };
 
 START_TEST(test_bad_config_names_file_line_column)
 {
 	char err[1024];
-	struct config *cfg = config_test_load(config_bad[_i].text, err, sizeof err);
+	struct config *cfg;
 	const char *want = config_bad[_i].want;
 	size_t n = strlen(want);
 	bool prefix = n > 3 && strcmp(want + n - 3, "...") == 0;
 	char full[1024];
 
+	/* The variables the http header cases name. */
+	ck_assert_int_eq(setenv("PGD_CFG_TOKEN", "tok-value", 1), 0);
+	ck_assert_int_eq(setenv("PGD_CFG_BREAK", "line\r\nX-Evil: 1", 1), 0);
+	ck_assert_int_eq(setenv("PGD_CFG_BLANK", " \t", 1), 0);
+	ck_assert_int_eq(unsetenv("PGD_CFG_UNSET"), 0);
+	cfg = config_test_load(config_bad[_i].text, err, sizeof err);
 	ck_assert_msg(cfg == NULL, "%s: accepted", config_bad[_i].name);
 	snprintf(full, sizeof full, "cfg.yaml:%.*s", (int) (prefix ? n - 3 : n), want);
 	if (prefix)
@@ -946,6 +1311,11 @@ config_suite(void)
 	tcase_add_test(tc, test_retention_reads_ages_and_off);
 	tcase_add_test(tc, test_instance_name_of_44_bytes_is_the_longest);
 	tcase_add_test(tc, test_handlers_inherit_top_level_after_whole_file);
+	tcase_add_test(tc, test_http_and_breaker_keys_read_every_key);
+	tcase_add_loop_test(tc, test_http_method_takes_each_method, 0,
+	                    sizeof config_http_methods / sizeof config_http_methods[0]);
+	tcase_add_test(tc, test_each_load_expands_variables_again);
+	tcase_add_test(tc, test_header_errors_never_quote_a_value);
 	tcase_add_loop_test(tc, test_bool_accepts_true_and_false_spellings, 0,
 	                    sizeof config_bools / sizeof config_bools[0]);
 	suite_add_tcase(s, tc);

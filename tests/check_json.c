@@ -1,5 +1,6 @@
 /*
- * Unit tier: json.c's buffer, string escaping, text cleaning and validator.
+ * Unit tier: json.c's buffer, string escaping, text cleaning, validator and
+ * json_get.
  *
  * Besides tables of known answers, outputs are checked by means that do not
  * share json.c's code: every escaped string must pass the validator and
@@ -747,6 +748,154 @@ START_TEST(test_valid_handles_long_tokens)
 }
 END_TEST
 
+/* --- json_get ----------------------------------------------------------- */
+
+/* A payload as PostgreSQL prints jsonb (", " and ": " between members),
+ * with what only plain json holds besides: \u0000, lone surrogates and a
+ * name twice. */
+static const char get_doc[] =
+	"{\"\": \"empty\", \"a\": {\"b\": {\"c\": \"deep\"}}, \"f\": false, \"i\": 42, "
+	"\"n\": -1.5e3, \"s\": \"h\\u00e9 \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\", \"t\": true, \"z\": null, "
+	"\"\\u00e9\": \"escaped key\", \"arr\": [1, {\"x\": \"}\"}, \"]\", [[]]], \"nul\": \"a\\u0000b\", "
+	"\"obj\": {\"k\": [{\"y\": 1}], \"q\": \"{\\\"\"}, \"emoji\": \"\\ud83d\\ude00\", "
+	"\"lone\": \"\\ud800x\\udc00\", \"dot.ted\": 1, \"esc\\\"key\": \"ek\", \"dup\": 1, \"dup\": 2, "
+	"\"raw\": \"\xc3\xa9\xe2\x82\xac\", \"last\": \"L\"}";
+
+static const struct {
+	const char *path;
+	enum json_kind kind;
+	const char *text;
+	size_t len;
+} get_cases[] = {
+	{"a.b.c", JSON_STRING, "deep", 4},
+	{"a.b", JSON_OBJECT, "", 0},
+	{"a", JSON_OBJECT, "", 0},
+	{"arr", JSON_ARRAY, "", 0},
+	{"obj.k", JSON_ARRAY, "", 0},
+	{"z", JSON_NULL, "", 0},
+	{"s", JSON_STRING, "h\xc3\xa9 \"q\" \\ / \b\f\n\r\t", 17},
+	{"n", JSON_NUMBER, "-1.5e3", 6},
+	{"i", JSON_NUMBER, "42", 2},
+	{"t", JSON_BOOL, "true", 4},
+	{"f", JSON_BOOL, "false", 5},
+	{"", JSON_STRING, "empty", 5},
+	/* Keys compare after unescaping. */
+	{"\xc3\xa9", JSON_STRING, "escaped key", 11},
+	{"esc\"key", JSON_STRING, "ek", 2},
+	/* A pair is one character; a lone surrogate is none (U+FFFD). */
+	{"emoji", JSON_STRING, "\xf0\x9f\x98\x80", 4},
+	{"lone", JSON_STRING, FFFD "x" FFFD, 7},
+	{"nul", JSON_STRING, "a\0b", 3},
+	{"raw", JSON_STRING, "\xc3\xa9\xe2\x82\xac", 5},
+	/* Reached past arrays and strings holding brackets. */
+	{"last", JSON_STRING, "L", 1},
+	{"obj.q", JSON_STRING, "{\"", 2},
+	{"dup", JSON_NUMBER, "1", 1},
+	/* Missing: no such member, a member of a scalar, an array index, a
+	 * name with a dot (dots always separate names). */
+	{"missing", JSON_NONE, "", 0},
+	{"a.x", JSON_NONE, "", 0},
+	{"a.b.c.d", JSON_NONE, "", 0},
+	{"s.x", JSON_NONE, "", 0},
+	{"arr.0", JSON_NONE, "", 0},
+	{"dot.ted", JSON_NONE, "", 0},
+	{"a.", JSON_NONE, "", 0},
+	{"A", JSON_NONE, "", 0},
+};
+
+START_TEST(test_get_finds_each_kind_table)
+{
+	struct json_buf b = {0};
+	size_t n = sizeof get_doc - 1;
+	char *doc = malloc(n);   /* exact length: no NUL after it */
+	enum json_kind kind;
+
+	ck_assert_ptr_nonnull(doc);
+	memcpy(doc, get_doc, n);
+	json_buf_append(&b, "pre:", 4);
+	kind = json_get(doc, n, get_cases[_i].path, &b);
+	ck_assert_msg(kind == get_cases[_i].kind, "%s: kind %d, want %d", get_cases[_i].path, kind,
+	              get_cases[_i].kind);
+	ck_assert_uint_eq(b.len, 4 + get_cases[_i].len);
+	ck_assert_msg(memcmp(b.data, "pre:", 4) == 0 && memcmp(b.data + 4, get_cases[_i].text, get_cases[_i].len) == 0,
+	              "%s: got \"%s\"", get_cases[_i].path, b.data);
+	ck_assert_int_eq(b.data[b.len], '\0');
+	json_buf_free(&b);
+	free(doc);
+}
+END_TEST
+
+START_TEST(test_get_reads_compact_text_and_other_roots)
+{
+	struct json_buf b = {0};
+
+	ck_assert_int_eq(json_get("{\"a\":{\"b\":7},\"c\":\"x\"}", 21, "a.b", &b), JSON_NUMBER);
+	ck_assert_str_eq(b.data, "7");
+	json_buf_reset(&b);
+	ck_assert_int_eq(json_get(" \n{ \"c\" :\t\"x\" } ", 16, "c", &b), JSON_STRING);
+	ck_assert_str_eq(b.data, "x");
+	/* A document that is no object has no members. */
+	ck_assert_int_eq(json_get("[{\"a\":1}]", 9, "a", &b), JSON_NONE);
+	ck_assert_int_eq(json_get("\"a\"", 3, "a", &b), JSON_NONE);
+	ck_assert_int_eq(json_get("null", 4, "a", &b), JSON_NONE);
+	ck_assert_int_eq(json_get("{}", 2, "a", &b), JSON_NONE);
+	ck_assert_int_eq(json_get("", 0, "a", &b), JSON_NONE);
+	ck_assert_int_eq(json_get(NULL, 0, "a", &b), JSON_NONE);
+	ck_assert_str_eq(b.data, "x");
+	json_buf_free(&b);
+}
+END_TEST
+
+/* Only doc[0..n) is read: a value cut short is missing, never half there. */
+START_TEST(test_get_reads_only_n_bytes)
+{
+	static const char doc[] = "{\"k\": \"value\", \"m\": 12345}";
+	struct json_buf b = {0};
+
+	for (size_t n = 0; n < sizeof doc - 1; n++) {
+		char *copy = malloc(n + 1);
+		enum json_kind kind;
+
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, doc, n);
+		json_buf_reset(&b);
+		kind = json_get(n > 0 ? copy : NULL, n, "k", &b);
+		if (n >= 13)
+			ck_assert_int_eq(kind, JSON_STRING);
+		else
+			ck_assert_msg(kind == JSON_NONE && b.len == 0, "n=%zu: kind %d, \"%s\"", n, kind,
+			              b.data != NULL ? b.data : "");
+		/* A number at the cut reads as the digits that are there. */
+		kind = json_get(copy, n, "m", &b);
+		ck_assert_int_eq(kind, n >= 21 ? JSON_NUMBER : JSON_NONE);
+		free(copy);
+	}
+	json_buf_free(&b);
+}
+END_TEST
+
+/* Skipping a member does not recurse: nesting far past any stack limit is
+ * stepped over. */
+START_TEST(test_get_skips_deep_nesting)
+{
+	struct json_buf doc = {0}, b = {0};
+	int depth = 1000000;
+
+	json_buf_append(&doc, "{\"deep\": ", 9);
+	for (int i = 0; i < depth; i++)
+		json_buf_append(&doc, i % 2 ? "[" : "{\"k\":", i % 2 ? 1 : 5);
+	json_buf_append(&doc, "1", 1);
+	for (int i = depth - 1; i >= 0; i--)
+		json_buf_append(&doc, i % 2 ? "]" : "}", 1);
+	json_buf_append(&doc, ", \"after\": \"yes\"}", 17);
+	ck_assert_int_eq(json_get(doc.data, doc.len, "after", &b), JSON_STRING);
+	ck_assert_str_eq(b.data, "yes");
+	ck_assert_int_eq(json_get(doc.data, doc.len, "deep", &b), JSON_OBJECT);
+	json_buf_free(&doc);
+	json_buf_free(&b);
+}
+END_TEST
+
 Suite *
 json_suite(void)
 {
@@ -755,6 +904,7 @@ json_suite(void)
 	TCase *str = tcase_create("string");
 	TCase *text = tcase_create("text");
 	TCase *valid = tcase_create("valid");
+	TCase *get = tcase_create("get");
 
 	tcase_add_test(buf, test_buf_empty_append_on_fresh_buffer_gives_empty_string);
 	tcase_add_test(buf, test_buf_grows_geometrically_and_stays_terminated);
@@ -786,5 +936,11 @@ json_suite(void)
 	tcase_set_timeout(valid, 120);
 	tcase_set_timeout(str, 120);
 	suite_add_tcase(s, valid);
+
+	tcase_add_loop_test(get, test_get_finds_each_kind_table, 0, (int)(sizeof get_cases / sizeof get_cases[0]));
+	tcase_add_test(get, test_get_reads_compact_text_and_other_roots);
+	tcase_add_test(get, test_get_reads_only_n_bytes);
+	tcase_add_test(get, test_get_skips_deep_nesting);
+	suite_add_tcase(s, get);
 	return s;
 }

@@ -73,7 +73,7 @@ START_TEST(test_migrate_creates_schema_on_empty_database)
 	        "run_at:timestamp with time zone,attempts:integer,max_attempts:integer,last_error:text,"
 	        "result:jsonb,locked_by:text,lease_expires_at:timestamp with time zone,"
 	        "created_at:timestamp with time zone,started_at:timestamp with time zone,"
-	        "finished_at:timestamp with time zone,claim_token:bigint,dedupe_key:text");
+	        "finished_at:timestamp with time zone,claim_token:bigint,dedupe_key:text,order_key:text");
 	/* The claim's partial index, with a literal predicate. */
 	ck_assert_str_eq(harness_value(conn,
 	        "SELECT pg_get_indexdef('dispatch.tasks_claim_idx'::regclass)"),

@@ -15,6 +15,8 @@
 
 /* Suites, one per module; run.c chains them. */
 Suite *admin_suite(void);
+Suite *breakers_suite(void);
+Suite *breakers_daemon_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *cron_suite(void);
@@ -22,11 +24,13 @@ Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
 Suite *hostile_suite(void);
+Suite *http_template_suite(void);
 Suite *json_suite(void);
 Suite *log_suite(void);
 Suite *migrate_unit_suite(void);
 Suite *migrate_suite(void);
 Suite *operations_suite(void);
+Suite *ordering_suite(void);
 Suite *outbox_suite(void);
 Suite *pgbouncer_suite(void);
 Suite *policy_suite(void);
@@ -36,6 +40,7 @@ Suite *reliability_suite(void);
 Suite *roles_suite(void);
 Suite *schedules_suite(void);
 Suite *schema_suite(void);
+Suite *secrets_suite(void);
 Suite *slots_suite(void);
 Suite *source_check_suite(void);
 Suite *sources_suite(void);

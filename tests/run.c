@@ -32,10 +32,12 @@ main(void)
 		srunner_add_suite(sr, config_suite());
 		srunner_add_suite(sr, cron_suite());
 		srunner_add_suite(sr, db_suite());
+		srunner_add_suite(sr, http_template_suite());
 		srunner_add_suite(sr, json_suite());
 		srunner_add_suite(sr, log_suite());
 		srunner_add_suite(sr, migrate_unit_suite());
 		srunner_add_suite(sr, policy_suite());
+		srunner_add_suite(sr, secrets_suite());
 		srunner_add_suite(sr, slots_suite());
 	}
 	if (db) {
@@ -43,6 +45,7 @@ main(void)
 		srunner_add_suite(sr, schema_suite());
 		srunner_add_suite(sr, roles_suite());
 		srunner_add_suite(sr, admin_suite());
+		srunner_add_suite(sr, breakers_suite());
 		srunner_add_suite(sr, schedules_suite());
 		srunner_add_suite(sr, queue_suite());
 		srunner_add_suite(sr, outbox_suite());
@@ -55,6 +58,8 @@ main(void)
 		srunner_add_suite(sr, recipes_suite());
 		srunner_add_suite(sr, source_check_suite());
 		srunner_add_suite(sr, sources_suite());
+		srunner_add_suite(sr, breakers_daemon_suite());
+		srunner_add_suite(sr, ordering_suite());
 	}
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);

@@ -6,7 +6,8 @@
  * produce. Besides what the sanitizers catch, the target checks what every
  * caller relies on: NULL comes with a "PATH:..." message, and a config that
  * loads is complete (each handler has a kind and the body of its type, the
- * queues are counted right, the bounds in config.c hold).
+ * queues are counted right, the bounds in config.c hold, an http handler's
+ * templates are parsed and its headers are single lines).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -65,12 +66,23 @@ fuzz_check_config(const struct config *cfg)
 		} else if (strcmp(h->type, "builtin") == 0) {
 			fuzz_require(h->argv == NULL && h->sql == NULL, "builtin has no body");
 			fuzz_require(h->builtin != NULL, "builtin: a name");
+		} else if (strcmp(h->type, "http") == 0) {
+			fuzz_require(h->argv == NULL && h->sql == NULL && h->builtin == NULL, "http has no other body");
+			fuzz_require(h->http_url != NULL && h->http_url_tpl != NULL, "http: a url, parsed");
+			fuzz_require((h->http_idempotency_key == NULL) == (h->http_idempotency_tpl == NULL),
+			             "http: the idempotency key parsed");
+			fuzz_require(h->http_method != NULL && h->env_passthrough == NULL, "http: a method, no environment");
+			for (char **hd = h->http_headers; hd != NULL && *hd != NULL; hd++)
+				fuzz_require(strstr(*hd, ": ") != NULL && strpbrk(*hd, "\r\n") == NULL,
+				             "http: headers are \"Name: value\" lines");
 		} else {
 			fuzz_require(0, "handler type known");
 		}
 		fuzz_require(h->timeout_ms >= 10 && h->max_attempts >= 1, "inherited values filled in");
 		fuzz_require(h->backoff_initial_ms >= 1 && h->backoff_initial_ms <= h->backoff_max_ms,
 		             "handler backoff filled in and ordered");
+		fuzz_require(h->breaker_failures >= 0 && h->breaker_failures <= 1000
+		             && h->breaker_open_for_ms <= h->breaker_open_max_ms, "breaker in bounds and ordered");
 	}
 }
 
