@@ -299,7 +299,8 @@ breaker_send_sync(int64_t now)
 /* What a report's row says happened, logged by the one daemon that made
  * it happen. */
 static void
-breaker_log_change(const struct breaker *b, enum breaker_state was, int64_t open_ms, const char *error)
+breaker_log_change(const struct breaker *b, enum breaker_state was, int64_t open_ms, const char *error,
+                   bool probe_succeeded)
 {
 	if (was == BREAKER_CLOSED && b->state == BREAKER_OPEN)
 		log_warn("breaker kind=%s opened for %lld ms: %d failed attempts within %lld ms; last: %s", b->kind,
@@ -307,14 +308,19 @@ breaker_log_change(const struct breaker *b, enum breaker_state was, int64_t open
 	else if (was == BREAKER_HALF_OPEN && b->state == BREAKER_OPEN)
 		log_warn("breaker kind=%s opened again for %lld ms: the probe task failed: %s", b->kind,
 		         (long long) open_ms, error != NULL ? error : "");
-	else if (was != BREAKER_CLOSED && b->state == BREAKER_CLOSED)
+	else if (was != BREAKER_CLOSED && b->state == BREAKER_CLOSED && probe_succeeded)
 		log_info("breaker kind=%s closed: the probe task succeeded", b->kind);
+	else if (was != BREAKER_CLOSED && b->state == BREAKER_CLOSED)
+		/* A task claimed before it opened, or another daemon's lapsed
+		 * probe: the service answers again all the same. */
+		log_info("breaker kind=%s closed: a task of the kind succeeded", b->kind);
 }
 
 /* The report as sent: each kind's last error, for the log lines. */
 struct breaker_sent {
 	size_t n;
 	char **kinds, **errors;
+	bool *probe_succeeded;
 };
 
 static void
@@ -330,12 +336,15 @@ breaker_reported(void *ctx, PGresult *res, const struct db_error *err)
 		struct breaker *b = breaker_find(PQgetvalue(res, r, 0));
 		enum breaker_state was = breaker_state_of(PQgetvalue(res, r, 1));
 		const char *error = NULL;
+		bool probe_succeeded = false;
 
 		if (b == NULL)
 			continue;
 		for (size_t i = 0; i < sent->n; i++)
-			if (strcmp(sent->kinds[i], b->kind) == 0)
+			if (strcmp(sent->kinds[i], b->kind) == 0) {
 				error = sent->errors[i];
+				probe_succeeded = sent->probe_succeeded[i];
+			}
 		b->state = breaker_state_of(PQgetvalue(res, r, 2));
 		b->until_ms = b->state == BREAKER_CLOSED ? 0 : breaker_until(res, r, 3, now);
 		if (b->state != BREAKER_CLOSED)
@@ -343,7 +352,8 @@ breaker_reported(void *ctx, PGresult *res, const struct db_error *err)
 		if (b->state != BREAKER_HALF_OPEN)
 			b->mine = false;
 		if (was != b->state)
-			breaker_log_change(b, was, PQgetisnull(res, r, 4) ? 0 : atoll(PQgetvalue(res, r, 4)), error);
+			breaker_log_change(b, was, PQgetisnull(res, r, 4) ? 0 : atoll(PQgetvalue(res, r, 4)), error,
+			                   probe_succeeded);
 		if (b->state == BREAKER_CLOSED && was != BREAKER_CLOSED)
 			claimer_sweep(false);
 	}
@@ -353,6 +363,7 @@ breaker_reported(void *ctx, PGresult *res, const struct db_error *err)
 	}
 	free(sent->kinds);
 	free(sent->errors);
+	free(sent->probe_succeeded);
 	free(sent);
 }
 
@@ -374,18 +385,29 @@ breaker_send_report(void)
 	const char *kv[cap], *vv[cap], *ev[cap];
 	bool sv[cap];
 	int fv[cap];
-	struct breaker_sent *sent = mem_calloc(1, sizeof *sent);
+	struct breaker_sent *sent;
 
+	/* Most turns have nothing to say: look before allocating. A success
+	 * with nothing recorded is forgotten here. */
+	for (size_t i = 0; i < breaker_local.n; i++) {
+		if (breaker_to_report(&breaker_local.all[i]))
+			n++;
+		else
+			breaker_local.all[i].success = false;
+	}
+	if (n == 0)
+		return;
+	n = 0;
+	sent = mem_calloc(1, sizeof *sent);
 	breaker_local.unreported = 0;
 	sent->kinds = mem_calloc(cap, sizeof *sent->kinds);
 	sent->errors = mem_calloc(cap, sizeof *sent->errors);
+	sent->probe_succeeded = mem_calloc(cap, sizeof *sent->probe_succeeded);
 	for (size_t i = 0; i < breaker_local.n; i++) {
 		struct breaker *b = &breaker_local.all[i];
 
-		if (!breaker_to_report(b)) {
-			b->success = false;
+		if (!breaker_to_report(b))
 			continue;
-		}
 		kv[n] = b->kind;
 		sv[n] = b->success;
 		fv[n] = b->fails;
@@ -393,6 +415,7 @@ breaker_send_report(void)
 		ev[n] = b->last_error;
 		sent->kinds[n] = mem_strdup(b->kind);
 		sent->errors[n] = b->last_error;   /* moves */
+		sent->probe_succeeded[n] = b->verdict == VERDICT_SUCCESS;
 		n++;
 		/* What the row will hold (a sync corrects it). */
 		b->recorded = b->success ? b->fails : b->recorded + b->fails;
@@ -402,12 +425,6 @@ breaker_send_report(void)
 		b->last_error = NULL;
 	}
 	sent->n = n;
-	if (n == 0) {
-		free(sent->kinds);
-		free(sent->errors);
-		free(sent);
-		return;
-	}
 	pg_array_text(&kinds, kv, n);
 	pg_array_bool(&successes, sv, n);
 	pg_array_int(&fails, fv, n);
@@ -595,8 +612,6 @@ breaker_next_ms(void)
 
 	if (breaker_local.n == 0)
 		return INT64_MAX;
-	if (breaker_local.config_due && !breaker_local.config_in_flight)
-		return 0;
 	for (size_t i = 0; i < breaker_local.n; i++) {
 		const struct breaker *b = &breaker_local.all[i];
 
@@ -617,12 +632,15 @@ breaker_tick(int64_t now)
 {
 	if (breaker_local.n == 0 || !work_attached())
 		return;
-	if (breaker_local.config_due && !breaker_local.config_in_flight)
-		breaker_send_config();
 	if (!breaker_local.report_in_flight)
 		breaker_send_report();
-	if (!breaker_local.sync_in_flight && now >= breaker_local.next_sync_ms)
+	/* The settings go with a read of the state, so a statement that
+	 * fails (a database not migrated yet) is tried again at that pace. */
+	if (!breaker_local.sync_in_flight && now >= breaker_local.next_sync_ms) {
+		if (breaker_local.config_due && !breaker_local.config_in_flight)
+			breaker_send_config();
 		breaker_send_sync(now);
+	}
 	if (!breaker_local.probe_in_flight)
 		for (size_t i = 0; i < breaker_local.n; i++)
 			if (breaker_probe_due(&breaker_local.all[i], now)) {

@@ -271,7 +271,7 @@ static const struct {
  * from the config as well would be sent twice or contradict the body. */
 static const char *const config_http_daemon_headers[] = {
 	"Content-Type", "Idempotency-Key", "X-Pgdispatch-Attempt", "Host", "Content-Length",
-	"Transfer-Encoding", NULL
+	"Transfer-Encoding", "Expect", NULL
 };
 
 /*

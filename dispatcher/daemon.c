@@ -38,6 +38,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "schedule.h"
+#include "secrets.h"
 #include "signals.h"
 #include "slots.h"
 #include "source.h"
@@ -460,5 +461,6 @@ daemon_run(struct config *cfg, const char *database)
 	slots_free();
 	source_free_all();
 	config_free(daemon_local.cfg);
+	secrets_clear();
 	return EXIT_SUCCESS;
 }

@@ -195,6 +195,15 @@ http_template_parse(const char *s, bool url, char *why, size_t whylen)
 	return tpl;
 }
 
+/* RFC 3986's unreserved characters, the only ones a value keeps in a URL
+ * (curl_easy_escape() keeps the same). */
+static bool
+http_template_unreserved(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
+	       || c == '_' || c == '~';
+}
+
 /*
  * Appends one filled value: percent-encoded for a URL, as is for a header,
  * where CR and LF would end the header and NUL the string libcurl sends.
@@ -208,7 +217,7 @@ http_template_value(struct json_buf *out, const char *v, size_t n, bool urlencod
 	if (!urlencode) {
 		if (memchr(v, '\r', n) != NULL || memchr(v, '\n', n) != NULL)
 			return http_template_error(why, whylen, "%s contains a line break", name);
-		if (memchr(v, '\0', n))
+		if (memchr(v, '\0', n) != NULL)
 			return http_template_error(why, whylen, "%s contains a NUL character", name);
 		json_buf_append(out, v, n);
 		return true;
@@ -217,9 +226,7 @@ http_template_value(struct json_buf *out, const char *v, size_t n, bool urlencod
 		size_t run = 0;
 		char pct[3];
 
-		while (i + run < n && (((v[i + run] | 0x20) >= 'a' && (v[i + run] | 0x20) <= 'z')
-		                       || (v[i + run] >= '0' && v[i + run] <= '9') || v[i + run] == '-'
-		                       || v[i + run] == '.' || v[i + run] == '_' || v[i + run] == '~'))
+		while (i + run < n && http_template_unreserved(v[i + run]))
 			run++;
 		json_buf_append(out, v + i, run);
 		i += run;

@@ -81,7 +81,7 @@ secrets_expand_into(struct json_buf *out, const char *in, char *why, size_t whyl
 		i += n;
 		if (in[i] == '\0')
 			break;
-		if (in[i + 1] == '$' || in[i + 1] != '{') {
+		if (in[i + 1] != '{') {   /* "$$" is one '$', any other '$' itself */
 			json_buf_append(out, "$", 1);
 			i += in[i + 1] == '$' ? 2 : 1;
 			continue;

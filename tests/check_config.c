@@ -1108,6 +1108,8 @@ static const struct {
 	 "6:9: handlers.h.http.headers.Host:" DAEMON_SETS},
 	{"http header Transfer-Encoding", HTTP_H "      headers:\n        Transfer-Encoding: chunked\n",
 	 "6:9: handlers.h.http.headers.Transfer-Encoding:" DAEMON_SETS},
+	{"http header Expect", HTTP_H "      headers:\n        Expect: 100-continue\n",
+	 "6:9: handlers.h.http.headers.Expect:" DAEMON_SETS},
 	{"http header twice", HTTP_H "      headers:\n        X-A: 1\n        x-a: 2\n",
 	 "7:9: handlers.h.http.headers.x-a: duplicate header (first at line 6; header names ignore case)"},
 	{"http header value as a list", HTTP_H "      headers:\n        X-A: [1]\n",
