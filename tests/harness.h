@@ -24,6 +24,7 @@ Suite *daemon_suite(void);
 Suite *daemon_faults_suite(void);
 Suite *db_suite(void);
 Suite *hostile_suite(void);
+Suite *http_suite(void);
 Suite *http_template_suite(void);
 Suite *json_suite(void);
 Suite *log_suite(void);
