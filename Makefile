@@ -111,7 +111,8 @@ $(BUILD)/obj $(BUILD)/test-obj:
 TEST_ENV = PGDISPATCH_BIN=$(abspath $(BUILD)/pgdispatch) PGDISPATCH_SRC=$(CURDIR)
 
 check: deps
-	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch $(BUILD)/config-push-sink
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/check_pgdispatch $(BUILD)/config-push-sink \
+		$(BUILD)/http-stub
 	$(TEST_ENV) $(SAN_RUN) tests/pg_scratch.sh $(BUILD)/check_pgdispatch
 
 check-unit: deps
@@ -134,6 +135,13 @@ config-push: deps
 # The example's TCP listener: plain, never sanitized (it is not under test).
 $(BUILD)/config-push-sink: examples/config-push/sink.c | $(BUILD)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
+
+# The HTTP service of the HTTP handlers' tests (tests/check_http.c finds it
+# next to the daemon), examples and bench. In tests/stub/ because
+# tests/*.c is linked into the test binary. Built like the daemon, and so
+# sanitized under SANITIZE=1: its reports fail the run like the daemon's.
+$(BUILD)/http-stub: tests/stub/http_stub.c | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL)
 
 bench: deps
 	@command -v gnuplot >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
