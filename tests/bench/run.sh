@@ -333,16 +333,19 @@ for _ in $(seq 1 100); do [ -s "$out/http-stub.port" ] && break; sleep 0.05; don
 [ -s "$out/http-stub.port" ] || { say "http-stub did not start:"; cat "$out/http-stub.out" >&2; exit 1; }
 stub_port=$(cat "$out/http-stub.port")
 # The floor runs compete for the 2 cores with whatever else runs, so beside
-# requests/s they give the CPU time per request of the stub and the client:
-# a rate that a full core would allow, however busy the box was.
-http_floor() {  # http_floor CLIENT CONNS: "REQUESTS/S STUB_US CLIENT_US" (CPU per request)
-	local s0 line
-	s0=$(proc_ms "$stub_pid")
+# requests/s they give the CPU time per request of the stub and the client,
+# and how long the stub waited for a core (its schedstat): a low ceiling
+# with a long wait was the box's, not the stub's.
+http_floor() {  # http_floor CLIENT CONNS: "REQUESTS/S STUB_US CLIENT_US STUB_WAIT%"
+	local s0 w0 line
+	s0=$(proc_ms "$stub_pid") w0=$(awk '{ printf "%d", $2 / 1e6 }' "/proc/$stub_pid/schedstat")
 	line=$(build/http-floor --port "$stub_port" --client "$1" --conns "$2" --seconds "$HTTP_FLOOR_SECS")
 	case $line in *" errors=0") ;; *) say "http_floor: $line"; exit 1 ;; esac
-	awk -v l="$line" -v s="$(($(proc_ms "$stub_pid") - s0))" 'BEGIN {
+	awk -v l="$line" -v s="$(($(proc_ms "$stub_pid") - s0))" \
+		-v w="$(($(awk '{ printf "%d", $2 / 1e6 }' "/proc/$stub_pid/schedstat") - w0))" 'BEGIN {
 		n = split(l, kv, /[ =]/); for (i = 1; i < n; i += 2) f[kv[i]] = kv[i + 1]
-		printf "%d %d %d", f["rate"], s * 1000 / f["requests"], f["cpu_ms"] * 1000 / f["requests"] }'
+		printf "%d %d %d %d%%", f["rate"], s * 1000 / f["requests"], f["cpu_ms"] * 1000 / f["requests"],
+			w * 100 / (f["seconds"] * 1000) }'
 }
 http_config() {  # http_config CONCURRENCY
 	printf 'concurrency: %s\nlog: {level: warn}\nhandlers:\n  http.bench:\n    http: {url: "http://127.0.0.1:%s/bench"}\n' \
@@ -350,14 +353,15 @@ http_config() {  # http_config CONCURRENCY
 }
 us() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%d", n ? ms * 1000 / n : 0 }'; }
 for conc in $HTTP_CONC; do
-	line=$(http_floor raw "$conc"); read -r raw raw_stub_us raw_client_us <<<"$line"
-	line=$(http_floor curl "$conc"); read -r curl curl_stub_us curl_us <<<"$line"
+	line=$(http_floor raw "$conc"); read -r raw raw_stub_us raw_client_us raw_wait <<<"$line"
+	line=$(http_floor curl "$conc"); read -r curl curl_stub_us curl_us curl_wait <<<"$line"
 	record http "stub_ceiling conns=$conc" "$raw" requests/s
 	record http "stub_cpu_per_request conns=$conc" "$raw_stub_us" us
 	record http "libcurl_floor conns=$conc" "$curl" requests/s
 	record http "libcurl_cpu_per_request conns=$conc" "$curl_us" us
 	say "  $conc connections: stub ceiling $raw requests/s (CPU per request: stub $raw_stub_us us," \
-		"raw client $raw_client_us us); libcurl + stub floor $curl requests/s (libcurl client $curl_us us)"
+		"raw client $raw_client_us us; the stub waited for a core $raw_wait of the time);" \
+		"libcurl + stub floor $curl requests/s (libcurl client $curl_us us; stub waited $curl_wait)"
 	[ "$conc" = 64 ] && http_stub=$raw http_curl=$curl
 	reset; fill "$THRU_TASKS" http.bench
 	s0=$(proc_ms "$stub_pid") p0=$(pg_ms) m0=$(busy_ms)
