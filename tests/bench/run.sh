@@ -4,7 +4,7 @@
 # Runs inside tests/pg_scratch.sh with a durable server (fsync and
 # synchronous_commit on, as in production). Prints a table, writes
 # build/bench/results.csv and, when gnuplot is there, PNG plots. QUICK=1
-# shrinks every figure for development (under 2 minutes); the full run
+# shrinks every figure for development (about 3 minutes); the full run
 # stays under 20. What each figure means is in README.md, "Benchmarks".
 #
 # A benchmark is not a test: nothing here fails on a slow figure; the
@@ -354,7 +354,7 @@ http_config() {  # http_config CONCURRENCY
 us() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%d", n ? ms * 1000 / n : 0 }'; }
 for conc in $HTTP_CONC; do
 	line=$(http_floor raw "$conc"); read -r raw raw_stub_us raw_client_us raw_wait <<<"$line"
-	line=$(http_floor curl "$conc"); read -r curl curl_stub_us curl_us curl_wait <<<"$line"
+	line=$(http_floor curl "$conc"); read -r curl _ curl_us curl_wait <<<"$line"
 	record http "stub_ceiling conns=$conc" "$raw" requests/s
 	record http "stub_cpu_per_request conns=$conc" "$raw_stub_us" us
 	record http "libcurl_floor conns=$conc" "$curl" requests/s
@@ -481,6 +481,8 @@ say "  dispatch.tasks: $src_tasks tasks/s; source: $src_rate rows/s ($(awk -v r=
 fi
 
 # --- the table ----------------------------------------------------------
+http_noop_pct=-
+[ "$http_noop_ratio" = - ] || http_noop_pct=$(pct "$http_noop_ratio")
 cat <<TABLE
 
 pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(nproc) cores, PostgreSQL $(q "SHOW server_version"), fsync on)
@@ -495,7 +497,7 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 | latency floor, bare listener: on / off   | p50 $floor50 / $floor50_off, p99 $floor99 / $floor99_off ms |                     |
 | backlog $BIG_BACKLOG vs $SMALL_BACKLOG due          | $big_rate vs $small_rate tasks/s = $(pct "$backlog_ratio") | within 10%          |
 | command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
-| HTTP handlers, best (conc. $http_conc)          | $http_best tasks/s = $(pct "$http_stub_ratio") of stub ceiling, $( [ "$http_noop_ratio" = - ] && echo "-" || pct "$http_noop_ratio") of noop | >= 5,000            |
+| HTTP handlers, best (conc. $http_conc)          | $http_best tasks/s = $(pct "$http_stub_ratio") of stub ceiling, $http_noop_pct of noop | >= 5,000            |
 | HTTP stub ceiling / libcurl floor (64 conns) | $http_stub / $http_curl requests/s    |                     |
 | daemon peak RSS, 1024 HTTP in flight     | $http_hwm kB                          |                     |
 | daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
