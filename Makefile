@@ -167,10 +167,16 @@ $(BUILD)/http-stub: tests/stub/http_stub.c | $(BUILD)/obj
 bench: deps
 	@command -v gnuplot >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null || true
-	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
+	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/http-stub $(BUILD)/http-floor
 	PGDISPATCH_SCRATCH_DURABLE=1 \
 	PGDISPATCH_SCRATCH_CONF="$$(printf 'track_commit_timestamp = on\nautovacuum_naptime = 1s\nmax_wal_size = 4GB')" \
 		QUICK=$(QUICK) tests/pg_scratch.sh tests/bench/run.sh
+
+# The bench's HTTP client (its `http` section): the stub's ceiling, and
+# libcurl's with no database. Plain, never sanitized: it measures.
+$(BUILD)/http-floor: tests/bench/http_floor.c | $(BUILD)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) $(shell pkg-config --cflags libcurl) -o $@ $< \
+		$(shell pkg-config --libs libcurl)
 
 soak: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/soak-record

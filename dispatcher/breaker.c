@@ -71,8 +71,9 @@ breaker_setup(const char *instance)
 static struct breaker *
 breaker_find(const char *kind)
 {
+	/* A kind is NULL once breaker_config() moved its breaker. */
 	for (size_t i = 0; i < breaker_local.n; i++)
-		if (strcmp(breaker_local.all[i].kind, kind) == 0)
+		if (breaker_local.all[i].kind != NULL && strcmp(breaker_local.all[i].kind, kind) == 0)
 			return &breaker_local.all[i];
 	return NULL;
 }

@@ -25,6 +25,7 @@ Suite *daemon_faults_suite(void);
 Suite *examples_suite(void);
 Suite *db_suite(void);
 Suite *hostile_suite(void);
+Suite *http_suite(void);
 Suite *http_template_suite(void);
 Suite *json_suite(void);
 Suite *log_suite(void);

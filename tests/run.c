@@ -58,6 +58,7 @@ main(void)
 		srunner_add_suite(sr, recipes_suite());
 		srunner_add_suite(sr, source_check_suite());
 		srunner_add_suite(sr, sources_suite());
+		srunner_add_suite(sr, http_suite());
 		srunner_add_suite(sr, breakers_daemon_suite());
 		srunner_add_suite(sr, ordering_suite());
 		srunner_add_suite(sr, examples_suite());

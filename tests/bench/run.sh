@@ -4,7 +4,7 @@
 # Runs inside tests/pg_scratch.sh with a durable server (fsync and
 # synchronous_commit on, as in production). Prints a table, writes
 # build/bench/results.csv and, when gnuplot is there, PNG plots. QUICK=1
-# shrinks every figure for development (under 2 minutes); the full run
+# shrinks every figure for development (about 3 minutes); the full run
 # stays under 20. What each figure means is in README.md, "Benchmarks".
 #
 # A benchmark is not a test: nothing here fails on a slow figure; the
@@ -14,12 +14,13 @@ cd "$(dirname "$0")/../.."
 
 QUICK=${QUICK:-0}
 # SECTIONS="latency backlog" runs only those (for development); default all.
-SECTIONS=${SECTIONS:-ceiling throughput latency backlog command enqueue source}
+SECTIONS=${SECTIONS:-ceiling throughput latency backlog command http enqueue source}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 best_ceiling=0 best_thru=0 best_conc=256 default_thru=0 ratio=0 p50=- p95=- p99=- pmax=-
 big_rate=0 small_rate=0 backlog_ratio=0 best_cmd=0 rss_small=- rss_after=- rss_peak=-
 enq_notify=0 enq_plain=0 enq_ratio=0 src_rate=0 src_tasks=0 src_ratio=0 src_conc=-
 floor50=- floor99=- floor50_off=- floor99_off=- d50_off=- d99_off=-
+http_best=0 http_conc=- http_stub=0 http_curl=0 http_hwm=- http_stub_ratio=0 http_noop_ratio=-
 bin=$PWD/build/pgdispatch
 out=$PWD/build/bench
 pgbench="$PGDISPATCH_PGBIN/pgbench"
@@ -33,12 +34,14 @@ if [ "$QUICK" = 1 ]; then
 	LAT_RATE=200; LAT_SECS=4
 	SMALL_BACKLOG=10000; BIG_BACKLOG=100000; FINISHED=100000
 	CMD_TASKS=2000; ENQ_SECS=4; ENQ_BACKLOG=100000; SRC_ROWS=100000
+	HTTP_CONC="64 256 1024"; HTTP_FLOOR_SECS=2
 else
 	CEIL_BATCHES="10 100 1000"; CEIL_CLIENTS="1 2 4 8"; CEIL_SECS=5; CEIL_ROWS=300000
 	THRU_TASKS=100000; THRU_CONC="8 64 256 1024"
 	LAT_RATE=200; LAT_SECS=10
 	SMALL_BACKLOG=10000; BIG_BACKLOG=1000000; FINISHED=1000000
 	CMD_TASKS=10000; ENQ_SECS=10; ENQ_BACKLOG=400000; SRC_ROWS=200000
+	HTTP_CONC="64 256 1024"; HTTP_FLOOR_SECS=5
 fi
 
 q() { psql -X -Atq -v ON_ERROR_STOP=1 -c "$1"; }
@@ -80,7 +83,14 @@ stop_daemon() {
 	wait "$daemon_pid" 2>/dev/null || true
 	daemon_pid=""
 }
-trap stop_daemon EXIT
+stub_pid=""
+stop_stub() {
+	[ -n "$stub_pid" ] || return 0
+	kill -TERM "$stub_pid" 2>/dev/null || true
+	wait "$stub_pid" 2>/dev/null || true
+	stub_pid=""
+}
+trap 'stop_daemon; stop_stub' EXIT
 # Waits until no task is pending or in progress. The check reads only the two
 # partial indexes, and runs twice a second: the figures come from the rows'
 # timestamps, so polling faster buys nothing, and a count(*) over the table
@@ -94,6 +104,7 @@ wait_done() {  # wait_done [TIMEOUT_S]
 		sleep 0.5
 	done
 }
+pct() { awk -v a="$1" 'BEGIN { printf "%d%%", a * 100 }'; }
 rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
 noop_config() {  # noop_config CONCURRENCY
@@ -291,6 +302,102 @@ done
 record command best "$best_cmd" tasks/s
 fi
 
+# --- HTTP handlers ------------------------------------------------------
+if want http; then
+# pgdispatch delivering tasks to build/http-stub in ok mode (keep-alive,
+# 200 {"ok":true}), beside what the stub and libcurl allow on their own.
+# tests/bench/http_floor.c keeps N keep-alive connections busy, one request
+# at a time on each (no pipelining), with the daemon's request header for
+# header: on raw sockets it measures the stub's ceiling; on libcurl, driven
+# as handler_http.c drives it, the libcurl + stub floor (no database). Then
+# THRU_TASKS pre-queued http.bench tasks at each concurrency, first claim to
+# last outcome. The stub, the daemon and PostgreSQL share the 2 cores, so
+# each run also notes the CPU time each spent per task (from /proc), and
+# the whole machine's: which one a run was short of.
+say "== http: $THRU_TASKS pre-queued http.bench tasks against build/http-stub"
+hz=$(getconf CLK_TCK)
+proc_ms() { awk -v hz="$hz" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
+# PostgreSQL's: the postmaster, the children it has reaped and those alive.
+pg_pid=$(head -1 "$(q "SHOW data_directory")/postmaster.pid" 2>/dev/null || true)
+pg_ms() {
+	[ -n "$pg_pid" ] || { echo 0; return; }
+	# shellcheck disable=SC2046
+	cat "/proc/$pg_pid/stat" $(ps -o pid= --ppid "$pg_pid" | awk '{ print "/proc/" $1 "/stat" }') 2>/dev/null |
+		awk -v hz="$hz" -v pm="$pg_pid" '{ t += $14 + $15 } $1 == pm { t += $16 + $17 } END { printf "%d", t * 1000 / hz }'
+}
+busy_ms() { awk -v hz="$hz" '$1 == "cpu" { printf "%d", ($2 + $3 + $4 + $7 + $8 + $9) * 1000 / hz }' /proc/stat; }
+rm -f "$out/http-stub.port"
+build/http-stub --port-file "$out/http-stub.port" --mode ok </dev/null >"$out/http-stub.out" 2>&1 &
+stub_pid=$!
+for _ in $(seq 1 100); do [ -s "$out/http-stub.port" ] && break; sleep 0.05; done
+[ -s "$out/http-stub.port" ] || { say "http-stub did not start:"; cat "$out/http-stub.out" >&2; exit 1; }
+stub_port=$(cat "$out/http-stub.port")
+# The floor runs compete for the 2 cores with whatever else runs, so beside
+# requests/s they give the CPU time per request of the stub and the client,
+# and how long the stub waited for a core (its schedstat): a low ceiling
+# with a long wait was the box's, not the stub's.
+http_floor() {  # http_floor CLIENT CONNS: "REQUESTS/S STUB_US CLIENT_US STUB_WAIT%"
+	local s0 w0 line
+	s0=$(proc_ms "$stub_pid") w0=$(awk '{ printf "%d", $2 / 1e6 }' "/proc/$stub_pid/schedstat")
+	line=$(build/http-floor --port "$stub_port" --client "$1" --conns "$2" --seconds "$HTTP_FLOOR_SECS")
+	case $line in *" errors=0") ;; *) say "http_floor: $line"; exit 1 ;; esac
+	awk -v l="$line" -v s="$(($(proc_ms "$stub_pid") - s0))" \
+		-v w="$(($(awk '{ printf "%d", $2 / 1e6 }' "/proc/$stub_pid/schedstat") - w0))" 'BEGIN {
+		n = split(l, kv, /[ =]/); for (i = 1; i < n; i += 2) f[kv[i]] = kv[i + 1]
+		printf "%d %d %d %d%%", f["rate"], s * 1000 / f["requests"], f["cpu_ms"] * 1000 / f["requests"],
+			w * 100 / (f["seconds"] * 1000) }'
+}
+http_config() {  # http_config CONCURRENCY
+	printf 'concurrency: %s\nlog: {level: warn}\nhandlers:\n  http.bench:\n    http: {url: "http://127.0.0.1:%s/bench"}\n' \
+		"$1" "$stub_port"
+}
+us() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%d", n ? ms * 1000 / n : 0 }'; }
+for conc in $HTTP_CONC; do
+	line=$(http_floor raw "$conc"); read -r raw raw_stub_us raw_client_us raw_wait <<<"$line"
+	line=$(http_floor curl "$conc"); read -r curl _ curl_us curl_wait <<<"$line"
+	record http "stub_ceiling conns=$conc" "$raw" requests/s
+	record http "stub_cpu_per_request conns=$conc" "$raw_stub_us" us
+	record http "libcurl_floor conns=$conc" "$curl" requests/s
+	record http "libcurl_cpu_per_request conns=$conc" "$curl_us" us
+	say "  $conc connections: stub ceiling $raw requests/s (CPU per request: stub $raw_stub_us us," \
+		"raw client $raw_client_us us; the stub waited for a core $raw_wait of the time);" \
+		"libcurl + stub floor $curl requests/s (libcurl client $curl_us us; stub waited $curl_wait)"
+	[ "$conc" = 64 ] && http_stub=$raw http_curl=$curl
+	reset; fill "$THRU_TASKS" http.bench
+	s0=$(proc_ms "$stub_pid") p0=$(pg_ms) m0=$(busy_ms)
+	start_daemon "$(http_config "$conc")"
+	wait_done
+	d=$(proc_ms "$daemon_pid")
+	[ "$conc" = 1024 ] && http_hwm=$(rss_kb "$daemon_pid" VmHWM)
+	s=$(($(proc_ms "$stub_pid") - s0)) p=$(($(pg_ms) - p0)) m=$(($(busy_ms) - m0))
+	stop_daemon
+	r=$(rate)
+	n=$(q "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete'")
+	[ "$n" = "$THRU_TASKS" ] || say "  ($n of $THRU_TASKS tasks complete: see $out/daemon.log)"
+	record http "concurrency=$conc" "$r" tasks/s
+	for who in daemon:$d stub:$s postgres:$p machine:$m; do
+		record http "cpu_per_task ${who%%:*} concurrency=$conc" "$(us "${who#*:}" "$n")" us
+	done
+	say "  concurrency $conc: $r tasks/s; CPU per task: daemon $(us "$d" "$n") us, stub $(us "$s" "$n") us," \
+		"PostgreSQL $(us "$p" "$n") us, anything else on the box $(us $((m - d - s - p)) "$n") us;" \
+		"$(nproc) cores give $(us $((1000 * $(nproc))) "$r") us a task at that rate"
+	if [ "$r" -gt "$http_best" ]; then http_best=$r; http_conc=$conc; fi
+done
+stop_stub
+http_stub_ratio=$(awk -v a="$http_best" -v b="$http_stub" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+record http best "$http_best" tasks/s
+record http best_concurrency "$http_conc" tasks
+record http ratio_to_stub_ceiling "$http_stub_ratio" ratio
+[ "$http_hwm" = - ] || record memory http_peak_rss_kb_concurrency_1024 "$http_hwm" kB
+if [ "$best_thru" -gt 0 ]; then
+	http_noop_ratio=$(awk -v a="$http_best" -v b="$best_thru" 'BEGIN { printf "%.2f", a / b }')
+	record http ratio_to_builtin_noop "$http_noop_ratio" ratio
+fi
+say "  best: $http_best tasks/s at concurrency $http_conc = $(pct "$http_stub_ratio") of the stub's ceiling" \
+	"($http_stub requests/s, 64 connections)$( [ "$http_noop_ratio" = - ] || echo ", $(pct "$http_noop_ratio") of builtin noop ($best_thru)");" \
+	"peak RSS at 1024 in flight $http_hwm kB"
+fi
+
 # --- enqueue cost -------------------------------------------------------
 if want enqueue; then
 # 8 producers insert one task per transaction while a daemon works a
@@ -374,7 +481,8 @@ say "  dispatch.tasks: $src_tasks tasks/s; source: $src_rate rows/s ($(awk -v r=
 fi
 
 # --- the table ----------------------------------------------------------
-pct() { awk -v a="$1" 'BEGIN { printf "%d%%", a * 100 }'; }
+http_noop_pct=-
+[ "$http_noop_ratio" = - ] || http_noop_pct=$(pct "$http_noop_ratio")
 cat <<TABLE
 
 pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(nproc) cores, PostgreSQL $(q "SHOW server_version"), fsync on)
@@ -389,6 +497,9 @@ pgdispatch benchmark ($( [ "$QUICK" = 1 ] && echo quick || echo full ) run, $(np
 | latency floor, bare listener: on / off   | p50 $floor50 / $floor50_off, p99 $floor99 / $floor99_off ms |                     |
 | backlog $BIG_BACKLOG vs $SMALL_BACKLOG due          | $big_rate vs $small_rate tasks/s = $(pct "$backlog_ratio") | within 10%          |
 | command handlers (/bin/true)             | $best_cmd tasks/s                     | >= 2,000            |
+| HTTP handlers, best (conc. $http_conc)          | $http_best tasks/s = $(pct "$http_stub_ratio") of stub ceiling, $http_noop_pct of noop | >= 5,000            |
+| HTTP stub ceiling / libcurl floor (64 conns) | $http_stub / $http_curl requests/s    |                     |
+| daemon peak RSS, 1024 HTTP in flight     | $http_hwm kB                          |                     |
 | daemon RSS start / after / peak          | $rss_small / $rss_after / $rss_peak kB   | < 10 MB, no growth  |
 | enqueue, notify vs plain (8 producers)   | $enq_notify vs $enq_plain inserts/s = $(pct "$enq_ratio") | >= 80%              |
 | source (seed table) vs tasks, conc. $src_conc | $src_rate vs $src_tasks rows/s = $(pct "$src_ratio") | >= 80%              |

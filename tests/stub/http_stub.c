@@ -102,7 +102,8 @@ static void
 buf_add(struct buf *b, const void *p, size_t n)
 {
 	buf_reserve(b, n + 1);
-	memcpy(b->data + b->len, p, n);
+	if (n > 0)   /* p may be NULL then (no body) */
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 }
