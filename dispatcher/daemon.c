@@ -365,6 +365,9 @@ daemon_done(int64_t now)
 			         "the tasks run again", outbox_count());
 		return true;
 	}
+	/* Send what was just queued (the registry row's removal): the loop
+	 * would otherwise sleep on it until its next timer. */
+	daemon_work();
 	return false;
 }
 
