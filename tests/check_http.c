@@ -632,7 +632,8 @@ END_TEST
 
 /*
  * Each method as configured, a body (the task) for POST, PUT and PATCH and
- * none for GET and DELETE; and connections kept: 105 tasks at concurrency
+ * none for GET and DELETE; an Idempotency-Key from http.idempotency_key
+ * instead of the task id; and connections kept: 106 tasks at concurrency
  * 4 use at most 4 connections.
  */
 START_TEST(test_each_method_and_connections_kept_across_tasks)
@@ -650,13 +651,18 @@ START_TEST(test_each_method_and_connections_kept_across_tasks)
 		http_handler(yaml, sizeof yaml, kind, &s, path, more);
 	}
 	http_handler(yaml, sizeof yaml, "bulk", &s, "/bulk/{id}", HTTP_FAST);
+	http_handler(yaml, sizeof yaml, "keyed", &s, "/keyed", "      idempotency_key: \"order-{payload.order}\"\n" HTTP_FAST);
 	harness_daemon_start(&d, dt_db, dt_config(yaml, NULL));
 	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) VALUES ('m_GET'), ('m_POST'), ('m_PUT'), ('m_PATCH'),"
 	                      " ('m_DELETE');"
-	                      "INSERT INTO dispatch.tasks (kind) SELECT 'bulk' FROM generate_series(1, 100)");
+	                      "INSERT INTO dispatch.tasks (kind) SELECT 'bulk' FROM generate_series(1, 100);"
+	                      "INSERT INTO dispatch.tasks (kind, payload) VALUES ('keyed', '{\"order\": \"A 7/b\"}')");
 	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status = 'complete' AND attempts = 1",
-	                   "105", 20000, &d);
-	ck_assert_int_eq(stub_load(&s, "s"), 105);
+	                   "106", 20000, &d);
+	ck_assert_int_eq(stub_load(&s, "s"), 106);
+	/* A header value is not URL-encoded. */
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT j->>'idempotency_key' FROM requests WHERE j->>'path' = '/keyed'"),
+	                 "order-A 7/b");
 	ck_assert_str_eq(harness_value(dt_conn,
 	        "SELECT string_agg(concat_ws(' ', j->>'method', j->>'path', j->>'body_len' = '0',"
 	        "                            coalesce(j->'body'->>'kind', 'none')), ',' ORDER BY j->>'path')"
