@@ -200,7 +200,8 @@ FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Idispatcher -fno-omit-fra
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 # What each target links besides its harness: the module it fuzzes and
 # what that module calls.
-FUZZ_config_OBJ := config.o cron.o http_template.o json.o log.o secrets.o
+FUZZ_config_OBJ := config.o config_parser.o config_http.o config_schedules.o config_sources.o \
+                   cron.o http_template.o json.o log.o secrets.o
 FUZZ_json_OBJ   := json.o log.o
 FUZZ_http_template_OBJ := http_template.o json.o
 FUZZ_LIBS = $(shell pkg-config --libs yaml-0.1)
