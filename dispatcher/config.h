@@ -1,11 +1,13 @@
 /*
  * The daemon's configuration: the YAML file read into plain structs.
  *
- * config.c is the only file that includes <yaml.h>. Top-level scalars are
- * described by a table of keys (type, default, bounds); handlers are a map
+ * Only the config*.c files include <yaml.h> (through their private
+ * config_parser.h): config_parser.c reads YAML by tables of keys (type,
+ * default, bounds); config.c has the top level and the handlers (a map
  * from task kind to handler settings, which fall back to the top-level
- * defaults; schedules are a map from schedule name to a periodic task.
- * Every error names the file, line and column.
+ * defaults); config_http.c an HTTP handler's settings and the breakers';
+ * config_schedules.c and config_sources.c their maps. Every error names
+ * the file, line and column.
  */
 #ifndef PGDISPATCH_CONFIG_H
 #define PGDISPATCH_CONFIG_H
