@@ -10,11 +10,12 @@
  */
 #include "http_template.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "why.h"
 
 enum http_template_type { HTTP_TEMPLATE_TEXT, HTTP_TEMPLATE_ID, HTTP_TEMPLATE_PAYLOAD };
 
@@ -28,21 +29,6 @@ struct http_template {
 	struct http_template_part *parts;
 	size_t nparts;
 };
-
-/* Writes why; returns false, so that an error is one statement. */
-static bool http_template_error(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static bool
-http_template_error(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return false;
-}
 
 /* Adds a part whose text is s[0..n) (copied). */
 static bool
@@ -80,14 +66,14 @@ http_template_check_url(const char *s, char *why, size_t whylen)
 	else if (strncasecmp(s, "https://", 8) == 0)
 		start = 8;
 	else
-		return http_template_error(why, whylen, "must start with http:// or https://");
+		return why_printf(why, whylen, "must start with http:// or https://");
 	for (size_t i = 0; s[i] != '\0'; i++)
 		if ((unsigned char) s[i] <= 0x20 || s[i] == 0x7f)
-			return http_template_error(why, whylen, "has a space or control character at byte %zu "
+			return why_printf(why, whylen, "has a space or control character at byte %zu "
 			                           "(write a space as %%20)", i + 1);
 	end = start + strcspn(s + start, "/?#");
 	if (memchr(s + start, '{', end - start) != NULL || memchr(s + start, '}', end - start) != NULL)
-		return http_template_error(why, whylen, "a placeholder or brace before the path (the scheme, host "
+		return why_printf(why, whylen, "a placeholder or brace before the path (the scheme, host "
 		                           "and port are fixed; {id} and {payload...} may only follow them)");
 	/* The host: after any user:password@, before any :port. */
 	host = start;
@@ -103,7 +89,7 @@ http_template_check_url(const char *s, char *why, size_t whylen)
 	if (host_end > end)
 		host_end = end;
 	if (host_end <= host)
-		return http_template_error(why, whylen, "has no host");
+		return why_printf(why, whylen, "has no host");
 	return true;
 }
 
@@ -116,23 +102,23 @@ http_template_placeholder(struct http_template *tpl, const char *name, size_t n,
 	size_t plen = sizeof payload - 1;
 
 	if (n == 0)
-		return http_template_error(why, whylen, "empty placeholder {} at byte %zu (write {{}} for "
+		return why_printf(why, whylen, "empty placeholder {} at byte %zu (write {{}} for "
 		                           "literal braces)", at);
 	if (n == 2 && memcmp(name, "id", 2) == 0)
 		return http_template_add(tpl, HTTP_TEMPLATE_ID, "", 0)
-		       || http_template_error(why, whylen, "out of memory");
+		       || why_printf(why, whylen, "out of memory");
 	if (n == 7 && memcmp(name, "payload", 7) == 0)
-		return http_template_error(why, whylen, "{payload} at byte %zu needs a field, such as "
+		return why_printf(why, whylen, "{payload} at byte %zu needs a field, such as "
 		                           "{payload.id}", at);
 	if (n <= plen || memcmp(name, payload, plen) != 0)
-		return http_template_error(why, whylen, "unknown placeholder {%.*s} at byte %zu (use {id} or "
+		return why_printf(why, whylen, "unknown placeholder {%.*s} at byte %zu (use {id} or "
 		                           "{payload.FIELD})", (int) (n > 64 ? 64 : n), name, at);
 	/* Every name between dots must be there: "a..b" names nothing. */
 	if (name[plen] == '.' || name[n - 1] == '.' || memmem(name, n, "..", 2) != NULL)
-		return http_template_error(why, whylen, "{%.*s} at byte %zu has an empty field name",
+		return why_printf(why, whylen, "{%.*s} at byte %zu has an empty field name",
 		                           (int) (n > 64 ? 64 : n), name, at);
 	return http_template_add(tpl, HTTP_TEMPLATE_PAYLOAD, name + plen, n - plen)
-	       || http_template_error(why, whylen, "out of memory");
+	       || why_printf(why, whylen, "out of memory");
 }
 
 /* Reads s into tpl's parts. A URL has been checked for line breaks (and every
@@ -147,20 +133,20 @@ http_template_read(struct http_template *tpl, const char *s, char *why, size_t w
 		size_t n;
 
 		if (s[i] == '\r' || s[i] == '\n') {
-			ok = http_template_error(why, whylen, "has a line break at byte %zu", i + 1);
+			ok = why_printf(why, whylen, "has a line break at byte %zu", i + 1);
 		} else if ((s[i] == '{' || s[i] == '}') && s[i + 1] == s[i]) {
 			json_buf_append(&lit, s + i, 1);
 			i += 2;
 		} else if (s[i] == '}') {
-			ok = http_template_error(why, whylen, "stray '}' at byte %zu (write }} for a literal brace)",
+			ok = why_printf(why, whylen, "stray '}' at byte %zu (write }} for a literal brace)",
 			                         i + 1);
 		} else if (s[i] == '{') {
 			n = strcspn(s + i + 1, "{}");
 			if (s[i + 1 + n] != '}')
-				ok = http_template_error(why, whylen, "'{' at byte %zu is not closed (write {{ for a "
+				ok = why_printf(why, whylen, "'{' at byte %zu is not closed (write {{ for a "
 				                         "literal brace)", i + 1);
 			else if (lit.len > 0 && !http_template_add(tpl, HTTP_TEMPLATE_TEXT, lit.data, lit.len))
-				ok = http_template_error(why, whylen, "out of memory");
+				ok = why_printf(why, whylen, "out of memory");
 			else
 				ok = http_template_placeholder(tpl, s + i + 1, n, i + 1, why, whylen);
 			json_buf_reset(&lit);
@@ -172,7 +158,7 @@ http_template_read(struct http_template *tpl, const char *s, char *why, size_t w
 		}
 	}
 	if (ok && lit.len > 0 && !http_template_add(tpl, HTTP_TEMPLATE_TEXT, lit.data, lit.len))
-		ok = http_template_error(why, whylen, "out of memory");
+		ok = why_printf(why, whylen, "out of memory");
 	json_buf_free(&lit);
 	return ok;
 }
@@ -185,7 +171,7 @@ http_template_parse(const char *s, bool url, char *why, size_t whylen)
 	if (url && !http_template_check_url(s, why, whylen))
 		return NULL;
 	if ((tpl = calloc(1, sizeof *tpl)) == NULL) {
-		http_template_error(why, whylen, "out of memory");
+		why_printf(why, whylen, "out of memory");
 		return NULL;
 	}
 	if (!http_template_read(tpl, s, why, whylen)) {
@@ -216,9 +202,9 @@ http_template_value(struct json_buf *out, const char *v, size_t n, bool urlencod
 
 	if (!urlencode) {
 		if (memchr(v, '\r', n) != NULL || memchr(v, '\n', n) != NULL)
-			return http_template_error(why, whylen, "%s contains a line break", name);
+			return why_printf(why, whylen, "%s contains a line break", name);
 		if (memchr(v, '\0', n) != NULL)
-			return http_template_error(why, whylen, "%s contains a NUL character", name);
+			return why_printf(why, whylen, "%s contains a NUL character", name);
 		json_buf_append(out, v, n);
 		return true;
 	}
@@ -274,7 +260,7 @@ http_template_fill(const struct http_template *tpl, const struct task *t, bool u
 			if (kind == JSON_STRING || kind == JSON_NUMBER || kind == JSON_BOOL)
 				ok = http_template_value(out, v.data, v.len, urlencode, name, why, whylen);
 			else
-				ok = http_template_error(why, whylen, "%s is %s", name, kinds[kind]);
+				ok = why_printf(why, whylen, "%s is %s", name, kinds[kind]);
 			break;
 		}
 	}

@@ -9,11 +9,12 @@
  */
 #include "secrets.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "why.h"
 
 #define SECRETS_MIN_LEN 4
 #define SECRETS_REDACTED "[redacted]"
@@ -54,20 +55,6 @@ secrets_remember(const char *v)
 	return true;
 }
 
-static bool secrets_error(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static bool
-secrets_error(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return false;
-}
-
 /* Expands in into out. */
 static bool
 secrets_expand_into(struct json_buf *out, const char *in, char *why, size_t whylen)
@@ -90,18 +77,18 @@ secrets_expand_into(struct json_buf *out, const char *in, char *why, size_t whyl
 		name = in[i] >= '0' && in[i] <= '9' ? 0 : strspn(in + i, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		                                                 "abcdefghijklmnopqrstuvwxyz0123456789_");
 		if (name == 0 || in[i + name] != '}')
-			return secrets_error(why, whylen, "'${' at byte %zu does not start ${NAME} (NAME: letters, "
+			return why_printf(why, whylen, "'${' at byte %zu does not start ${NAME} (NAME: letters, "
 			                     "digits and _, not starting with a digit; write $$ for a literal $)", i - 1);
 		if ((var = strndup(in + i, name)) == NULL)
-			return secrets_error(why, whylen, "out of memory");
+			return why_printf(why, whylen, "out of memory");
 		v = getenv(var);
 		free(var);
 		/* The name is printed, never the value. */
 		if (v == NULL)
-			return secrets_error(why, whylen, "${%.*s} is not set in the daemon's environment",
+			return why_printf(why, whylen, "${%.*s} is not set in the daemon's environment",
 			                     (int) (name > 128 ? 128 : name), in + i);
 		if (!secrets_remember(v))
-			return secrets_error(why, whylen, "out of memory");
+			return why_printf(why, whylen, "out of memory");
 		json_buf_append(out, v, strlen(v));
 		i += name + 1;
 	}
