@@ -58,7 +58,9 @@ static struct {
 	int64_t sync_every_ms, next_sync_ms;
 	int64_t poll_interval_ms;
 	bool sync_in_flight, report_in_flight, probe_in_flight, config_in_flight;
-	int unreported;                /* failures counted and not yet sent */
+	bool synced;                   /* the state was read since the last connect or config */
+	bool stopping;                 /* the daemon is stopping: no more probes */
+	int64_t warned_ms;             /* the last warning of a failed statement */
 	unsigned passes;
 } breaker_local;
 
@@ -121,6 +123,9 @@ breaker_config(const struct config *cfg)
 	breaker_local.sync_every_ms = cfg->lease_ms / 3 < cfg->poll_interval_ms ? cfg->lease_ms / 3 : cfg->poll_interval_ms;
 	breaker_local.config_due = true;
 	breaker_local.next_sync_ms = 0;
+	/* Claims wait for the first read: a kind opened elsewhere (or by
+	 * hand) must not be claimed by a daemon that just started. */
+	breaker_local.synced = false;
 }
 
 void
@@ -128,6 +133,7 @@ breaker_connected(void)
 {
 	breaker_local.config_due = true;
 	breaker_local.next_sync_ms = 0;
+	breaker_local.synced = false;
 	/* Statements lost with the connection are not in flight any more. */
 	breaker_local.sync_in_flight = breaker_local.report_in_flight = false;
 	breaker_local.probe_in_flight = breaker_local.config_in_flight = false;
@@ -167,10 +173,18 @@ breaker_failed(const char *what, const struct db_error *err)
 {
 	char text[1200];
 
-	/* A report that met another daemon's lock (lock_timeout) only delays
-	 * an opening; the next failure reports again. */
-	if (work_attached())
+	/* A report that met another daemon's lock only delays an opening;
+	 * the next failure reports again. Anything else (a database not
+	 * migrated to 0011, a missing grant) leaves breakers without effect:
+	 * said at warn, once a minute at most. */
+	if (!work_attached())
+		return;
+	if (strcmp(err->sqlstate, "55P03") == 0 || clock_now_ms() - breaker_local.warned_ms < 60000) {
 		log_debug("breaker %s failed: %s", what, db_error_text(err, text, sizeof text));
+		return;
+	}
+	breaker_local.warned_ms = clock_now_ms();
+	log_warn("breaker %s failed: %s", what, db_error_text(err, text, sizeof text));
 }
 
 /* A state this daemon did not cause (an operator, another daemon). A
@@ -244,6 +258,9 @@ breaker_synced(void *ctx, PGresult *res, const struct db_error *err)
 	int64_t now = clock_now_ms();
 
 	breaker_local.sync_in_flight = false;
+	/* Even a failed read ends the wait: claims must not hang on it (the
+	 * failure is logged, and the next read comes a sync period later). */
+	breaker_local.synced = true;
 	if (res == NULL) {
 		breaker_failed("state read", err);
 		return;
@@ -400,7 +417,6 @@ breaker_send_report(void)
 		return;
 	n = 0;
 	sent = mem_calloc(1, sizeof *sent);
-	breaker_local.unreported = 0;
 	sent->kinds = mem_calloc(cap, sizeof *sent->kinds);
 	sent->errors = mem_calloc(cap, sizeof *sent->errors);
 	sent->probe_succeeded = mem_calloc(cap, sizeof *sent->probe_succeeded);
@@ -461,7 +477,6 @@ breaker_note(const struct task *t, enum breaker_event ev, const char *error)
 		b->fails = 0;
 	} else if (ev == BREAKER_FAILURE && b->failures > 0) {
 		b->fails++;
-		breaker_local.unreported++;
 	} else if (b->verdict == VERDICT_NONE) {
 		return;
 	}
@@ -603,7 +618,12 @@ next:;
 bool
 breaker_busy(void)
 {
-	return breaker_local.report_in_flight || breaker_local.unreported > 0;
+	if (breaker_local.report_in_flight || (breaker_local.n > 0 && !breaker_local.synced))
+		return true;
+	for (size_t i = 0; i < breaker_local.n; i++)
+		if (breaker_local.all[i].fails > 0)
+			return true;
+	return false;
 }
 
 int64_t
@@ -629,7 +649,22 @@ breaker_next_ms(void)
 }
 
 void
-breaker_tick(int64_t now)
+breaker_stop(void)
+{
+	breaker_local.stopping = true;
+	/* A probe won and not started goes back at once, for another daemon. */
+	for (size_t i = 0; i < breaker_local.n; i++) {
+		struct breaker *b = &breaker_local.all[i];
+
+		if (b->mine && !b->probe_started) {
+			b->mine = false;
+			b->verdict = VERDICT_VOID;
+		}
+	}
+}
+
+void
+breaker_tick(int64_t now, bool room)
 {
 	if (breaker_local.n == 0 || !work_attached())
 		return;
@@ -642,7 +677,8 @@ breaker_tick(int64_t now)
 			breaker_send_config();
 		breaker_send_sync(now);
 	}
-	if (!breaker_local.probe_in_flight)
+	/* A probe is taken only by a daemon that can run it now. */
+	if (!breaker_local.probe_in_flight && room && !breaker_local.stopping)
 		for (size_t i = 0; i < breaker_local.n; i++)
 			if (breaker_probe_due(&breaker_local.all[i], now)) {
 				breaker_send_probe(&breaker_local.all[i]);

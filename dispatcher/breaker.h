@@ -43,15 +43,21 @@ void breaker_config(const struct config *cfg);
 void breaker_connected(void);
 
 /* Sends what is due on the work connection: counts to report, the state
- * to read, a probe to try. Connected only. */
-void breaker_tick(int64_t now);
+ * to read, and a probe to try when room says a task could start now.
+ * Connected only. */
+void breaker_tick(int64_t now, bool room);
+
+/* The daemon stops claiming: no more probes, and one held but not started
+ * is given back. */
+void breaker_stop(void);
 
 /* When the next tick has something to do (INT64_MAX: nothing). */
 int64_t breaker_next_ms(void);
 
-/* Failures are counted and not yet reported, or a report is on its way:
- * the next claim waits for it, so a daemon never claims past an opening
- * its own failures make. */
+/* The next claim waits: failures are counted and not yet reported, or a
+ * report is on its way (a daemon never claims past an opening its own
+ * failures make), or the state was not read yet since the daemon
+ * connected or its config changed (one round trip). */
 bool breaker_busy(void);
 
 /*

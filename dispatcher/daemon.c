@@ -90,6 +90,7 @@ daemon_begin_stop(int64_t now)
 	daemon_local.stopping = true;
 	claimer_stop();
 	schedule_stop();
+	breaker_stop();
 	daemon_local.stop_deadline_ms = now + daemon_local.cfg->shutdown_grace_ms;
 	registry_stopping(now);
 	log_info("stopping: no new claims; waiting up to %lld ms for %d running handlers "
@@ -335,7 +336,7 @@ daemon_schedule(int64_t now)
 	if (!daemon_local.stopping)
 		schedule_step(now);
 	/* Before claims: they skip what the breakers say is open. */
-	breaker_tick(now);
+	breaker_tick(now, !daemon_local.stopping && slots_running() < daemon_local.cfg->concurrency);
 	/* The sweep waits for LISTEN to be in effect (see the top). */
 	if (!daemon_local.stopping && (!daemon_local.cfg->notify || listener_listening()))
 		claimer_step(now);

@@ -164,6 +164,52 @@ START_TEST(test_breaker_opened_by_hand_holds_a_kind_until_reset)
 }
 END_TEST
 
+/* Failures and successes of one kind mixed in one loop turn, far below
+ * the threshold: the breaker stays closed and nothing is held back (a
+ * counted failure followed by a success must not leave the claimer
+ * waiting for a report that is never sent). */
+START_TEST(test_mixed_failures_and_successes_below_the_threshold_hold_nothing_back)
+{
+	struct harness_daemon d;
+	char log[256], handlers[1024];
+
+	snprintf(log, sizeof log, "%s", harness_write_temp(""));
+	snprintf(handlers, sizeof handlers,
+	         "  mixed:\n    command: [%s, %s]\n    max_attempts: 1\n"
+	         "    breaker: {failures: 1000, window: 30s, open_for: 30s}\n",
+	         harness_handler("record.sh"), log);
+	harness_daemon_start(&d, dt_db, dt_config(handlers, NULL));
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload)"
+	                      " SELECT 'mixed', CASE WHEN i % 2 = 0 THEN '{\"fail_always\": true}'::jsonb ELSE '{}' END"
+	                      "   FROM generate_series(1, 60) AS i");
+	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE status IN ('complete', 'failed')", "60",
+	                   20000, &d);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(status || ':' || n, ',' ORDER BY status)"
+	                                        "  FROM (SELECT status::text, count(*) AS n FROM dispatch.tasks"
+	                                        "         GROUP BY 1) AS c"),
+	                 "complete:30,failed:30");
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT state FROM dispatch.breakers WHERE kind = 'mixed'"), "closed");
+	harness_daemon_stop(&d, SIGTERM);
+	harness_daemon_free(&d);
+}
+END_TEST
+
+/* A daemon that starts while a kind's breaker is open claims none of it,
+ * not even in its first pass. */
+START_TEST(test_a_starting_daemon_claims_nothing_of_an_open_kind)
+{
+	struct harness_daemon d;
+
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind) SELECT 'ping' FROM generate_series(1, 5)");
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT dispatch.breaker_trip('ping', '1 hour')"), "t");
+	harness_daemon_start(&d, dt_db, dt_config("  ping:\n    builtin: noop\n", NULL));
+	harness_sleep_ms(1500);
+	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.tasks WHERE attempts = 0"), 5);
+	harness_daemon_stop(&d, SIGTERM);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 /* A source's handler has a breaker like any other: when it opens, the
  * source's rows stay pending and spend no attempts. */
 START_TEST(test_breaker_stops_a_source)
@@ -211,6 +257,8 @@ breakers_daemon_suite(void)
 	tcase_add_test(tc, test_other_kinds_run_while_a_breaker_is_open);
 	tcase_add_test(tc, test_breaker_opened_by_hand_holds_a_kind_until_reset);
 	tcase_add_test(tc, test_breaker_stops_a_source);
+	tcase_add_test(tc, test_mixed_failures_and_successes_below_the_threshold_hold_nothing_back);
+	tcase_add_test(tc, test_a_starting_daemon_claims_nothing_of_an_open_kind);
 	suite_add_tcase(s, tc);
 	return s;
 }
