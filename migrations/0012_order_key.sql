@@ -1,11 +1,13 @@
 -- Per-key ordering (README "Ordered delivery"): tasks that share an
--- order_key run one at a time, in id order (the order they were
--- inserted), across every daemon. A task of a key is claimed only when no
--- task of the same key with a smaller id is pending or in progress: the
--- key's head blocks the rest while it runs, and while it waits out a
--- retry's backoff, so a retry never lets a later task overtake it. A head
--- that ends failed (or cancelled) stops blocking: the next task of the key
--- goes on, and the failed one waits for an operator.
+-- order_key run one at a time, in id order, across every daemon. A task of
+-- a key is claimed only when no task of the key is in progress and none
+-- with a smaller id is pending: the key's head blocks the rest while it
+-- runs, and while it waits out a retry's backoff, so a retry never lets a
+-- later task overtake it. A head that ends failed (or cancelled) stops
+-- blocking: the next task of the key goes on, and the failed one waits
+-- for an operator. "In progress, whatever its id" matters: a task with a
+-- smaller id that commits late, or a failed head an operator retries,
+-- waits for the running one instead of running beside it.
 --
 -- Tasks without a key (NULL, the default) are claimed as before; the
 -- claim's extra condition is short-circuited for them.
@@ -13,14 +15,20 @@ ALTER TABLE dispatch.tasks ADD COLUMN order_key text;
 
 COMMENT ON COLUMN dispatch.tasks.order_key IS
     'Tasks with the same order_key run one at a time, in id order: a task is not claimed while '
-    'one of its key with a smaller id is pending or in progress (also while that one waits to be '
-    'retried). NULL: no ordering.';
+    'one of its key is in progress, or one with a smaller id is pending (also while that one '
+    'waits to be retried). NULL: no ordering.';
 
--- The head check's index: only live keyed tasks, so it stays as small as
--- the keyed backlog, and tasks without a key cost nothing here. One probe
--- (order_key = x AND id < y) answers whether a task is a head.
+-- The head check's indexes: only keyed tasks that are pending, or in
+-- progress, so they stay as small as the keyed backlog and tasks without
+-- a key cost nothing here. One probe of each answers whether a task is
+-- its key's head: none pending with a smaller id, none running. Built
+-- with a plain CREATE INDEX (migrations run in a transaction), which
+-- blocks writes to dispatch.tasks while it reads the table once: on a
+-- large table, run this migration at a quiet time.
 CREATE INDEX tasks_order_idx ON dispatch.tasks (order_key, id)
-    WHERE order_key IS NOT NULL AND status IN ('pending', 'in_progress');
+    WHERE order_key IS NOT NULL AND status = 'pending';
+CREATE INDEX tasks_order_running_idx ON dispatch.tasks (order_key)
+    WHERE order_key IS NOT NULL AND status = 'in_progress';
 
 -- enqueue() takes the key too. Dropped and created, as in 0007 (a
 -- function's arguments cannot change in place): its grant is gone until

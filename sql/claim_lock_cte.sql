@@ -20,13 +20,14 @@
 -- same index scan as without it.
 --
 -- A task with an order_key (migrations/0012) is taken only at the head of
--- its key: no task of the key with a smaller id pending or in progress.
+-- its key: no task of the key in progress, none with a smaller id pending.
 -- The check sits under an OR on purpose: a correlated NOT EXISTS at the
 -- top of the WHERE would be turned into an anti-join over the whole
 -- table, while under the OR it stays a per-row subplan that runs only for
--- keyed rows (one probe of tasks_order_idx each) and is skipped for the
--- rest. Blocked rows of a key are passed over by every claim until their
--- head ends: a cost that grows with the keyed backlog that is due.
+-- keyed rows (two probes, one of each small partial index) and is
+-- skipped for the rest. Blocked rows of a key are passed over by every
+-- claim until their head ends: a cost that grows with the keyed backlog
+-- that is due.
 c AS MATERIALIZED (
     SELECT id, kind, priority, run_at
       FROM dispatch.tasks
@@ -36,11 +37,15 @@ c AS MATERIALIZED (
        AND kind <> ALL ($5::text[])
        AND NOT EXISTS (SELECT 1 FROM dispatch.queue_pauses AS p WHERE p.queue = $1)
        AND (order_key IS NULL
-            OR NOT EXISTS (SELECT 1
-                             FROM dispatch.tasks AS head
-                            WHERE head.order_key = tasks.order_key
-                              AND head.status IN ('pending', 'in_progress')
-                              AND head.id < tasks.id))
+            OR (NOT EXISTS (SELECT 1
+                              FROM dispatch.tasks AS head
+                             WHERE head.order_key = tasks.order_key
+                               AND head.status = 'pending'
+                               AND head.id < tasks.id)
+                AND NOT EXISTS (SELECT 1
+                                  FROM dispatch.tasks AS running
+                                 WHERE running.order_key = tasks.order_key
+                                   AND running.status = 'in_progress')))
      ORDER BY priority DESC, run_at, id
      LIMIT $2
        FOR NO KEY UPDATE SKIP LOCKED

@@ -50,11 +50,15 @@ SELECT CASE WHEN next_run_at IS NULL THEN NULL  -- greatest() would turn NULL in
                        AND t.run_at < 'infinity'
                        AND t.kind <> ALL ($2::text[])
                        AND (t.order_key IS NULL
-                            OR NOT EXISTS (SELECT 1
-                                             FROM dispatch.tasks AS head
-                                            WHERE head.order_key = t.order_key
-                                              AND head.status IN ('pending', 'in_progress')
-                                              AND head.id < t.id))
+                            OR (NOT EXISTS (SELECT 1
+                                              FROM dispatch.tasks AS head
+                                             WHERE head.order_key = t.order_key
+                                               AND head.status = 'pending'
+                                               AND head.id < t.id)
+                                AND NOT EXISTS (SELECT 1
+                                                  FROM dispatch.tasks AS running
+                                                 WHERE running.order_key = t.order_key
+                                                   AND running.status = 'in_progress')))
                      ORDER BY t.run_at
                      LIMIT 1)) AS next_run_at
           FROM p

@@ -149,6 +149,31 @@ START_TEST(test_a_blocked_task_is_not_due)
 }
 END_TEST
 
+/* A task with a smaller id that commits after a later one of its key has
+ * started waits for it: "one at a time" holds whatever the commit order
+ * (and so does a failed head an operator retries). */
+START_TEST(test_a_late_commit_with_a_smaller_id_waits_for_the_running_task)
+{
+	struct harness_daemon d;
+	PGconn *late = harness_connect(dt_db);
+
+	harness_daemon_start(&d, dt_db, dt_config("  slow:\n    builtin: sleep\n    timeout: 10s\n", NULL));
+	harness_exec(late, "BEGIN; INSERT INTO dispatch.tasks (kind, payload, order_key) VALUES ('slow', '{\"ms\": 0}', 'x')");
+	harness_exec(dt_conn, "INSERT INTO dispatch.tasks (kind, payload, order_key) VALUES ('slow', '{\"ms\": 2500}', 'x')");
+	harness_wait_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks", "in_progress",
+	                   3000, &d);
+	harness_exec(late, "COMMIT");
+	harness_sleep_ms(1000);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks"),
+	                 "pending,in_progress");
+	harness_wait_value(dt_conn, "SELECT string_agg(status::text, ',' ORDER BY id) FROM dispatch.tasks",
+	                   "complete,complete", 8000, &d);
+	PQfinish(late);
+	harness_daemon_stop(&d, SIGTERM);
+	harness_daemon_free(&d);
+}
+END_TEST
+
 Suite *
 ordering_suite(void)
 {
@@ -160,6 +185,7 @@ ordering_suite(void)
 	tcase_add_test(tc, test_tasks_of_a_key_run_one_at_a_time_in_id_order_across_retries_and_daemons);
 	tcase_add_test(tc, test_a_failed_head_lets_its_key_go_on);
 	tcase_add_test(tc, test_a_blocked_task_is_not_due);
+	tcase_add_test(tc, test_a_late_commit_with_a_smaller_id_waits_for_the_running_task);
 	suite_add_tcase(s, tc);
 	return s;
 }
