@@ -88,6 +88,12 @@ config_http_check(struct config_parser *p, struct handler_config *h, const struc
 	if (h->http_ca_file != NULL && (why = config_unreadable(h->http_ca_file)) != NULL)
 		return config_parser_error(p, seen[HK_HTTP_CA_FILE].value, "handlers.%s.http.ca_file: %.128s: %s",
 		                           h->kind, h->http_ca_file, why);
+	/* libcurl drops only Authorization and Cookie when a redirect leads to
+	 * another host; every other configured header would go along. */
+	if (h->http_follow_redirects && h->http_headers != NULL && h->http_headers[0] != NULL)
+		return config_parser_error(p, seen[HK_HTTP_FOLLOW_REDIRECTS].key, "handlers.%s.http.follow_redirects: "
+		                           "not with http.headers (a redirect may name any host, and libcurl would "
+		                           "send it the headers: a ${VAR} secret with them)", h->kind);
 	if (seen[HK_ENV_PASSTHROUGH].set)
 		return config_parser_error(p, seen[HK_ENV_PASSTHROUGH].key, "handlers.%s.env_passthrough: an http "
 		                           "handler runs no program (pass a secret as a header: ${VAR})", h->kind);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "http_template.h"
@@ -15,6 +16,7 @@
 #include "secrets.h"
 #include "slots.h"
 #include "version.h"
+#include "why.h"
 
 /* Easy handles kept for reuse between tasks, at most. */
 #define HTTP_SPARE_MAX 1024
@@ -209,6 +211,9 @@ http_headers(struct http_task *x, const struct handler_config *hc, char *why, si
 	json_buf_printf(&key, "Idempotency-Key: ");
 	if (hc->http_idempotency_tpl != NULL)
 		ok = http_template_fill(hc->http_idempotency_tpl, t, false, &key, why, whylen);
+	else if (t->key != NULL && strpbrk(t->key, "\r\n") != NULL)
+		/* A text key could otherwise add a header of its own. */
+		ok = why_printf(why, whylen, "the row's key contains a line break");
 	else if (t->key != NULL)
 		/* A source's row: its source (t->queue) and key. */
 		json_buf_printf(&key, "%s:%s", t->queue, t->key);
@@ -294,12 +299,14 @@ http_prepare(struct http_task *x, const struct handler_config *hc, char *why, si
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pgdispatch/" PGDISPATCH_VERSION);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* A redirect may not downgrade https to http. */
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
+	                 strncasecmp(hc->http_url, "https:", 6) == 0 ? "https" : "http,https");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 	if (hc->http_follow_redirects) {
-		/* libcurl does not send a header we set (Authorization) to
-		 * another host a redirect leads to. */
+		/* Only without configured headers (config_http.c): libcurl
+		 * would send them to another host a redirect leads to. */
 		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
 		curl_easy_setopt(e, CURLOPT_POSTREDIR, (long) CURL_REDIR_POST_ALL);
@@ -416,16 +423,23 @@ http_result(const struct http_task *x)
 static void
 http_status_text(const struct http_task *x, long code, struct json_buf *msg)
 {
-	size_t n = x->answer.len < HTTP_ERROR_EXCERPT ? x->answer.len : HTTP_ERROR_EXCERPT;
+	/* Secrets are taken out before the cut, so none is cut in half with
+	 * its start left in (a value is far shorter than the margin). */
+	size_t look = x->answer.len < HTTP_ERROR_EXCERPT * 4 ? x->answer.len : HTTP_ERROR_EXCERPT * 4;
+	struct json_buf clean = {0};
+	size_t n;
 
 	if (x->status_line[0] != '\0')
 		json_buf_printf(msg, "HTTP %s", x->status_line);
 	else
 		json_buf_printf(msg, "HTTP %ld", code);
-	if (n == 0)
+	if (look == 0)
 		return;
+	secrets_redact(&clean, x->answer.data, look);
+	n = clean.len < HTTP_ERROR_EXCERPT ? clean.len : HTTP_ERROR_EXCERPT;
 	json_buf_printf(msg, ": ");
-	json_append_text(msg, x->answer.data, n);
+	json_append_text(msg, clean.data, n);
+	json_buf_free(&clean);
 	while (msg->len > 0 && (msg->data[msg->len - 1] == '\n' || msg->data[msg->len - 1] == '\r'
 	                        || msg->data[msg->len - 1] == ' '))
 		msg->data[--msg->len] = '\0';

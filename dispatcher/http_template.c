@@ -208,6 +208,13 @@ http_template_value(struct json_buf *out, const char *v, size_t n, bool urlencod
 		json_buf_append(out, v, n);
 		return true;
 	}
+	/* "." and ".." as a whole value would be a dot segment, which libcurl
+	 * (and any server) resolves: a payload could climb the path. Encoded,
+	 * they are a name like any other. */
+	if ((n == 1 && v[0] == '.') || (n == 2 && v[0] == '.' && v[1] == '.')) {
+		json_buf_append(out, n == 1 ? "%2E" : "%2E%2E", n == 1 ? 3 : 6);
+		return true;
+	}
 	for (size_t i = 0; i < n;) {
 		size_t run = 0;
 		char pct[3];

@@ -507,7 +507,7 @@ START_TEST(test_http_and_breaker_keys_read_every_key)
 	         "        X-Price: $$5\n"
 	         "        x-count: 5\n"
 	         "        X-Flag: true\n"
-	         "      follow_redirects: true\n"
+	         "      follow_redirects: false\n"
 	         "      ca_file: %s\n"
 	         "      idempotency_key: \"order-{payload.order.id}\"\n"
 	         "    timeout: 10s\n"
@@ -538,7 +538,7 @@ START_TEST(test_http_and_breaker_keys_read_every_key)
 	ck_assert_str_eq(h->http_headers[2], "x-count: 5");
 	ck_assert_str_eq(h->http_headers[3], "X-Flag: true");
 	ck_assert_ptr_null(h->http_headers[4]);
-	ck_assert(h->http_follow_redirects);
+	ck_assert(!h->http_follow_redirects);
 	ck_assert_str_eq(h->http_ca_file, ca);
 	ck_assert_str_eq(h->http_idempotency_key, "order-{payload.order.id}");
 	ck_assert_str_eq(config_test_fill(h->http_idempotency_tpl, 42, "{\"order\": {\"id\": \"A/7\"}}", false),
@@ -1110,6 +1110,9 @@ static const struct {
 	 "6:9: handlers.h.http.headers.Transfer-Encoding:" DAEMON_SETS},
 	{"http header Expect", HTTP_H "      headers:\n        Expect: 100-continue\n",
 	 "6:9: handlers.h.http.headers.Expect:" DAEMON_SETS},
+	{"http follow_redirects with headers", HTTP_H "      follow_redirects: true\n      headers:\n        X-A: 1\n",
+	 "5:7: handlers.h.http.follow_redirects: not with http.headers (a redirect may name any host, and "
+	 "libcurl would send it the headers: a ${VAR} secret with them)"},
 	{"http header twice", HTTP_H "      headers:\n        X-A: 1\n        x-a: 2\n",
 	 "7:9: handlers.h.http.headers.x-a: duplicate header (first at line 6; header names ignore case)"},
 	{"http header value as a list", HTTP_H "      headers:\n        X-A: [1]\n",

@@ -771,6 +771,41 @@ END_TEST
  * history; the daemon's log and check-config never show the value. An
  * unset variable is a config error that names it.
  */
+/* A source's text key with a line break cannot become a header (it would
+ * add one of its own): that row fails at once, the other is delivered. */
+START_TEST(test_source_key_with_a_line_break_fails_and_adds_no_header)
+{
+	struct harness_daemon d;
+	struct stub s;
+	char yaml[1024] = "";
+
+	harness_exec(dt_conn,
+	             "CREATE SCHEMA app;"
+	             "CREATE TABLE app.notes (k text PRIMARY KEY, status text NOT NULL);"
+	             "CREATE INDEX notes_claim ON app.notes (k) WHERE status = 'pending';"
+	             "GRANT USAGE ON SCHEMA app TO " HARNESS_WORKER ";"
+	             "GRANT SELECT, UPDATE (status) ON app.notes TO " HARNESS_WORKER ";"
+	             "INSERT INTO app.notes VALUES (E'a\\r\\nX-Injected: yes', 'pending'), ('b', 'pending')");
+	stub_start(&s, "ok", NULL);
+	http_handler(yaml, sizeof yaml, "notes", &s, "/n", "    max_attempts: 3\n");
+	harness_daemon_start(&d, dt_db, dt_config(yaml,
+	        "sources:\n"
+	        "  notes:\n"
+	        "    table: app.notes\n"
+	        "    status: {column: status}\n"));
+	harness_wait_value(dt_conn, "SELECT string_agg(status, ',' ORDER BY k) FROM app.notes", "failed,complete", 10000, &d);
+	ck_assert_ptr_nonnull(strstr(harness_value(dt_conn, "SELECT last_error FROM dispatch.source_rows"
+	                                                    " WHERE source = 'notes'"), "line break"));
+	ck_assert_int_eq(stub_load(&s, "s"), 1);
+	ck_assert_str_eq(harness_value(dt_conn, "SELECT string_agg(concat_ws('|', j->>'idempotency_key',"
+	                                        "  j->'headers' ? 'x-injected'), ',') FROM requests"),
+	                 "notes:b|f");
+	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
+	harness_daemon_free(&d);
+	stub_stop(&s);
+}
+END_TEST
+
 START_TEST(test_secret_header_values_reach_the_service_and_nothing_else)
 {
 	struct harness_daemon d;
@@ -1085,6 +1120,7 @@ http_suite(void)
 	tcase_add_test(request, test_each_method_and_connections_kept_across_tasks);
 	tcase_add_test(request, test_url_template_encodes_payload_values_and_a_missing_one_fails_at_once);
 	tcase_add_test(request, test_source_row_is_sent_with_source_colon_key);
+	tcase_add_test(request, test_source_key_with_a_line_break_fails_and_adds_no_header);
 	tcase_add_test(request, test_secret_header_values_reach_the_service_and_nothing_else);
 	suite_add_tcase(s, request);
 

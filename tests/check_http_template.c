@@ -12,7 +12,8 @@
 static const char tpl_payload[] =
 	"{\"a\": {\"b\": {\"c\": \"deep\"}}, \"arr\": [1], \"f\": false, \"n\": -1.5e3, \"i\": 7, "
 	"\"p\": \"a/b?c d%e&f=g#h\\u00e9~-._\", \"t\": true, \"z\": null, "
-	"\"crlf\": \"x\\r\\nX-Evil: 1\", \"lf\": \"x\\ny\", \"nul\": \"a\\u0000b\", \"plain\": \"a/b c\"}";
+	"\"crlf\": \"x\\r\\nX-Evil: 1\", \"lf\": \"x\\ny\", \"nul\": \"a\\u0000b\", \"plain\": \"a/b c\", "
+	"\"up\": \"..\", \"here\": \".\", \"dots\": \"...\"}";
 
 static struct task
 tpl_task(long long id, const char *key, const char *payload)
@@ -55,6 +56,8 @@ static const struct {
 	{"https://h", "https://h"},
 	{"https://h?{id}", "https://h?42"},
 	{"https://h#{id}", "https://h#42"},
+	/* A value that is a whole dot segment cannot climb the path. */
+	{"http://h/api/v1/{payload.up}/{payload.here}/{payload.dots}/x", "http://h/api/v1/%2E%2E/%2E/.../x"},
 	/* A value's own '{' is data, not a placeholder. */
 	{"http://h/{payload.a.b.c}{id}{payload.i}", "http://h/deep427"},
 };
