@@ -482,16 +482,18 @@ breaker_note(const struct task *t, enum breaker_event ev, const char *error)
 	}
 	if (ev == BREAKER_FAILURE && error != NULL) {
 		size_t n = strlen(error);
+		bool cut = n > BREAKER_ERROR_MAX;
 
-		if (n > BREAKER_ERROR_MAX)
+		if (cut)
 			n = BREAKER_ERROR_MAX;
 		free(b->last_error);
 		b->last_error = mem_calloc(n + 1, 1);
 		memcpy(b->last_error, error, n);
-		/* Cut inside a UTF-8 sequence: drop its start. */
-		while (n > 0 && ((unsigned char) b->last_error[n - 1] & 0xC0) == 0x80)
+		/* Cut inside a UTF-8 sequence: drop what is left of it (the
+		 * column takes valid UTF-8 only). */
+		while (cut && n > 0 && ((unsigned char) b->last_error[n - 1] & 0xC0) == 0x80)
 			b->last_error[--n] = '\0';
-		if (n > 0 && ((unsigned char) b->last_error[n - 1] & 0x80))
+		if (cut && n > 0 && ((unsigned char) b->last_error[n - 1] & 0x80))
 			b->last_error[--n] = '\0';
 	}
 }
