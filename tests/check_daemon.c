@@ -407,25 +407,6 @@ START_TEST(test_bad_config_is_rejected_with_file_line_col)
 }
 END_TEST
 
-/* An idle daemon asked to stop is gone at once: its last statement (the
- * registry row's removal) is sent when queued, not at the next timer (the
- * lease's third, seconds later). */
-START_TEST(test_idle_daemon_stops_within_a_second_of_sigterm)
-{
-	struct harness_daemon d;
-	long long start;
-
-	harness_daemon_start(&d, dt_db, dt_config("  noop:\n    builtin: noop\n", "lease: 30s\npoll_interval: 10s\n"));
-	harness_wait_value(dt_conn, "SELECT count(*) FROM dispatch.instances WHERE state = 'running'", "1", 5000, &d);
-	start = harness_now_ms();
-	ck_assert_int_eq(harness_daemon_stop(&d, SIGTERM), 0);
-	ck_assert_msg(harness_now_ms() - start < 1000, "the idle daemon took %lld ms to stop",
-	              harness_now_ms() - start);
-	ck_assert_int_eq(harness_int(dt_conn, "SELECT count(*) FROM dispatch.instances"), 0);
-	harness_daemon_free(&d);
-}
-END_TEST
-
 START_TEST(test_infinite_run_at_neither_breaks_the_timer_nor_runs_early)
 {
 	struct harness_daemon d;
@@ -475,7 +456,6 @@ daemon_suite(void)
 	tcase_add_test(tc, test_dead_pooled_sql_connection_costs_no_attempt);
 	tcase_add_test(tc, test_poll_only_mode_listens_for_nothing_and_still_works);
 	tcase_add_test(tc, test_bad_config_is_rejected_with_file_line_col);
-	tcase_add_test(tc, test_idle_daemon_stops_within_a_second_of_sigterm);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(timer, dt_setup, dt_teardown);
