@@ -135,7 +135,7 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch
 	tests/pg_scratch.sh examples/demo/run.sh
 
-# The config-push example; tests/check_sources.c runs it in `make check`
+# The config-push example; tests/check_examples.c runs it in `make check`
 # too, with the listener next to the binary under test.
 config-push: deps
 	@$(MAKE) --no-print-directory $(BUILD)/pgdispatch $(BUILD)/config-push-sink

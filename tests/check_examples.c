@@ -126,6 +126,30 @@ ex_free(struct ex_run *r)
 }
 
 /*
+ * examples/config-push/run.sh as a user runs it, in a database of its
+ * own: it migrates, makes its table, starts its listener and the daemon,
+ * inserts rows before and after the start, and checks that each arrived.
+ * Here the rows are checked again: every one complete in the table's own
+ * enum.
+ */
+START_TEST(test_config_push_example_pushes_every_row)
+{
+	struct ex_run r;
+	PGconn *conn;
+
+	ex_run(&r, "config-push", NULL);
+	ex_assert_passed(&r, "config-push: every row complete, every content received");
+	conn = harness_connect(r.db);
+	ck_assert_str_eq(harness_value(conn, "SELECT concat_ws('|', count(*), string_agg(DISTINCT status::text, ','),"
+	                                     "       pg_typeof(min(status))::text)"
+	                                     "  FROM configuration_update"),
+	                 "40|complete|configuration_update_status");
+	PQfinish(conn);
+	ex_free(&r);
+}
+END_TEST
+
+/*
  * order-fanout: 40 orders, each adding an inventory and an email task in
  * its own transaction; the email service goes down after 20 and comes
  * back once its breaker opened. The script checks each service's log
@@ -210,6 +234,7 @@ examples_suite(void)
 
 	tcase_add_checked_fixture(tc, NULL, harness_teardown);
 	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_config_push_example_pushes_every_row);
 	tcase_add_test(tc, test_order_fanout_example_delivers_every_order_through_an_email_outage);
 	tcase_add_test(tc, test_guaranteed_delivery_example_applies_every_event_once_in_key_order);
 	suite_add_tcase(s, tc);

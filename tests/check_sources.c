@@ -10,16 +10,15 @@
  * on insert. Tables are made by the owner (the test's connection); the
  * daemon runs as HARNESS_WORKER, which gets exactly the grants
  * `pgdispatch check-config -d` asks for, and the claim's partial index
- * exists. The example examples/config-push/ runs here too.
+ * exists. (The example examples/config-push/ runs in
+ * tests/check_examples.c.)
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,25 +142,6 @@ src_trace(const char *sql, const char *until, int timeout_ms, const struct harne
 		              timeout_ms, trace, d != NULL ? harness_daemon_log(d) : "");
 		harness_sleep_ms(10);
 	}
-}
-
-/* The whole of a file, NUL-terminated; the caller frees it. */
-static char *
-src_slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long len;
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t) len + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(fread(buf, 1, (size_t) len, f), (size_t) len);
-	fclose(f);
-	return buf;
 }
 
 /* ---- wake-ups ---- */
@@ -1127,83 +1107,12 @@ START_TEST(test_source_and_tasks_side_by_side_each_within_its_concurrency)
 }
 END_TEST
 
-/* ---- the example ---- */
-
-/*
- * examples/config-push/run.sh as a user runs it, in a database of its
- * own: it migrates, makes its table, starts its listener and the daemon,
- * inserts rows before and after the start, and checks that each arrived.
- * Here the rows are checked again: every one complete in the table's own
- * enum.
- */
-START_TEST(test_config_push_example_pushes_every_row)
-{
-	const char *src = getenv("PGDISPATCH_SRC"), *db = harness_db_create();
-	char script[512], out_path[256], err_path[256], dbname[96];
-	long long end = harness_now_ms() + 120000;
-	int status, rc, out_fd, err_fd;
-	char *out, *err;
-	PGconn *conn;
-	pid_t pid;
-
-	ck_assert_msg(src != NULL, "PGDISPATCH_SRC is not set (run through make check)");
-	ck_assert(sscanf(db, "dbname=%95s", dbname) == 1);
-	snprintf(script, sizeof script, "%s/examples/config-push/run.sh", src);
-	snprintf(out_path, sizeof out_path, "%s", harness_write_temp(""));
-	snprintf(err_path, sizeof err_path, "%s", harness_write_temp(""));
-	out_fd = open(out_path, O_WRONLY | O_TRUNC);
-	err_fd = open(err_path, O_WRONLY | O_TRUNC);
-	ck_assert(out_fd >= 0 && err_fd >= 0);
-	fflush(NULL);
-	pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		/* A process group of its own, so that a hung run can be ended
-		 * whole; gone with the test. */
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(out_fd, STDOUT_FILENO);
-		dup2(err_fd, STDERR_FILENO);
-		setenv("PGDATABASE", dbname, 1);
-		execl("/bin/bash", "bash", script, (char *) NULL);
-		_exit(127);
-	}
-	close(out_fd);
-	close(err_fd);
-	while ((rc = waitpid(pid, &status, WNOHANG)) == 0 && harness_now_ms() < end)
-		harness_sleep_ms(100);
-	if (rc == 0) {
-		kill(-pid, SIGKILL);
-		(void) waitpid(pid, &status, 0);
-	}
-	out = src_slurp(out_path);
-	err = src_slurp(err_path);
-	ck_assert_msg(rc != 0, "run.sh still running after 120 s:\n%s\n%s", out, err);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "run.sh failed (status %d):\n%s\n%s", status, out,
-	              err);
-	ck_assert_msg(strstr(out, "config-push: every row complete, every content received") != NULL, "%s\n%s", out,
-	              err);
-
-	conn = harness_connect(db);
-	ck_assert_str_eq(harness_value(conn, "SELECT concat_ws('|', count(*), string_agg(DISTINCT status::text, ','),"
-	                                     "       pg_typeof(min(status))::text)"
-	                                     "  FROM configuration_update"),
-	                 "40|complete|configuration_update_status");
-	PQfinish(conn);
-	free(out);
-	free(err);
-	unlink(out_path);
-	unlink(err_path);
-}
-END_TEST
-
 Suite *
 sources_suite(void)
 {
 	Suite *s = suite_create("sources");
 	TCase *tc = tcase_create("end_to_end");
 	TCase *load = tcase_create("load");
-	TCase *example = tcase_create("example");
 
 	tcase_add_checked_fixture(tc, dt_setup, dt_teardown);
 	tcase_set_timeout(tc, 120);
@@ -1227,10 +1136,5 @@ sources_suite(void)
 	tcase_set_timeout(load, 240);
 	tcase_add_test(load, test_two_daemons_run_each_of_5000_rows_exactly_once);
 	suite_add_tcase(s, load);
-
-	tcase_add_checked_fixture(example, NULL, harness_teardown);
-	tcase_set_timeout(example, 180);
-	tcase_add_test(example, test_config_push_example_pushes_every_row);
-	suite_add_tcase(s, example);
 	return s;
 }

@@ -2,7 +2,7 @@
 # The config-push example, end to end, against the database libpq's PG*
 # variables name (`make config-push` runs it on a scratch PostgreSQL;
 # `make check` runs it in a database of its own, from
-# tests/check_sources.c). It
+# tests/check_examples.c). It
 #
 #   1. migrates, creates the roles, and a login role config_push for the
 #      daemon (a member of dispatch_worker);
