@@ -59,6 +59,8 @@ static struct {
 	int64_t poll_interval_ms;
 	bool sync_in_flight, report_in_flight, probe_in_flight, config_in_flight;
 	bool synced;                   /* the state was read since the last connect or config */
+	bool quiet;                    /* no kind has breaker: and none is open or half-open:
+	                                * a task's start and end need no lookup */
 	bool stopping;                 /* the daemon is stopping: no more probes */
 	int64_t warned_ms;             /* the last warning of a failed statement */
 	unsigned passes;
@@ -68,6 +70,16 @@ void
 breaker_setup(const char *instance)
 {
 	breaker_local.instance = instance;
+}
+
+/* After anything that changes the settings or a state. */
+static void
+breaker_recount(void)
+{
+	breaker_local.quiet = true;
+	for (size_t i = 0; i < breaker_local.n; i++)
+		if (breaker_local.all[i].failures > 0 || breaker_local.all[i].state != BREAKER_CLOSED)
+			breaker_local.quiet = false;
 }
 
 static struct breaker *
@@ -126,6 +138,7 @@ breaker_config(const struct config *cfg)
 	/* Claims wait for the first read: a kind opened elsewhere (or by
 	 * hand) must not be claimed by a daemon that just started. */
 	breaker_local.synced = false;
+	breaker_recount();
 }
 
 void
@@ -295,6 +308,7 @@ breaker_synced(void *ctx, PGresult *res, const struct db_error *err)
 			breaker_seen(b, BREAKER_CLOSED);
 		}
 	}
+	breaker_recount();
 }
 
 static void
@@ -375,6 +389,7 @@ breaker_reported(void *ctx, PGresult *res, const struct db_error *err)
 		if (b->state == BREAKER_CLOSED && was != BREAKER_CLOSED)
 			claimer_sweep(false);
 	}
+	breaker_recount();
 	for (size_t i = 0; i < sent->n; i++) {
 		free(sent->kinds[i]);
 		free(sent->errors[i]);
@@ -462,7 +477,7 @@ breaker_send_report(void)
 void
 breaker_note(const struct task *t, enum breaker_event ev, const char *error)
 {
-	struct breaker *b = breaker_find(t->kind);
+	struct breaker *b = breaker_local.quiet ? NULL : breaker_find(t->kind);
 
 	if (b == NULL)
 		return;
@@ -515,6 +530,7 @@ breaker_probed(void *ctx, PGresult *res, const struct db_error *err)
 		b->probe_started = false;
 		b->won_in_pass = breaker_local.passes;
 		log_info("breaker kind=%s half-open: letting one probe task through", b->kind);
+		breaker_recount();
 		claimer_sweep(false);
 	} else if (b != NULL) {
 		/* Another daemon has it, or an operator changed it: read again. */
@@ -571,7 +587,7 @@ breaker_pass_end(bool short_everywhere, int64_t now)
 void
 breaker_started(const struct task *t)
 {
-	struct breaker *b = breaker_find(t->kind);
+	struct breaker *b = breaker_local.quiet ? NULL : breaker_find(t->kind);
 
 	if (b != NULL && b->mine && !b->probe_started) {
 		b->probe_started = true;
@@ -583,6 +599,8 @@ breaker_started(const struct task *t)
 void
 breaker_kinds(const char **skip, size_t *nskip, const char **limited, int *rooms, size_t *nlimited, size_t cap)
 {
+	if (breaker_local.quiet)
+		return;
 	for (size_t i = 0; i < breaker_local.n; i++) {
 		const struct breaker *b = &breaker_local.all[i];
 		bool probe = b->state == BREAKER_HALF_OPEN && b->mine && !b->probe_started;
@@ -622,7 +640,8 @@ breaker_busy(void)
 {
 	if (breaker_local.report_in_flight || (breaker_local.n > 0 && !breaker_local.synced))
 		return true;
-	for (size_t i = 0; i < breaker_local.n; i++)
+	/* Failures are counted only for kinds with breaker: (never quiet). */
+	for (size_t i = 0; !breaker_local.quiet && i < breaker_local.n; i++)
 		if (breaker_local.all[i].fails > 0)
 			return true;
 	return false;
