@@ -32,24 +32,6 @@ struct ex_run {
 	char *out, *err;     /* stdout (the story), stderr (the daemon's log and failures) */
 };
 
-static char *
-ex_slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long len;
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t) len + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(fread(buf, 1, (size_t) len, f), (size_t) len);
-	fclose(f);
-	return buf;
-}
-
 /*
  * Runs examples/NAME/run.sh in a new database (PGDATABASE; the server and
  * user are the test's own PG*), with env ("NAME=VALUE" each,
@@ -101,8 +83,8 @@ ex_run(struct ex_run *r, const char *name, const char *const *env)
 	}
 	r->status = status;
 	r->ms = harness_now_ms() - start;
-	r->out = ex_slurp(out_path);
-	r->err = ex_slurp(err_path);
+	r->out = harness_slurp(out_path);
+	r->err = harness_slurp(err_path);
 	unlink(out_path);
 	unlink(err_path);
 }

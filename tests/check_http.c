@@ -45,29 +45,11 @@ struct stub {
 	char port_path[256];
 };
 
-static char *
-http_slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long len;
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	buf = malloc((size_t) len + 1);
-	ck_assert(buf != NULL);
-	buf[fread(buf, 1, (size_t) len, f)] = '\0';
-	fclose(f);
-	return buf;
-}
-
 /* How many times text occurs in what the stub said. */
 static int
 stub_said(const struct stub *s, const char *text)
 {
-	char *out = http_slurp(s->out_path);
+	char *out = harness_slurp(s->out_path);
 	int n = 0;
 
 	for (const char *p = strstr(out, text); p != NULL; p = strstr(p + 1, text))
@@ -82,7 +64,7 @@ stub_check_alive(const struct stub *s)
 	int status;
 
 	if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-		char *out = http_slurp(s->out_path);
+		char *out = harness_slurp(s->out_path);
 
 		ck_abort_msg("http-stub exited (status %d):\n%s", status, out);
 	}
@@ -97,7 +79,7 @@ stub_wait_said(const struct stub *s, const char *text, int n, int timeout_ms)
 	while (stub_said(s, text) < n) {
 		stub_check_alive(s);
 		if (harness_now_ms() >= end) {
-			char *out = http_slurp(s->out_path);
+			char *out = harness_slurp(s->out_path);
 
 			ck_abort_msg("http-stub did not say \"%s\" %d times within %d ms:\n%s", text, n, timeout_ms, out);
 		}
@@ -163,7 +145,7 @@ stub_start(struct stub *s, const char *mode, ...)
 	s->ctl = in[1];
 	s->modes = 1;
 	for (end = harness_now_ms() + 10000; s->port == 0; harness_sleep_ms(10)) {
-		char *text = http_slurp(s->port_path);
+		char *text = harness_slurp(s->port_path);
 
 		s->port = atoi(text);
 		free(text);
@@ -203,7 +185,7 @@ stub_stop(struct stub *s)
 	while (waitpid(s->pid, &status, 0) < 0)
 		ck_assert_int_eq(errno, EINTR);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char *out = http_slurp(s->out_path);
+		char *out = harness_slurp(s->out_path);
 
 		ck_abort_msg("http-stub ended with status %d:\n%s", status, out);
 	}
@@ -217,7 +199,7 @@ stub_stop(struct stub *s)
 static int
 stub_requests(const struct stub *s)
 {
-	char *log = http_slurp(s->log_path);
+	char *log = harness_slurp(s->log_path);
 	int n = 0;
 
 	for (const char *p = log; (p = strchr(p, '\n')) != NULL; p++)

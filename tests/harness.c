@@ -169,14 +169,14 @@ harness_start(struct harness_proc *p, const char *const *args)
 	close(err_fd);
 }
 
-static char *
+char *
 harness_slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char *buf;
 	long len;
 
-	ck_assert(f != NULL);
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
 	fseek(f, 0, SEEK_END);
 	len = ftell(f);
 	rewind(f);

@@ -161,6 +161,9 @@ void harness_wait_value(PGconn *conn, const char *sql, const char *want, int tim
 /* Absolute path of tests/handlers/NAME (a test handler program). */
 const char *harness_handler(const char *name);
 
+/* The whole of the file at path, NUL-terminated; the caller frees it. */
+char *harness_slurp(const char *path);
+
 /* Writes text to a new temporary file; returns its path (static buffer). */
 const char *harness_write_temp(const char *text);
 
